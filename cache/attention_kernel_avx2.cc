@@ -169,15 +169,7 @@ class Avx2Ops {
 
 TileKernel Avx2TileKernel(DType dtype, int head_dim) {
   if (head_dim % 16 != 0 || !CpuSupports(CpuIsa::kAvx2)) return nullptr;
-  switch (dtype) {
-    case DType::kF32:
-      return &RunTile<Avx2Ops<DType::kF32>>;
-    case DType::kF16:
-      return &RunTile<Avx2Ops<DType::kF16>>;
-    case DType::kBF16:
-      return &RunTile<Avx2Ops<DType::kBF16>>;
-  }
-  return nullptr;
+  return TileKernelFor<Avx2Ops>(dtype);
 }
 
 }  // namespace kvtier::attention_internal

@@ -193,15 +193,7 @@ class Avx512Ops {
 
 TileKernel Avx512TileKernel(DType dtype, int head_dim) {
   if (head_dim % 32 != 0 || !CpuSupports(CpuIsa::kAvx512)) return nullptr;
-  switch (dtype) {
-    case DType::kF32:
-      return &RunTile<Avx512Ops<DType::kF32>>;
-    case DType::kF16:
-      return &RunTile<Avx512Ops<DType::kF16>>;
-    case DType::kBF16:
-      return &RunTile<Avx512Ops<DType::kBF16>>;
-  }
-  return nullptr;
+  return TileKernelFor<Avx512Ops>(dtype);
 }
 
 }  // namespace kvtier::attention_internal

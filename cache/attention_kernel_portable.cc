@@ -64,15 +64,7 @@ class PortableOps {
 }  // namespace
 
 TileKernel PortableTileKernel(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return &RunTile<PortableOps<DType::kF32>>;
-    case DType::kF16:
-      return &RunTile<PortableOps<DType::kF16>>;
-    case DType::kBF16:
-      return &RunTile<PortableOps<DType::kBF16>>;
-  }
-  return nullptr;
+  return TileKernelFor<PortableOps>(dtype);
 }
 
 }  // namespace kvtier::attention_internal

@@ -131,6 +131,20 @@ void RunTile(const TileTask& task) {
   }
 }
 
+// RunTile instantiated with Ops<dtype>.
+template <template <DType> class Ops>
+TileKernel TileKernelFor(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return &RunTile<Ops<DType::kF32>>;
+    case DType::kF16:
+      return &RunTile<Ops<DType::kF16>>;
+    case DType::kBF16:
+      return &RunTile<Ops<DType::kBF16>>;
+  }
+  return nullptr;
+}
+
 }  // namespace kvtier::attention_internal
 
 #endif  // KVTIER_CACHE_ATTENTION_TILE_H_

@@ -63,26 +63,30 @@ absl::Status KvPool::CheckSlots(absl::Span<const int64_t> slots) const {
   return absl::OkStatus();
 }
 
-absl::Status KvPool::WriteKv(int layer, absl::Span<const int64_t> slots,
-                             absl::Span<const char> k, absl::Span<const char> v) {
+absl::Status KvPool::CheckKvAccess(int layer, absl::Span<const int64_t> slots, size_t k_bytes,
+                                   size_t v_bytes) const {
   const int64_t tokens = static_cast<int64_t>(slots.size());
   for (absl::Status status :
        {CheckLayer(layer), CheckSlots(slots),
-        CheckTensorBytes("k", k.size(), tokens, shape_.num_kv_heads, shape_),
-        CheckTensorBytes("v", v.size(), tokens, shape_.num_kv_heads, shape_)}) {
+        CheckTensorBytes("k", k_bytes, tokens, shape_.num_kv_heads, shape_),
+        CheckTensorBytes("v", v_bytes, tokens, shape_.num_kv_heads, shape_)}) {
     if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvPool::WriteKv(int layer, absl::Span<const int64_t> slots,
+                             absl::Span<const char> k, absl::Span<const char> v) {
+  if (absl::Status status = CheckKvAccess(layer, slots, k.size(), v.size()); !status.ok()) {
+    return status;
   }
   return DoWriteKv(layer, slots, k.data(), v.data());
 }
 
 absl::Status KvPool::ReadKv(int layer, absl::Span<const int64_t> slots, absl::Span<char> k,
                             absl::Span<char> v) const {
-  const int64_t tokens = static_cast<int64_t>(slots.size());
-  for (absl::Status status :
-       {CheckLayer(layer), CheckSlots(slots),
-        CheckTensorBytes("k", k.size(), tokens, shape_.num_kv_heads, shape_),
-        CheckTensorBytes("v", v.size(), tokens, shape_.num_kv_heads, shape_)}) {
-    if (!status.ok()) return status;
+  if (absl::Status status = CheckKvAccess(layer, slots, k.size(), v.size()); !status.ok()) {
+    return status;
   }
   return DoReadKv(layer, slots, k.data(), v.data());
 }

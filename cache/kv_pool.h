@@ -88,6 +88,9 @@ class KvPool {
  private:
   absl::Status CheckLayer(int layer) const;
   absl::Status CheckSlots(absl::Span<const int64_t> slots) const;
+  // Layer, slots, and K and V byte sizes of a WriteKv or ReadKv.
+  absl::Status CheckKvAccess(int layer, absl::Span<const int64_t> slots, size_t k_bytes,
+                             size_t v_bytes) const;
 
   const KvPoolShape shape_;
 };
