@@ -9,6 +9,8 @@
 // NOTE: on shared machines the memory bandwidth left to us drifts by tens of percent within a
 // minute, so each case alternates attention runs with passes of (a) on the same threads, and
 // its ratio is median attention bandwidth / median read bandwidth over those same moments.
+// Per thread count it also prints attention over K/V that stays in the caches: the kernel's
+// compute ceiling, which bounds how much of the memory time compute can hide under.
 // The last line is one JSON object for batch 8, context 16k, all threads.
 #include <algorithm>
 #include <chrono>
@@ -53,6 +55,20 @@ double Median(std::vector<double> values) {
 
 double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Median seconds of `run`, after a warm-up, over at least `min_seconds` and 5 runs.
+template <typename Run>
+double MedianSeconds(Run run, double min_seconds) {
+  run();
+  std::vector<double> times;
+  const Clock::time_point start = Clock::now();
+  while (times.size() < 5 || (times.size() < 10000 && Seconds(start) < min_seconds)) {
+    const Clock::time_point t0 = Clock::now();
+    run();
+    times.push_back(Seconds(t0));
+  }
+  return Median(std::move(times));
 }
 
 // Runs `a` and `b` alternately, after one warm-up run each, for at least `min_seconds` and at
@@ -149,31 +165,60 @@ struct CaseResult {
   double read_gbps;  // memory read bandwidth measured alongside
 };
 
-// Decode attention for `batch` sequences of `context` tokens over shuffled blocks of `pool`,
-// interleaved with memory read passes on the same threads.
+// One decode step for `batch` sequences of `context` tokens over shuffled blocks of a pool.
+class DecodeStep {
+ public:
+  DecodeStep(const KvPool& pool, const std::vector<int32_t>& shuffled_blocks, int batch,
+             int context)
+      : pool_(pool), bytes_(static_cast<double>(batch) * context * kTokenKvBytes) {
+    const int blocks_per_sequence = context / kBlockSize;
+    for (int s = 0; s < batch; ++s) {
+      layouts_.push_back({absl::MakeConstSpan(shuffled_blocks)
+                              .subspan(int64_t{s} * blocks_per_sequence, blocks_per_sequence),
+                          context, 1});
+    }
+    params_.num_q_heads = kQueryHeads;
+    q_.resize(int64_t{batch} * kQueryHeads * kHeadDim * 2);
+    for (size_t i = 0; i < q_.size() / 2; ++i) {
+      StoreFromFloat(kDType, (i % 7) * 0.1f, q_.data(), i);
+    }
+    out_.resize(q_.size());
+  }
+
+  double bytes() const { return bytes_; }  // K+V bytes one step reads
+
+  void Run() {
+    absl::Status status = pool_.Attend(0, layouts_, params_, q_, absl::MakeSpan(out_));
+    if (!status.ok()) {
+      std::fprintf(stderr, "%s\n", status.ToString().c_str());
+      std::exit(1);
+    }
+  }
+
+ private:
+  const KvPool& pool_;
+  const double bytes_;
+  std::vector<SequenceLayout> layouts_;
+  AttentionParams params_;
+  std::string q_;
+  std::string out_;
+};
+
+// A decode step interleaved with memory read passes on the same threads.
 CaseResult RunDecode(const KvPool& pool, const std::vector<int32_t>& shuffled_blocks, int batch,
                      int context, MemoryReader& reader) {
-  const int blocks_per_sequence = context / kBlockSize;
-  std::vector<SequenceLayout> layouts;
-  for (int s = 0; s < batch; ++s) {
-    layouts.push_back({absl::MakeConstSpan(shuffled_blocks).subspan(
-                           int64_t{s} * blocks_per_sequence, blocks_per_sequence),
-                       context, 1});
-  }
-  AttentionParams params;
-  params.num_q_heads = kQueryHeads;
-  std::string q(int64_t{batch} * kQueryHeads * kHeadDim * 2, '\0');
-  for (size_t i = 0; i < q.size() / 2; ++i) StoreFromFloat(kDType, (i % 7) * 0.1f, q.data(), i);
-  std::string out(q.size(), '\0');
+  DecodeStep step(pool, shuffled_blocks, batch, context);
   const auto [attend_seconds, read_seconds] = InterleavedMedianSeconds(
-      [&] {
-        absl::Status status = pool.Attend(0, layouts, params, q, absl::MakeSpan(out));
-        if (!status.ok()) std::exit(1);
-      },
-      [&] { reader.Read(); }, absl::GetFlag(FLAGS_min_seconds));
-  return {attend_seconds * 1e3,
-          static_cast<double>(batch) * context * kTokenKvBytes / attend_seconds / 1e9,
+      [&] { step.Run(); }, [&] { reader.Read(); }, absl::GetFlag(FLAGS_min_seconds));
+  return {attend_seconds * 1e3, step.bytes() / attend_seconds / 1e9,
           static_cast<double>(reader.bytes()) / read_seconds / 1e9};
+}
+
+// The kernel's compute ceiling: a step whose K/V (2 MiB) stays in the caches between runs.
+double CacheResidentGbps(const KvPool& pool, const std::vector<int32_t>& shuffled_blocks) {
+  DecodeStep step(pool, shuffled_blocks, /*batch=*/1, /*context=*/512);
+  return step.bytes() / MedianSeconds([&] { step.Run(); }, absl::GetFlag(FLAGS_min_seconds)) /
+         1e9;
 }
 
 int Main() {
@@ -228,6 +273,8 @@ int Main() {
       pool = pool_all.get();
     }
     MemoryReader& reader = threads == 1 ? read_one : read_all;
+    std::printf("%6s %7s %8d   cache-resident K/V (batch 1, context 512): %.2f GB/s\n", "", "",
+                threads, CacheResidentGbps(*pool, shuffled));
     for (int batch : batches) {
       for (int context : contexts) {
         if (int64_t{batch} * context > max_tokens) {

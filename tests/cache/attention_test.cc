@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <tuple>
@@ -26,6 +27,13 @@ namespace kvtier {
 namespace {
 
 constexpr int kNumKvHeads = 2;
+
+}  // namespace
+
+// GoogleTest prints parameters with this (found by ADL in kvtier).
+void PrintTo(DType dtype, std::ostream* os) { *os << DTypeName(dtype); }
+
+namespace {
 
 // The kernel ISAs this CPU runs; prints the others, once, so a skipped one is never silent.
 const std::vector<CpuIsa>& TestedIsas() {
