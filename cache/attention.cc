@@ -144,7 +144,8 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
   // Split units leave their state here for the merge; unsplit ones write out directly.
   std::vector<TileState> partials(any_split ? num_units : 0);
 
-  // Query row `row` (token-major within a head group) of `tile` for a sequence and KV head.
+  // Element offset in q and out of a query row of a sequence's KV head; rows are token-major:
+  // row = query token * G + query head within the group.
   auto row_query_index = [&](const SequencePlan& plan, int kv_head, int row) {
     const int64_t token = plan.first_query + row / group;
     return (token * params.num_q_heads + int64_t{kv_head} * group + row % group) * d;
