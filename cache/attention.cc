@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -141,8 +142,9 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
     num_units += int64_t{kv.num_kv_heads} * plans[s].tiles * plans[s].splits;
     any_split |= plans[s].splits > 1;
   }
-  // Split units leave their state here for the merge; unsplit ones write out directly.
-  std::vector<TileState> partials(any_split ? num_units : 0);
+  // Split units leave their state here for the merge; unsplit ones write out directly. Left
+  // uninitialized: every unit sets its own state before use.
+  std::unique_ptr<TileState[]> partials(any_split ? new TileState[num_units] : nullptr);
 
   // Element offset in q and out of a query row of a sequence's KV head; rows are token-major:
   // row = query token * G + query head within the group.
