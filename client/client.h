@@ -1,0 +1,86 @@
+// Client: what a front-end model server links to use a kvtier tier. It holds a channel to the
+// coordinator and one per shard, opens and resumes sessions, and starts steps (one forward
+// pass of a batch of sessions; step.h).
+//
+// Front-ends stay stateless: a Session object caches only what the coordinator can give back
+// (GetSession), so any replica may resume a session by id. Every call carries a deadline.
+// Errors are absl::Status with the gRPC code kept; IsReprefillRequired tells the one a
+// front-end must act on: the session's K/V is gone with a shard, so open a new session and
+// prefill the conversation again.
+//
+// Thread-safe: a Client may be shared; a Session or Step is used by one thread at a time.
+#ifndef KVTIER_CLIENT_CLIENT_H_
+#define KVTIER_CLIENT_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "grpcpp/channel.h"
+#include "kvtier/v1/attention.grpc.pb.h"
+#include "kvtier/v1/session.grpc.pb.h"
+
+namespace kvtier {
+
+class Session;
+class Step;
+
+struct ClientOptions {
+  std::string coordinator_address;  // host:port
+  absl::Duration control_deadline = absl::Seconds(10);  // each coordinator call
+  absl::Duration step_deadline = absl::Seconds(60);     // a whole step, all its layers
+  int max_message_bytes = 256 << 20;
+};
+
+// True for the status that means "the session's K/V was lost; open a new session and
+// re-prefill" (ABORTED, from the coordinator or a shard).
+bool IsReprefillRequired(const absl::Status& status);
+
+class Client {
+ public:
+  // Connects lazily: a coordinator that is down shows up as UNAVAILABLE on the first call.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+
+  absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
+  absl::StatusOr<std::unique_ptr<Session>> OpenSession(const std::string& model,
+                                                       const std::string& tenant);
+  // Continues a session opened by any client, from what the tier holds.
+  absl::StatusOr<std::unique_ptr<Session>> ResumeSession(const std::string& session_id,
+                                                         const std::string& tenant);
+  // A step over `sessions` (all of one model, each with tokens added by Extend): their new
+  // tokens, session by session, are the rows of every layer's tensors.
+  absl::StatusOr<std::unique_ptr<Step>> BeginStep(absl::Span<Session* const> sessions);
+  absl::StatusOr<v1::GetStatsResponse> GetStats();
+
+  const ClientOptions& options() const { return options_; }
+  v1::SessionService::Stub& coordinator() { return *coordinator_; }
+  // The data-plane stub for a shard, its channel shared by every step.
+  std::shared_ptr<v1::Attention::Stub> Shard(const std::string& address)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the shard's channel after it failed to connect, so the next step dials afresh
+  // (a restarted shard) instead of waiting out the old channel's reconnect backoff.
+  void ForgetShard(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
+  // A fresh client context carrying the control deadline.
+  std::unique_ptr<grpc::ClientContext> ControlContext() const;
+
+ private:
+  explicit Client(const ClientOptions& options);
+  absl::StatusOr<std::unique_ptr<Step>> OpenStep(absl::Span<Session* const> sessions);
+  absl::StatusOr<std::unique_ptr<Session>> SessionFrom(absl::StatusOr<v1::SessionInfo> info,
+                                                       const std::string& tenant);
+
+  const ClientOptions options_;
+  std::unique_ptr<v1::SessionService::Stub> coordinator_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<v1::Attention::Stub>> shards_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_CLIENT_CLIENT_H_

@@ -1,0 +1,126 @@
+#include "client/session.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/client.h"
+#include "client/step.h"
+#include "proto/status_convert.h"
+
+namespace kvtier {
+
+Session::Session(Client* client, std::string tenant, v1::SessionInfo info)
+    : client_(client),
+      tenant_(std::move(tenant)),
+      info_(std::move(info)),
+      committed_len_(info_.context_len()),
+      written_len_(info_.context_len()) {}
+
+int32_t Session::leased_tokens() const {
+  return info_.lease().blocks_size() * info_.model().block_size();
+}
+
+absl::Status Session::Extend(absl::Span<const int32_t> tokens) {
+  if (tokens.empty()) return absl::InvalidArgumentError("tokens: expected at least one");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokens[", i, "]: expected a token id >= 0, got ", tokens[i]));
+    }
+  }
+  const int64_t wanted = int64_t{written_len_} + pending_tokens() + tokens.size();
+  if (wanted > leased_tokens()) {
+    v1::ExtendRequest request;
+    request.set_session_id(id());
+    request.set_tenant(tenant_);
+    request.set_expected_context_len(committed_len_);
+    request.mutable_tokens()->Add(written_.begin(), written_.end());
+    request.set_reserve_tokens(static_cast<int32_t>(wanted - written_len_));
+    v1::ExtendResponse response;
+    grpc::Status status =
+        client_->coordinator().Extend(client_->ControlContext().get(), request, &response);
+    if (!status.ok()) return FromGrpcStatus(status, "Extend");
+    committed_len_ = response.context_len();
+    written_.clear();
+    *info_.mutable_lease() = std::move(*response.mutable_lease());
+  }
+  pending_.insert(pending_.end(), tokens.begin(), tokens.end());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Step>> Session::BeginStep() {
+  Session* self = this;
+  return client_->BeginStep(absl::MakeConstSpan(&self, 1));
+}
+
+absl::Status Session::PrepareStep() {
+  if (pending_.empty()) {
+    return absl::FailedPreconditionError("no tokens added by Extend since the last step");
+  }
+  // The lease must outlive the step: renew it when it may not.
+  const absl::Time expires = absl::FromUnixMicros(info_.lease().expires_unix_micros());
+  if (expires > absl::Now() + client_->options().step_deadline) return absl::OkStatus();
+  v1::GetSessionRequest request;
+  request.set_session_id(id());
+  request.set_tenant(tenant_);
+  v1::SessionInfo info;
+  grpc::Status status =
+      client_->coordinator().GetSession(client_->ControlContext().get(), request, &info);
+  if (!status.ok()) return FromGrpcStatus(status, "GetSession");
+  if (info.context_len() != committed_len_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "session ", id(), " holds ", info.context_len(), " tokens, this client committed ",
+        committed_len_, " (another client advanced it?)"));
+  }
+  info_ = std::move(info);
+  return absl::OkStatus();
+}
+
+void Session::StepWritten() {
+  written_.insert(written_.end(), pending_.begin(), pending_.end());
+  written_len_ += pending_tokens();
+  pending_.clear();
+}
+
+absl::Status Session::Explain(const absl::Status& failure) {
+  v1::GetSessionRequest request;
+  request.set_session_id(id());
+  request.set_tenant(tenant_);
+  v1::SessionInfo info;
+  grpc::Status status =
+      client_->coordinator().GetSession(client_->ControlContext().get(), request, &info);
+  if (status.error_code() == grpc::StatusCode::ABORTED) return FromGrpcStatus(status);
+  return failure;
+}
+
+absl::Status Session::EndTurn(absl::Duration retain_for) {
+  if (!pending_.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "EndTurn: ", pending_.size(), " tokens added by Extend were never stepped"));
+  }
+  v1::EndTurnRequest request;
+  request.set_session_id(id());
+  request.set_tenant(tenant_);
+  request.set_expected_context_len(committed_len_);
+  request.mutable_tokens()->Add(written_.begin(), written_.end());
+  request.set_retain_for_seconds(absl::ToDoubleSeconds(retain_for));
+  v1::EndTurnResponse response;
+  grpc::Status status =
+      client_->coordinator().EndTurn(client_->ControlContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status, "EndTurn");
+  committed_len_ = response.context_len();
+  written_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Session::Close() {
+  v1::CloseSessionRequest request;
+  request.set_session_id(id());
+  request.set_tenant(tenant_);
+  v1::CloseSessionResponse response;
+  grpc::Status status =
+      client_->coordinator().CloseSession(client_->ControlContext().get(), request, &response);
+  return FromGrpcStatus(status, "CloseSession");
+}
+
+}  // namespace kvtier

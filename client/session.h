@@ -1,0 +1,83 @@
+// Session: one conversation's handle in a front-end. Extend adds the next step's tokens;
+// a Step (step.h) writes their K/V and computes attention layer by layer; EndTurn keeps the
+// K/V for the next turn; Close releases it.
+//
+// The coordinator is called only when it must be: to reserve blocks when the next step's
+// tokens outgrow the leased ones (once per block_size tokens in decode), to refresh a lease
+// about to expire, and at the end of a turn. Tokens are committed to the coordinator only
+// after a step wrote their K/V on every shard.
+//
+// Not thread-safe: one thread at a time.
+#ifndef KVTIER_CLIENT_SESSION_H_
+#define KVTIER_CLIENT_SESSION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "kvtier/v1/session.pb.h"
+
+namespace kvtier {
+
+class Client;
+class Step;
+
+class Session {
+ public:
+  Session(Client* client, std::string tenant, v1::SessionInfo info);
+
+  const std::string& id() const { return info_.session_id(); }
+  const std::string& tenant() const { return tenant_; }
+  const v1::ModelSpec& model() const { return info_.model(); }
+  // Tokens whose K/V the tier holds (written by finished steps).
+  int32_t context_len() const { return written_len_; }
+  // Tokens added by Extend that the next step will write.
+  int32_t pending_tokens() const { return static_cast<int32_t>(pending_.size()); }
+
+  // Adds tokens (ids >= 0) for the next step, reserving blocks through the coordinator when
+  // the lease is too small. If that step cannot begin or fails, they are dropped: Extend
+  // them again to retry.
+  absl::Status Extend(absl::Span<const int32_t> tokens);
+
+  // A step over this session alone (Client::BeginStep batches several).
+  absl::StatusOr<std::unique_ptr<Step>> BeginStep();
+
+  // Commits what was written and keeps it for `retain_for` (zero: the tier's default).
+  // FAILED_PRECONDITION while tokens added by Extend are not stepped yet.
+  absl::Status EndTurn(absl::Duration retain_for = absl::ZeroDuration());
+
+  absl::Status Close();
+
+ private:
+  friend class Client;
+  friend class Step;
+
+  // What a step needs: a lease valid for the whole step, covering the pending tokens.
+  absl::Status PrepareStep();
+  // A finished step wrote the pending tokens.
+  void StepWritten();
+  // A step that failed or never ran: its tokens are dropped, to be extended again.
+  void DropPending() { pending_.clear(); }
+  // Asks the coordinator what became of the session after a data-plane failure: ABORTED if
+  // it was lost with a shard, else `failure`.
+  absl::Status Explain(const absl::Status& failure);
+  const v1::SessionInfo& info() const { return info_; }
+
+  int32_t leased_tokens() const;
+
+  Client* const client_;
+  const std::string tenant_;
+  v1::SessionInfo info_;  // model, shards and the current lease
+  int32_t committed_len_;  // the coordinator's context_len
+  int32_t written_len_;    // committed + written_
+  std::vector<int32_t> written_;  // written by steps, not yet committed
+  std::vector<int32_t> pending_;  // added by Extend, not yet written
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_CLIENT_SESSION_H_

@@ -1,0 +1,101 @@
+// Coordinator: the tier's only writer of metadata. It registers models, tracks shard
+// membership and assigns head ranges, opens, extends and retires sessions, allocates blocks,
+// and grants each session a signed lease over its blocks that shards check on every step.
+//
+// It is never on the per-layer path: a front-end calls it when a session opens or resumes,
+// when new tokens need a block, and when a turn ends.
+//
+// A shard that leaves (DeregisterShard), stops heartbeating for `heartbeat_timeout`, or
+// registers again from the same address (it restarted) vacates its slots; every session of
+// the affected models whose K/V lived there is dropped, and its calls answer ABORTED with a
+// message saying to re-prefill. A vacant slot goes to the next shard with room.
+//
+// Thread-safe: one mutex guards all state; every method holds it briefly and never blocks on
+// I/O under it.
+#ifndef KVTIER_SERVICE_COORDINATOR_H_
+#define KVTIER_SERVICE_COORDINATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "kvtier/v1/registry.pb.h"
+#include "kvtier/v1/session.pb.h"
+#include "service/membership.h"
+#include "service/model_table.h"
+#include "service/session_table.h"
+
+namespace kvtier {
+
+struct CoordinatorOptions {
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // A shard silent this long is dropped with its sessions.
+  absl::Duration heartbeat_timeout = absl::Seconds(5);
+  // A session untouched this long (no Open, GetSession, Extend) is closed; leases last as long.
+  absl::Duration session_idle_timeout = absl::Minutes(10);
+  // EndTurn's retention when the request asks for 0, and the most it may ask for.
+  absl::Duration default_retention = absl::Minutes(10);
+  absl::Duration max_retention = absl::Hours(24);
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+class Coordinator {
+ public:
+  explicit Coordinator(const CoordinatorOptions& options);
+
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Session service (session.proto says what each does).
+  absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
+  absl::StatusOr<v1::SessionInfo> OpenSession(const v1::OpenSessionRequest& request);
+  absl::StatusOr<v1::SessionInfo> GetSession(const v1::GetSessionRequest& request);
+  absl::StatusOr<v1::ExtendResponse> Extend(const v1::ExtendRequest& request);
+  absl::StatusOr<v1::EndTurnResponse> EndTurn(const v1::EndTurnRequest& request);
+  absl::Status CloseSession(const v1::CloseSessionRequest& request);
+  v1::GetStatsResponse GetStats();
+
+  // Shard registry (registry.proto).
+  absl::StatusOr<v1::ShardAssignment> RegisterShard(const v1::RegisterShardRequest& request);
+  absl::StatusOr<v1::ShardAssignment> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::Status DeregisterShard(const v1::DeregisterShardRequest& request);
+
+  // Drops shards silent past the heartbeat timeout and sessions past their deadline. Called
+  // periodically by the server.
+  void Sweep();
+
+ private:
+  absl::StatusOr<SessionRecord*> FindSession(const std::string& id, const std::string& tenant)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::BlockLease GrantLease(const SessionRecord& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::SessionInfo DescribeSession(const SessionRecord& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends `tokens` (written by the caller) to the session's history: the caller must agree
+  // on the context length, and the tokens must fit the session's blocks.
+  absl::Status Commit(int32_t expected_context_len,
+                      const google::protobuf::RepeatedField<int32_t>& tokens,
+                      SessionRecord* session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives vacant slots to live shards with room, each a fresh incarnation.
+  void FillVacancies() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Vacates the member's slots, drops the sessions that lived there, forgets the member.
+  void RemoveShard(uint64_t id, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::ShardAssignment AssignmentFor(const ShardMember& member)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CoordinatorOptions options_;
+  const std::string lease_key_;
+
+  absl::Mutex mu_;
+  ModelTable models_ ABSL_GUARDED_BY(mu_);
+  Membership shards_ ABSL_GUARDED_BY(mu_);
+  SessionTable sessions_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_incarnation_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_SERVICE_COORDINATOR_H_

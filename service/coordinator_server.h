@@ -1,0 +1,56 @@
+// CoordinatorServer: a Coordinator served over gRPC (SessionService and ShardRegistry, plus
+// grpc.health.v1 and reflection), with a background thread that sweeps silent shards and
+// expired sessions. Used by kvtier-coordinator, kvtier-local and the tests.
+//
+// Thread-safe; Shutdown (also run by the destructor) stops serving and joins the sweeper.
+#ifndef KVTIER_SERVICE_COORDINATOR_SERVER_H_
+#define KVTIER_SERVICE_COORDINATOR_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/server.h"
+#include "service/coordinator.h"
+#include "service/session_service.h"
+
+namespace kvtier {
+
+struct CoordinatorServerOptions {
+  std::string listen_address = "127.0.0.1:0";  // port 0: an ephemeral port
+  int max_message_bytes = 64 << 20;
+  CoordinatorOptions coordinator;
+};
+
+class CoordinatorServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(
+      const CoordinatorServerOptions& options);
+
+  ~CoordinatorServer();
+
+  // host:port it listens on, with the port bound.
+  const std::string& address() const { return address_; }
+  Coordinator& coordinator() { return coordinator_; }
+
+  void Shutdown();
+
+ private:
+  explicit CoordinatorServer(const CoordinatorServerOptions& options);
+  void SweepUntilShutdown();
+
+  const CoordinatorServerOptions options_;
+  Coordinator coordinator_;
+  SessionServiceImpl session_service_;
+  ShardRegistryImpl registry_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  absl::Notification shutdown_;
+  std::thread sweeper_;
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_SERVICE_COORDINATOR_SERVER_H_

@@ -1,0 +1,70 @@
+#include "service/session_service.h"
+
+#include "service/unary_reply.h"
+
+namespace kvtier {
+
+grpc::ServerUnaryReactor* SessionServiceImpl::RegisterModel(
+    grpc::CallbackServerContext* context, const v1::RegisterModelRequest* request,
+    v1::RegisterModelResponse* response) {
+  absl::StatusOr<v1::ModelSpec> model = coordinator_->RegisterModel(request->model());
+  if (model.ok()) *response->mutable_model() = *model;
+  return Reply(context, model.status());
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::OpenSession(grpc::CallbackServerContext* context,
+                                                          const v1::OpenSessionRequest* request,
+                                                          v1::SessionInfo* response) {
+  return Reply(context, coordinator_->OpenSession(*request), response);
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::GetSession(grpc::CallbackServerContext* context,
+                                                         const v1::GetSessionRequest* request,
+                                                         v1::SessionInfo* response) {
+  return Reply(context, coordinator_->GetSession(*request), response);
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::Extend(grpc::CallbackServerContext* context,
+                                                     const v1::ExtendRequest* request,
+                                                     v1::ExtendResponse* response) {
+  return Reply(context, coordinator_->Extend(*request), response);
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::EndTurn(grpc::CallbackServerContext* context,
+                                                      const v1::EndTurnRequest* request,
+                                                      v1::EndTurnResponse* response) {
+  return Reply(context, coordinator_->EndTurn(*request), response);
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(
+    grpc::CallbackServerContext* context, const v1::CloseSessionRequest* request,
+    v1::CloseSessionResponse* response) {
+  return Reply(context, coordinator_->CloseSession(*request));
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::GetStats(grpc::CallbackServerContext* context,
+                                                       const v1::GetStatsRequest* request,
+                                                       v1::GetStatsResponse* response) {
+  return Reply(context, absl::StatusOr<v1::GetStatsResponse>(coordinator_->GetStats()),
+               response);
+}
+
+grpc::ServerUnaryReactor* ShardRegistryImpl::RegisterShard(
+    grpc::CallbackServerContext* context, const v1::RegisterShardRequest* request,
+    v1::ShardAssignment* response) {
+  return Reply(context, coordinator_->RegisterShard(*request), response);
+}
+
+grpc::ServerUnaryReactor* ShardRegistryImpl::Heartbeat(grpc::CallbackServerContext* context,
+                                                       const v1::HeartbeatRequest* request,
+                                                       v1::ShardAssignment* response) {
+  return Reply(context, coordinator_->Heartbeat(*request), response);
+}
+
+grpc::ServerUnaryReactor* ShardRegistryImpl::DeregisterShard(
+    grpc::CallbackServerContext* context, const v1::DeregisterShardRequest* request,
+    v1::DeregisterShardResponse* response) {
+  return Reply(context, coordinator_->DeregisterShard(*request));
+}
+
+}  // namespace kvtier

@@ -1,0 +1,63 @@
+// The kvtier.v1.SessionService and kvtier.v1.ShardRegistry gRPC services: thin callback-API
+// edges over a Coordinator, whose calls hold its lock briefly and never block, so every
+// reaction finishes inline.
+#ifndef KVTIER_SERVICE_SESSION_SERVICE_H_
+#define KVTIER_SERVICE_SESSION_SERVICE_H_
+
+#include "kvtier/v1/registry.grpc.pb.h"
+#include "kvtier/v1/session.grpc.pb.h"
+#include "service/coordinator.h"
+
+namespace kvtier {
+
+class SessionServiceImpl final : public v1::SessionService::CallbackService {
+ public:
+  explicit SessionServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+
+  grpc::ServerUnaryReactor* RegisterModel(grpc::CallbackServerContext* context,
+                                          const v1::RegisterModelRequest* request,
+                                          v1::RegisterModelResponse* response) override;
+  grpc::ServerUnaryReactor* OpenSession(grpc::CallbackServerContext* context,
+                                        const v1::OpenSessionRequest* request,
+                                        v1::SessionInfo* response) override;
+  grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* context,
+                                       const v1::GetSessionRequest* request,
+                                       v1::SessionInfo* response) override;
+  grpc::ServerUnaryReactor* Extend(grpc::CallbackServerContext* context,
+                                   const v1::ExtendRequest* request,
+                                   v1::ExtendResponse* response) override;
+  grpc::ServerUnaryReactor* EndTurn(grpc::CallbackServerContext* context,
+                                    const v1::EndTurnRequest* request,
+                                    v1::EndTurnResponse* response) override;
+  grpc::ServerUnaryReactor* CloseSession(grpc::CallbackServerContext* context,
+                                         const v1::CloseSessionRequest* request,
+                                         v1::CloseSessionResponse* response) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
+                                     const v1::GetStatsRequest* request,
+                                     v1::GetStatsResponse* response) override;
+
+ private:
+  Coordinator* const coordinator_;
+};
+
+class ShardRegistryImpl final : public v1::ShardRegistry::CallbackService {
+ public:
+  explicit ShardRegistryImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+
+  grpc::ServerUnaryReactor* RegisterShard(grpc::CallbackServerContext* context,
+                                          const v1::RegisterShardRequest* request,
+                                          v1::ShardAssignment* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::ShardAssignment* response) override;
+  grpc::ServerUnaryReactor* DeregisterShard(grpc::CallbackServerContext* context,
+                                            const v1::DeregisterShardRequest* request,
+                                            v1::DeregisterShardResponse* response) override;
+
+ private:
+  Coordinator* const coordinator_;
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_SERVICE_SESSION_SERVICE_H_

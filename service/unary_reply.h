@@ -1,0 +1,33 @@
+// Finishes a callback-API unary RPC with a handler's result: the one place where the
+// coordinator's absl results become gRPC responses.
+#ifndef KVTIER_SERVICE_UNARY_REPLY_H_
+#define KVTIER_SERVICE_UNARY_REPLY_H_
+
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/server_callback.h"
+#include "proto/status_convert.h"
+
+namespace kvtier {
+
+template <typename Response>
+grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
+                                absl::StatusOr<Response> result, Response* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (result.ok()) *response = *std::move(result);
+  reactor->Finish(ToGrpcStatus(result.status()));
+  return reactor;
+}
+
+inline grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
+                                       const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace kvtier
+
+#endif  // KVTIER_SERVICE_UNARY_REPLY_H_

@@ -1,0 +1,131 @@
+#include "shard/hosted_model.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "cache/cpu_kv_pool.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "proto/lease_signature.h"
+#include "proto/model_spec.h"
+
+namespace kvtier {
+namespace {
+
+absl::Status StaleBlockError(int index, int32_t block, uint64_t known, uint64_t leased) {
+  return absl::PermissionDeniedError(absl::StrCat("lease.blocks[", index, "]: block ", block,
+                                                  " was reassigned (generation ", known,
+                                                  " > lease's ", leased, ")"));
+}
+
+void RaiseTo(std::atomic<uint64_t>& value, uint64_t target) {
+  uint64_t seen = value.load();
+  while (seen < target && !value.compare_exchange_weak(seen, target)) {
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HostedModel>> HostedModel::Create(const v1::HostedRange& range,
+                                                                 int64_t max_pool_bytes,
+                                                                 ThreadPool* threads) {
+  if (absl::Status status = ValidateModelSpec(range.model()); !status.ok()) return status;
+  const v1::ModelSpec& spec = range.model();
+  if (range.slot() < 0 || range.slot() >= spec.num_shards()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("slot: expected 0..", spec.num_shards() - 1, ", got ", range.slot()));
+  }
+  const v1::HeadRange heads = HeadRangeForSlot(spec, range.slot());
+  if (range.heads().kv_head_begin() != heads.kv_head_begin() ||
+      range.heads().kv_head_end() != heads.kv_head_end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("heads: slot ", range.slot(), " of model ", spec.name(), " holds KV heads [",
+                     heads.kv_head_begin(), ", ", heads.kv_head_end(), "), got [",
+                     range.heads().kv_head_begin(), ", ", range.heads().kv_head_end(), ")"));
+  }
+  const KvPoolShape shape = PoolShapeForSlot(spec, range.slot());
+  if (shape.total_bytes() > max_pool_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "slot ", range.slot(), " needs ", shape.total_bytes(), " bytes for its pool (",
+        shape.DebugString(), "), ", max_pool_bytes, " are left of this shard's capacity"));
+  }
+  absl::StatusOr<std::unique_ptr<KvPool>> pool =
+      CreateCpuKvPool(shape, CpuKvPoolOptions{.threads = threads});
+  if (!pool.ok()) return pool.status();
+  return std::unique_ptr<HostedModel>(new HostedModel(range, *std::move(pool)));
+}
+
+HostedModel::HostedModel(const v1::HostedRange& range, std::unique_ptr<KvPool> pool)
+    : range_(range), pool_(std::move(pool)), generations_(pool_->shape().num_blocks) {}
+
+bool HostedModel::Holds(const v1::HostedRange& range) const {
+  return google::protobuf::util::MessageDifferencer::Equals(range, range_);
+}
+
+absl::Status HostedModel::AdmitLease(const v1::BlockLease& lease, absl::string_view lease_key,
+                                     absl::Time now) {
+  if (!LeaseSignatureValid(lease_key, lease)) {
+    return absl::PermissionDeniedError("lease: bad signature");
+  }
+  if (lease.model() != spec().name()) {
+    return absl::PermissionDeniedError(absl::StrCat("lease.model: the lease is for model \"",
+                                                    lease.model(), "\", the step for \"",
+                                                    spec().name(), "\""));
+  }
+  if (absl::Status status = CheckIncarnation(lease); !status.ok()) return status;
+  if (absl::FromUnixMicros(lease.expires_unix_micros()) < now) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "lease: expired at ", absl::FormatTime(absl::FromUnixMicros(lease.expires_unix_micros()))));
+  }
+  if (absl::Status status = CheckBlocks(lease); !status.ok()) return status;
+  if (absl::Status status = CheckLeaseCurrent(lease); !status.ok()) return status;
+  // NOTE: a newer lease may raise a block between the check above and the raise below; the
+  // check before each layer refuses this lease then.
+  for (int i = 0; i < lease.blocks_size(); ++i) {
+    RaiseTo(generations_[lease.blocks(i)], lease.generations(i));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HostedModel::CheckLeaseCurrent(const v1::BlockLease& lease) const {
+  for (int i = 0; i < lease.blocks_size(); ++i) {
+    const uint64_t known = generations_[lease.blocks(i)].load();
+    if (known > lease.generations(i)) {
+      return StaleBlockError(i, lease.blocks(i), known, lease.generations(i));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HostedModel::CheckIncarnation(const v1::BlockLease& lease) const {
+  const int num_shards = spec().num_shards();
+  if (lease.shard_incarnations_size() != num_shards) {
+    return absl::InvalidArgumentError(absl::StrCat("lease.shard_incarnations: expected ",
+                                                   num_shards, " entries (one per slot), got ",
+                                                   lease.shard_incarnations_size()));
+  }
+  const uint64_t leased = lease.shard_incarnations(range_.slot());
+  if (leased == range_.incarnation()) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat(
+      "lease: issued for incarnation ", leased, " of slot ", range_.slot(),
+      ", this shard is incarnation ", range_.incarnation(),
+      leased < range_.incarnation() ? ": its K/V was lost" : ": its K/V is not on this shard",
+      "; open a new session and re-prefill"));
+}
+
+absl::Status HostedModel::CheckBlocks(const v1::BlockLease& lease) const {
+  if (lease.blocks_size() != lease.generations_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("lease.generations: expected one per block (",
+                                                   lease.blocks_size(), "), got ",
+                                                   lease.generations_size()));
+  }
+  const int num_blocks = spec().num_blocks();
+  for (int i = 0; i < lease.blocks_size(); ++i) {
+    if (lease.blocks(i) < 0 || lease.blocks(i) >= num_blocks) {
+      return absl::InvalidArgumentError(absl::StrCat("lease.blocks[", i, "]: ", lease.blocks(i),
+                                                     " out of range [0, ", num_blocks, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace kvtier

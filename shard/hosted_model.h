@@ -1,0 +1,80 @@
+// HostedModel: one model's head range as this shard holds it: the coordinator's
+// v1::HostedRange (spec, slot, heads, incarnation), the KvPool with the range's K/V, and, per
+// block, the highest lease generation this shard has seen for it.
+//
+// Leases (v1::BlockLease) are the only way a step reaches the pool. AdmitLease checks one
+// against the lease key, this range's model and incarnation, the clock and the block ids, and
+// refuses a lease whose generation of a block is lower than one already seen (the block was
+// freed and handed to another session), raising the known generations to the lease's
+// otherwise. CheckLeaseCurrent repeats the generation check before every layer, so a stream
+// that began with a lease that has since gone stale stops writing once the block's new owner
+// has shown up here.
+//
+// Thread-safe: the range and the pool's geometry are immutable; generations are atomics
+// (raised with compare-and-swap, never lowered); the pool is safe for concurrent steps on
+// disjoint blocks (kv_pool.h), which the coordinator's block ownership guarantees.
+#ifndef KVTIER_SHARD_HOSTED_MODEL_H_
+#define KVTIER_SHARD_HOSTED_MODEL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "cache/kv_pool.h"
+#include "cache/thread_pool.h"
+#include "kvtier/v1/common.pb.h"
+#include "kvtier/v1/registry.pb.h"
+
+namespace kvtier {
+
+class HostedModel {
+ public:
+  // Checks the range (a valid spec, a slot in range, the heads HeadRangeForSlot gives) and
+  // allocates its pool: INVALID_ARGUMENT naming the field; RESOURCE_EXHAUSTED when the pool
+  // would take more than `max_pool_bytes` or cannot be allocated. Attention runs on
+  // `threads`, which must outlive the model.
+  static absl::StatusOr<std::unique_ptr<HostedModel>> Create(const v1::HostedRange& range,
+                                                             int64_t max_pool_bytes,
+                                                             ThreadPool* threads);
+
+  HostedModel(const HostedModel&) = delete;
+  HostedModel& operator=(const HostedModel&) = delete;
+
+  const v1::HostedRange& range() const { return range_; }
+  const v1::ModelSpec& spec() const { return range_.model(); }
+  KvPool& pool() { return *pool_; }
+  const KvPool& pool() const { return *pool_; }
+
+  // True when `range` describes exactly what this model holds (spec, slot, heads and
+  // incarnation), so its K/V stays valid under it.
+  bool Holds(const v1::HostedRange& range) const;
+
+  // Admits `lease` for a step at `now`: PERMISSION_DENIED for a bad signature, another model,
+  // an expired lease or a stale block generation; ABORTED for another incarnation of this
+  // slot (the K/V is lost: re-prefill); INVALID_ARGUMENT for malformed block lists. Messages
+  // name the lease field ("lease.blocks[3]: ...").
+  absl::Status AdmitLease(const v1::BlockLease& lease, absl::string_view lease_key, absl::Time now);
+
+  // PERMISSION_DENIED when a block of `lease`, which AdmitLease admitted, has since been seen
+  // with a higher generation.
+  absl::Status CheckLeaseCurrent(const v1::BlockLease& lease) const;
+
+ private:
+  HostedModel(const v1::HostedRange& range, std::unique_ptr<KvPool> pool);
+
+  absl::Status CheckIncarnation(const v1::BlockLease& lease) const;
+  absl::Status CheckBlocks(const v1::BlockLease& lease) const;
+
+  const v1::HostedRange range_;
+  const std::unique_ptr<KvPool> pool_;
+  std::vector<std::atomic<uint64_t>> generations_;  // per block id, the highest seen
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_SHARD_HOSTED_MODEL_H_

@@ -1,0 +1,170 @@
+#include "shard/registration.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proto/status_convert.h"
+
+namespace kvtier {
+namespace {
+
+constexpr absl::Duration kDefaultHeartbeatInterval = absl::Seconds(1);
+
+void Log(absl::string_view message) {
+  std::fprintf(stderr, "kvtier-shard: %.*s\n", static_cast<int>(message.size()), message.data());
+}
+
+}  // namespace
+
+ShardRegistration::ShardRegistration(const RegistrationOptions& options, ShardState* state)
+    : options_(options),
+      state_(state),
+      stub_(v1::ShardRegistry::NewStub(
+          grpc::CreateChannel(options.coordinator_address, grpc::InsecureChannelCredentials()))),
+      thread_([this] { Run(); }) {}
+
+ShardRegistration::~ShardRegistration() { Stop(); }
+
+bool ShardRegistration::WaitUntilRegistered(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&registered_), timeout);
+}
+
+void ShardRegistration::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (call_ != nullptr) call_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void ShardRegistration::Deregister() {
+  v1::DeregisterShardRequest request;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!registered_) return;
+    registered_ = false;
+    request.set_shard_id(shard_id_);
+  }
+  v1::DeregisterShardResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  const absl::Status status =
+      FromGrpcStatus(stub_->DeregisterShard(&context, request, &response),
+                     absl::StrCat("DeregisterShard to ", options_.coordinator_address));
+  if (!status.ok()) Log(status.ToString());
+}
+
+void ShardRegistration::Run() {
+  absl::Duration backoff = options_.initial_backoff;
+  while (true) {
+    bool registered;
+    absl::Duration interval;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      registered = registered_;
+      interval = heartbeat_interval_;
+    }
+    if (!registered) {
+      if (absl::Status status = Register(); status.ok()) {
+        backoff = options_.initial_backoff;
+        // Report the new ranges ready now rather than a beat later.
+        if (absl::Status beat = Heartbeat(); !beat.ok()) Log(beat.ToString());
+      } else {
+        Log(absl::StrCat(status.ToString(), "; retrying in ", absl::FormatDuration(backoff)));
+        if (!SleepUnlessStopped(backoff)) return;
+        backoff = std::min(backoff * 2, options_.max_backoff);
+      }
+      continue;
+    }
+    if (!SleepUnlessStopped(interval)) return;
+    if (absl::Status status = Heartbeat(); !status.ok()) Log(status.ToString());
+  }
+}
+
+absl::Status ShardRegistration::Register() {
+  state_->Reset();
+  v1::RegisterShardRequest request;
+  request.set_address(options_.advertised_address);
+  request.set_capacity_bytes(options_.capacity_bytes);
+  v1::ShardAssignment assignment;
+  if (absl::Status status = Call("RegisterShard",
+                                 [&](grpc::ClientContext* context) {
+                                   return stub_->RegisterShard(context, request, &assignment);
+                                 });
+      !status.ok()) {
+    return status;
+  }
+  Adopt(assignment);
+  absl::MutexLock lock(&mu_);
+  registered_ = true;
+  shard_id_ = assignment.shard_id();
+  Log(absl::StrCat("registered with coordinator ", options_.coordinator_address, " as shard ",
+                   shard_id_, " at ", options_.advertised_address, ", assigned ",
+                   assignment.ranges_size(), " head ranges"));
+  return absl::OkStatus();
+}
+
+absl::Status ShardRegistration::Heartbeat() {
+  v1::HeartbeatRequest request;
+  {
+    absl::MutexLock lock(&mu_);
+    request.set_shard_id(shard_id_);
+  }
+  for (uint64_t incarnation : state_->ReadyIncarnations()) {
+    request.add_ready_incarnations(incarnation);
+  }
+  v1::ShardAssignment assignment;
+  absl::Status status = Call("Heartbeat", [&](grpc::ClientContext* context) {
+    return stub_->Heartbeat(context, request, &assignment);
+  });
+  if (absl::IsNotFound(status)) {
+    absl::MutexLock lock(&mu_);
+    registered_ = false;
+    return absl::NotFoundError(
+        absl::StrCat(status.message(), "; the K/V held here is void, registering again"));
+  }
+  if (status.ok()) Adopt(assignment);
+  return status;
+}
+
+void ShardRegistration::Adopt(const v1::ShardAssignment& assignment) {
+  if (absl::Status status = state_->Apply(assignment); !status.ok()) Log(status.ToString());
+  absl::MutexLock lock(&mu_);
+  heartbeat_interval_ = assignment.heartbeat_interval_ms() > 0
+                            ? absl::Milliseconds(assignment.heartbeat_interval_ms())
+                            : kDefaultHeartbeatInterval;
+}
+
+absl::Status ShardRegistration::Call(absl::string_view method,
+                                     absl::FunctionRef<grpc::Status(grpc::ClientContext*)> call) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  {
+    absl::MutexLock lock(&mu_);
+    // NOTE: gRPC honours a cancel made before the call starts.
+    if (stopping_) context.TryCancel();
+    call_ = &context;
+  }
+  const grpc::Status status = call(&context);
+  {
+    absl::MutexLock lock(&mu_);
+    call_ = nullptr;
+  }
+  return FromGrpcStatus(status, absl::StrCat(method, " to ", options_.coordinator_address));
+}
+
+std::chrono::system_clock::time_point ShardRegistration::Deadline() const {
+  return absl::ToChronoTime(absl::Now() + options_.rpc_timeout);
+}
+
+bool ShardRegistration::SleepUnlessStopped(absl::Duration duration) {
+  absl::MutexLock lock(&mu_);
+  return !mu_.AwaitWithTimeout(absl::Condition(&stopping_), duration);
+}
+
+}  // namespace kvtier

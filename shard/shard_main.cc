@@ -1,0 +1,113 @@
+// kvtier-shard: the shard worker process. Serves kvtier.v1.Attention for the head ranges the
+// coordinator assigns it, until SIGTERM or SIGINT, then leaves the tier cleanly.
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "proto/stop_signals.h"
+#include "shard/shard_server.h"
+
+ABSL_FLAG(std::string, listen, "0.0.0.0:50061",
+          "host:port to serve kvtier.v1.Attention on (port 0: any free port)");
+ABSL_FLAG(std::string, advertise, "",
+          "host:port the coordinator gives clients for this shard (default: this machine's "
+          "host name and the bound port)");
+ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051",
+          "host:port of the coordinator's kvtier.v1.ShardRegistry");
+ABSL_FLAG(double, capacity_gib, 4.0, "memory the shard may spend on K/V pools, in GiB");
+ABSL_FLAG(int, threads, 0, "attention threads (0: one per hardware thread)");
+ABSL_FLAG(int, max_message_mib, 256, "largest gRPC message received or sent, in MiB (1..2047)");
+
+namespace kvtier {
+namespace {
+
+constexpr int kExitBadUsage = 2;
+
+// The server's options from the flags; INVALID_ARGUMENT naming the flag otherwise.
+absl::StatusOr<ShardServerOptions> OptionsFromFlags() {
+  ShardServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.advertised_address = absl::GetFlag(FLAGS_advertise);
+  options.coordinator_address = absl::GetFlag(FLAGS_coordinator);
+  const double capacity_gib = absl::GetFlag(FLAGS_capacity_gib);
+  if (!(capacity_gib > 0 && capacity_gib < 1 << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--capacity_gib: expected 0 < G < 1048576, got ", capacity_gib));
+  }
+  options.capacity_bytes = static_cast<int64_t>(std::ldexp(capacity_gib, 30));
+  options.attention_threads = absl::GetFlag(FLAGS_threads);
+  if (options.attention_threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--threads: expected 0 or more, got ", options.attention_threads));
+  }
+  const int max_message_mib = absl::GetFlag(FLAGS_max_message_mib);
+  if (max_message_mib < 1 || max_message_mib > 2047) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_message_mib: expected 1..2047, got ", max_message_mib));
+  }
+  options.max_message_bytes = max_message_mib << 20;
+  return options;
+}
+
+bool IsThisFile(absl::string_view path) { return absl::EndsWith(path, "shard/shard_main.cc"); }
+
+int Fail(const absl::Status& status, int exit_code) {
+  std::fprintf(stderr, "kvtier-shard: %s\n", std::string(status.message()).c_str());
+  return exit_code;
+}
+
+int Main(int argc, char** argv) {
+  // --help lists the flags defined in this file (absl's default looks for <program>.cc).
+  absl::FlagsUsageConfig usage;
+  usage.contains_helpshort_flags = IsThisFile;
+  usage.contains_help_flags = IsThisFile;
+  absl::SetFlagsUsageConfig(usage);
+  absl::SetProgramUsageMessage(
+      "the kvtier shard worker: holds K/V head ranges and serves kvtier.v1.Attention.\n"
+      "Usage: kvtier-shard [--listen=host:port] [--advertise=host:port] "
+      "[--coordinator=host:port] [--capacity_gib=G] [--threads=N] [--max_message_mib=M]");
+  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return Fail(absl::InvalidArgumentError(
+                    absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)")),
+                kExitBadUsage);
+  }
+  absl::StatusOr<ShardServerOptions> options = OptionsFromFlags();
+  if (!options.ok()) return Fail(options.status(), kExitBadUsage);
+
+  StopSignals stop_signals;  // before any thread starts
+
+  absl::StatusOr<std::unique_ptr<ShardServer>> server = ShardServer::Start(*options);
+  if (!server.ok()) {
+    return Fail(server.status(),
+                absl::IsInvalidArgument(server.status()) ? kExitBadUsage : EXIT_FAILURE);
+  }
+  std::printf("kvtier-shard: serving on %s, coordinator %s\n", (*server)->address().c_str(),
+              options->coordinator_address.c_str());
+  std::fflush(stdout);
+
+  const int signal = stop_signals.Wait();
+  std::printf("kvtier-shard: %s, leaving the tier\n", strsignal(signal));
+  std::fflush(stdout);
+  (*server)->Shutdown();
+  return EXIT_SUCCESS;
+}
+
+}  // namespace
+}  // namespace kvtier
+
+int main(int argc, char** argv) { return kvtier::Main(argc, argv); }

@@ -1,0 +1,135 @@
+#include "shard/shard_server.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace kvtier {
+namespace {
+
+// How long calls in flight may run on after a clean Shutdown begins.
+constexpr absl::Duration kShutdownGrace = absl::Seconds(1);
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+
+// "host:port", "[v6]:port" or ":port" (any host); INVALID_ARGUMENT naming `field` otherwise.
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view field, absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  HostPort parsed;
+  if (colon != absl::string_view::npos) parsed.host = std::string(address.substr(0, colon));
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &parsed.port) || parsed.port < 0 ||
+      parsed.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": expected host:port, got \"", address, "\""));
+  }
+  return parsed;
+}
+
+// The host a client can reach a listener on `host` at: the machine's name for a wildcard.
+std::string ReachableHost(const std::string& host) {
+  if (!host.empty() && host != "0.0.0.0" && host != "[::]") return host;
+  char name[HOST_NAME_MAX + 1] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServerOptions& options) {
+  absl::StatusOr<HostPort> listen = ParseHostPort("listen_address", options.listen_address);
+  if (!listen.ok()) return listen.status();
+  if (!options.advertised_address.empty()) {
+    absl::StatusOr<HostPort> advertised =
+        ParseHostPort("advertised_address", options.advertised_address);
+    if (!advertised.ok()) return advertised.status();
+  }
+  if (options.capacity_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capacity_bytes: expected > 0, got ", options.capacity_bytes));
+  }
+  if (options.attention_threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attention_threads: expected >= 0, got ", options.attention_threads));
+  }
+  if (options.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_message_bytes: expected > 0, got ", options.max_message_bytes));
+  }
+
+  auto shard = std::unique_ptr<ShardServer>(new ShardServer(options));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+                           &shard->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.RegisterService(&shard->service_);
+  shard->server_ = builder.BuildAndStart();
+  if (shard->server_ == nullptr || shard->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("listen_address: cannot listen on ", options.listen_address));
+  }
+  shard->address_ = options.advertised_address.empty()
+                        ? absl::StrCat(ReachableHost(listen->host), ":", shard->port_)
+                        : options.advertised_address;
+  shard->registration_ = std::make_unique<ShardRegistration>(
+      RegistrationOptions{
+          .coordinator_address = options.coordinator_address,
+          .advertised_address = shard->address_,
+          .capacity_bytes = options.capacity_bytes,
+          .rpc_timeout = options.coordinator_rpc_timeout,
+          .initial_backoff = options.registration_initial_backoff,
+          .max_backoff = options.registration_max_backoff,
+      },
+      &shard->state_);
+  return shard;
+}
+
+ShardServer::ShardServer(const ShardServerOptions& options)
+    : threads_(options.attention_threads),
+      state_(options.capacity_bytes, &threads_),
+      service_(&state_) {}
+
+ShardServer::~ShardServer() { Shutdown(); }
+
+bool ShardServer::WaitUntilRegistered(absl::Duration timeout) {
+  return registration_->WaitUntilRegistered(timeout);
+}
+
+void ShardServer::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  Stop(/*deregister=*/true, kShutdownGrace);
+}
+
+void ShardServer::Kill() {
+  absl::MutexLock lock(&mu_);
+  Stop(/*deregister=*/false, absl::ZeroDuration());
+}
+
+void ShardServer::Stop(bool deregister, absl::Duration grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (registration_ != nullptr) {
+    registration_->Stop();
+    if (deregister) registration_->Deregister();
+  }
+  if (server_ != nullptr) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    server_->Wait();
+  }
+  state_.Reset();
+}
+
+}  // namespace kvtier

@@ -1,0 +1,91 @@
+#include "shard/shard_state.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+
+namespace kvtier {
+
+ShardState::ShardState(int64_t capacity_bytes, ThreadPool* threads)
+    : capacity_bytes_(capacity_bytes), threads_(threads) {}
+
+ShardState::Models ShardState::Unchanged(const Models& current,
+                                         const v1::ShardAssignment& assignment) {
+  Models kept;
+  for (const v1::HostedRange& range : assignment.ranges()) {
+    auto it = current.find(range.model().name());
+    if (it != current.end() && it->second->Holds(range)) kept.insert(*it);
+  }
+  return kept;
+}
+
+absl::Status ShardState::Apply(const v1::ShardAssignment& assignment) {
+  if (assignment.lease_key().empty()) {
+    return absl::InvalidArgumentError("assignment.lease_key: empty");
+  }
+  absl::MutexLock update(&update_mu_);
+  Models next;
+  {
+    // Drop what changed first, so its memory can go before the replacements are allocated.
+    absl::MutexLock lock(&mu_);
+    next = Unchanged(models_, assignment);
+    models_ = next;
+    lease_key_ = assignment.lease_key();
+  }
+  int64_t available = capacity_bytes_;
+  for (const auto& [name, model] : next) available -= model->pool().shape().total_bytes();
+
+  absl::Status status;
+  absl::flat_hash_set<std::string> listed;
+  for (int i = 0; i < assignment.ranges_size(); ++i) {
+    const v1::HostedRange& range = assignment.ranges(i);
+    const std::string& name = range.model().name();
+    const std::string field = absl::StrCat("assignment.ranges[", i, "] (model \"", name, "\")");
+    if (!listed.insert(name).second) {
+      status.Update(absl::InvalidArgumentError(absl::StrCat(field, ": listed twice")));
+      continue;
+    }
+    if (next.contains(name)) continue;
+    absl::StatusOr<std::unique_ptr<HostedModel>> created =
+        HostedModel::Create(range, available, threads_);
+    if (!created.ok()) {
+      status.Update(absl::Status(created.status().code(),
+                                 absl::StrCat(field, ": ", created.status().message())));
+      continue;
+    }
+    available -= (*created)->pool().shape().total_bytes();
+    next.emplace(name, *std::move(created));
+  }
+
+  absl::MutexLock lock(&mu_);
+  models_ = std::move(next);
+  return status;
+}
+
+void ShardState::Reset() {
+  absl::MutexLock update(&update_mu_);
+  absl::MutexLock lock(&mu_);
+  lease_key_.clear();
+  models_.clear();
+}
+
+absl::StatusOr<ShardState::Hosted> ShardState::Find(absl::string_view model) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = models_.find(model);
+  if (it == models_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("plan.model: this shard holds no range of model \"", model, "\""));
+  }
+  return Hosted{it->second, lease_key_};
+}
+
+std::vector<uint64_t> ShardState::ReadyIncarnations() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<uint64_t> incarnations;
+  incarnations.reserve(models_.size());
+  for (const auto& [name, model] : models_) incarnations.push_back(model->range().incarnation());
+  return incarnations;
+}
+
+}  // namespace kvtier

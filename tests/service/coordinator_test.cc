@@ -1,0 +1,299 @@
+// The Coordinator's metadata logic, called directly with an injected clock: model
+// registration, head-range assignment and readiness, sessions and their blocks, leases,
+// retention, and shard loss.
+#include "service/coordinator.h"
+
+#include <set>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/lease_signature.h"
+#include "proto/model_spec.h"
+#include "tests/service/tier_harness.h"
+
+namespace kvtier::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  CoordinatorTest() : coordinator_(Options()) {}
+
+  CoordinatorOptions Options() {
+    CoordinatorOptions options;
+    options.heartbeat_timeout = absl::Seconds(5);
+    options.session_idle_timeout = absl::Minutes(10);
+    options.default_retention = absl::Minutes(1);
+    options.clock = [this] { return now_; };
+    return options;
+  }
+
+  // Registers a shard at `address` and reports its ranges ready; its id.
+  uint64_t JoinShard(const std::string& address, int64_t capacity = int64_t{1} << 30) {
+    v1::RegisterShardRequest request;
+    request.set_address(address);
+    request.set_capacity_bytes(capacity);
+    absl::StatusOr<v1::ShardAssignment> assignment = coordinator_.RegisterShard(request);
+    EXPECT_TRUE(assignment.ok()) << assignment.status();
+    Beat(assignment->shard_id());
+    return assignment->shard_id();
+  }
+
+  // A heartbeat that reports every assigned range ready.
+  v1::ShardAssignment Beat(uint64_t shard_id) {
+    v1::HeartbeatRequest request;
+    request.set_shard_id(shard_id);
+    absl::StatusOr<v1::ShardAssignment> assignment = coordinator_.Heartbeat(request);
+    EXPECT_TRUE(assignment.ok()) << assignment.status();
+    for (const v1::HostedRange& range : assignment->ranges()) {
+      request.add_ready_incarnations(range.incarnation());
+    }
+    return *coordinator_.Heartbeat(request);
+  }
+
+  absl::StatusOr<v1::SessionInfo> Open(const std::string& tenant = "t") {
+    v1::OpenSessionRequest request;
+    request.set_model("m");
+    request.set_tenant(tenant);
+    return coordinator_.OpenSession(request);
+  }
+
+  absl::StatusOr<v1::ExtendResponse> Extend(const v1::SessionInfo& session, int expected,
+                                            std::vector<int32_t> tokens, int reserve,
+                                            const std::string& tenant = "t") {
+    v1::ExtendRequest request;
+    request.set_session_id(session.session_id());
+    request.set_tenant(tenant);
+    request.set_expected_context_len(expected);
+    request.mutable_tokens()->Add(tokens.begin(), tokens.end());
+    request.set_reserve_tokens(reserve);
+    return coordinator_.Extend(request);
+  }
+
+  v1::ModelStats Stats() { return coordinator_.GetStats().models(0); }
+
+  absl::Time now_ = absl::FromUnixSeconds(1'800'000'000);
+  Coordinator coordinator_;
+};
+
+TEST_F(CoordinatorTest, RejectsBadModelsNamingTheField) {
+  v1::ModelSpec model = TestModel("m", 3, 6, 2);
+  model.set_num_q_heads(7);
+  absl::Status status = coordinator_.RegisterModel(model).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("model.num_q_heads"));
+  model = TestModel("m", 3, 6, 4);  // more shards than KV heads
+  EXPECT_THAT(coordinator_.RegisterModel(model).status().message(), HasSubstr("num_shards"));
+  model = TestModel("bad name!", 3, 6, 2);
+  EXPECT_THAT(coordinator_.RegisterModel(model).status().message(), HasSubstr("model.name"));
+
+  ASSERT_TRUE(coordinator_.RegisterModel(TestModel("m", 3, 6, 2)).ok());
+  EXPECT_TRUE(coordinator_.RegisterModel(TestModel("m", 3, 6, 2)).ok());  // idempotent
+  EXPECT_EQ(coordinator_.RegisterModel(TestModel("m", 4, 8, 2)).status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(CoordinatorTest, AssignsUnevenHeadRangesAndOpensOnlyWhenEverySlotIsReady) {
+  ASSERT_TRUE(coordinator_.RegisterModel(TestModel("m", 5, 10, 3)).ok());
+  EXPECT_EQ(Open().status().code(), absl::StatusCode::kUnavailable);
+  JoinShard("a:1");
+  JoinShard("b:1");
+  EXPECT_EQ(Open().status().code(), absl::StatusCode::kUnavailable);
+
+  v1::RegisterShardRequest request;
+  request.set_address("c:1");
+  request.set_capacity_bytes(int64_t{1} << 30);
+  absl::StatusOr<v1::ShardAssignment> third = coordinator_.RegisterShard(request);
+  ASSERT_TRUE(third.ok());
+  ASSERT_EQ(third->ranges_size(), 1);
+  // Assigned, but not ready until the shard says its pool is allocated.
+  EXPECT_EQ(Open().status().code(), absl::StatusCode::kUnavailable);
+  Beat(third->shard_id());
+
+  absl::StatusOr<v1::SessionInfo> session = Open();
+  ASSERT_TRUE(session.ok()) << session.status();
+  ASSERT_EQ(session->shards_size(), 3);
+  // 5 heads over 3 shards: [0,2) [2,4) [4,5), contiguous and covering.
+  const int want[][2] = {{0, 2}, {2, 4}, {4, 5}};
+  std::set<std::string> addresses;
+  for (int slot = 0; slot < 3; ++slot) {
+    EXPECT_EQ(session->shards(slot).heads().kv_head_begin(), want[slot][0]);
+    EXPECT_EQ(session->shards(slot).heads().kv_head_end(), want[slot][1]);
+    addresses.insert(session->shards(slot).address());
+  }
+  EXPECT_EQ(addresses.size(), 3u);
+}
+
+TEST_F(CoordinatorTest, ShardWithoutRoomGetsNoRange) {
+  v1::ModelSpec model = TestModel("m", 2, 4, 1, DType::kBF16, 1024);
+  ASSERT_TRUE(coordinator_.RegisterModel(model).ok());
+  const int64_t pool = PoolShapeForSlot(model, 0).total_bytes();
+  JoinShard("small:1", pool - 1);
+  EXPECT_EQ(Stats().live_shards(), 0);
+  JoinShard("big:1", pool);
+  EXPECT_EQ(Stats().live_shards(), 1);
+  EXPECT_TRUE(Open().ok());
+}
+
+class OpenModelTest : public CoordinatorTest {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(coordinator_.RegisterModel(TestModel("m", 2, 4, 2, DType::kBF16, 8)).ok());
+    shard_a_ = JoinShard("a:1");
+    shard_b_ = JoinShard("b:1");
+  }
+  uint64_t shard_a_ = 0, shard_b_ = 0;
+};
+
+TEST_F(OpenModelTest, SessionIdsAreUnguessableAndBoundToTheTenant) {
+  absl::StatusOr<v1::SessionInfo> first = Open();
+  absl::StatusOr<v1::SessionInfo> second = Open();
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->session_id().size(), 32u);  // 128 bits, hex
+  EXPECT_NE(first->session_id(), second->session_id());
+  v1::GetSessionRequest request;
+  request.set_session_id(first->session_id());
+  request.set_tenant("someone-else");
+  EXPECT_EQ(coordinator_.GetSession(request).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Extend(*first, 0, {}, 4, "someone-else").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(OpenModelTest, ExtendAllocatesBlocksAndSignsTheLease) {
+  absl::StatusOr<v1::SessionInfo> session = Open();
+  ASSERT_TRUE(session.ok());
+  absl::StatusOr<v1::ExtendResponse> reserved = Extend(*session, 0, {}, 9);
+  ASSERT_TRUE(reserved.ok()) << reserved.status();
+  EXPECT_EQ(reserved->context_len(), 0);
+  EXPECT_EQ(reserved->lease().blocks_size(), 3);  // 9 tokens, blocks of 4
+  EXPECT_EQ(Stats().blocks_used(), 3);
+
+  // Commit what was written, reserve one more block's worth.
+  absl::StatusOr<v1::ExtendResponse> grown = Extend(*session, 0, {1, 2, 3, 4, 5, 6, 7, 8, 9}, 4);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  EXPECT_EQ(grown->context_len(), 9);
+  EXPECT_EQ(grown->lease().blocks_size(), 4);
+  // The old blocks keep their place in the table.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(grown->lease().blocks(i), reserved->lease().blocks(i));
+
+  const std::string key = Beat(shard_a_).lease_key();
+  EXPECT_TRUE(LeaseSignatureValid(key, grown->lease()));
+  v1::BlockLease forged = grown->lease();
+  forged.set_blocks(0, (forged.blocks(0) + 1) % 8);
+  EXPECT_FALSE(LeaseSignatureValid(key, forged));
+}
+
+TEST_F(OpenModelTest, ExtendChecksTheCallersViewAndTheCapacity) {
+  absl::StatusOr<v1::SessionInfo> session = Open();
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE(Extend(*session, 0, {}, 4).ok());
+  // Committing more than the blocks hold, or from a stale view, is refused; nothing changes.
+  EXPECT_EQ(Extend(*session, 0, {1, 2, 3, 4, 5}, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Extend(*session, 3, {1}, 0).status().code(), absl::StatusCode::kFailedPrecondition);
+  absl::Status negative = Extend(*session, 0, {1, -2}, 0).status();
+  EXPECT_EQ(negative.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(negative.message(), HasSubstr("tokens[1]"));
+  EXPECT_THAT(Extend(*session, 0, {}, -1).status().message(), HasSubstr("reserve_tokens"));
+  // 8 blocks x 4 tokens.
+  EXPECT_EQ(Extend(*session, 0, {}, 33).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Stats().blocks_used(), 1);
+
+  absl::StatusOr<v1::SessionInfo> other = Open();
+  ASSERT_TRUE(Extend(*other, 0, {}, 28).ok());  // 7 blocks: all the rest
+  EXPECT_EQ(Extend(*session, 0, {}, 5).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Stats().blocks_free(), 0);
+}
+
+TEST_F(OpenModelTest, FreedBlocksComeBackWithANewGeneration) {
+  absl::StatusOr<v1::SessionInfo> first = Open();
+  absl::StatusOr<v1::ExtendResponse> lease = Extend(*first, 0, {}, 4);
+  ASSERT_TRUE(lease.ok());
+  v1::CloseSessionRequest close;
+  close.set_session_id(first->session_id());
+  close.set_tenant("t");
+  ASSERT_TRUE(coordinator_.CloseSession(close).ok());
+  EXPECT_EQ(coordinator_.CloseSession(close).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Stats().blocks_used(), 0);
+
+  absl::StatusOr<v1::SessionInfo> second = Open();
+  absl::StatusOr<v1::ExtendResponse> reused = Extend(*second, 0, {}, 4);
+  ASSERT_TRUE(reused.ok());
+  ASSERT_EQ(reused->lease().blocks(0), lease->lease().blocks(0));
+  EXPECT_GT(reused->lease().generations(0), lease->lease().generations(0));
+}
+
+TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
+  absl::StatusOr<v1::SessionInfo> session = Open();
+  ASSERT_TRUE(Extend(*session, 0, {}, 4).ok());
+  v1::EndTurnRequest end;
+  end.set_session_id(session->session_id());
+  end.set_tenant("t");
+  end.add_tokens(5);
+  end.add_tokens(6);
+  end.set_retain_for_seconds(30);
+  ASSERT_TRUE(coordinator_.EndTurn(end).ok());
+  end.set_retain_for_seconds(-1);
+  EXPECT_THAT(coordinator_.EndTurn(end).status().message(), HasSubstr("retain_for_seconds"));
+
+  now_ += absl::Seconds(29);
+  Beat(shard_a_);
+  Beat(shard_b_);
+  coordinator_.Sweep();
+  v1::GetSessionRequest get;
+  get.set_session_id(session->session_id());
+  get.set_tenant("t");
+  absl::StatusOr<v1::SessionInfo> resumed = coordinator_.GetSession(get);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->context_len(), 2);
+
+  // GetSession renewed it for the idle timeout; past that it is gone, blocks freed.
+  now_ += absl::Minutes(11);
+  Beat(shard_a_);
+  Beat(shard_b_);
+  coordinator_.Sweep();
+  EXPECT_EQ(coordinator_.GetSession(get).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Stats().blocks_used(), 0);
+}
+
+TEST_F(OpenModelTest, SilentShardDropsItsSessionsWithAReprefillStatus) {
+  absl::StatusOr<v1::SessionInfo> session = Open();
+  ASSERT_TRUE(Extend(*session, 0, {}, 8).ok());
+  now_ += absl::Seconds(4);
+  Beat(shard_a_);
+  coordinator_.Sweep();
+  EXPECT_EQ(Stats().live_shards(), 2);
+
+  now_ += absl::Seconds(2);  // b silent for 6 s
+  Beat(shard_a_);
+  coordinator_.Sweep();
+  EXPECT_EQ(Stats().live_shards(), 1);
+  EXPECT_EQ(Stats().sessions_lost(), 1);
+  EXPECT_EQ(Stats().blocks_used(), 0);
+  absl::Status status = Extend(*session, 0, {}, 1).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(status.message(), HasSubstr("re-prefill"));
+  EXPECT_THAT(status.message(), HasSubstr("b:1"));
+
+  v1::HeartbeatRequest late;
+  late.set_shard_id(shard_b_);
+  EXPECT_EQ(coordinator_.Heartbeat(late).status().code(), absl::StatusCode::kNotFound);
+
+  // A new shard takes the vacant range with a new incarnation; new sessions open.
+  JoinShard("c:1");
+  absl::StatusOr<v1::SessionInfo> fresh = Open();
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_NE(fresh->lease().shard_incarnations(1), session->lease().shard_incarnations(1));
+}
+
+TEST_F(OpenModelTest, ReRegistrationFromTheSameAddressMeansARestart) {
+  absl::StatusOr<v1::SessionInfo> session = Open();
+  ASSERT_TRUE(session.ok());
+  JoinShard("a:1");
+  EXPECT_EQ(Extend(*session, 0, {}, 1).status().code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(Open().ok());
+}
+
+}  // namespace
+}  // namespace kvtier::testing

@@ -1,0 +1,237 @@
+// Bad input through the whole tier: each request gets its status code with a message naming
+// the field, and the tier keeps serving everyone else (a checked session runs after each).
+// Raw stubs stand in for a buggy or hostile client where the client library would refuse.
+#include <memory>
+#include <random>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "client/step.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "kvtier/v1/attention.grpc.pb.h"
+#include "proto/model_spec.h"
+#include "proto/status_convert.h"
+#include "tests/service/tier_harness.h"
+
+namespace kvtier::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kKvHeads = 2;
+constexpr int kQHeads = 4;
+constexpr int kHeadDim = 32;
+
+class TierBadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(FastTier(TestModel("m", kKvHeads, kQHeads, 2, DType::kBF16, 16))); }
+
+  void Start(const LocalTierOptions& options) {
+    const uint64_t seed = FreshSeed();
+    rng_.seed(seed);
+    std::cout << "seed " << seed << "\n";
+    absl::StatusOr<Tier> tier = StartTier(options);
+    ASSERT_TRUE(tier.ok()) << tier.status();
+    tier_ = *std::move(tier);
+    absl::StatusOr<std::unique_ptr<Session>> bystander = tier_.client->OpenSession("m", "other");
+    ASSERT_TRUE(bystander.ok()) << bystander.status();
+    bystander_ = Checked(*std::move(bystander));
+    ASSERT_TRUE(CheckedStep(*tier_.client, {&bystander_}, {5}, rng_).ok());
+  }
+
+  // Everyone else is still served correctly.
+  void ExpectOthersServed() {
+    EXPECT_TRUE(CheckedStep(*tier_.client, {&bystander_}, {1}, rng_).ok());
+  }
+
+  // A session with room for `tokens` and the lease the coordinator granted for it.
+  v1::SequenceStep Reserve(int tokens, std::string* session_id = nullptr) {
+    v1::OpenSessionRequest open;
+    open.set_model("m");
+    open.set_tenant("raw");
+    absl::StatusOr<v1::SessionInfo> info = tier_.local->coordinator().OpenSession(open);
+    EXPECT_TRUE(info.ok()) << info.status();
+    v1::ExtendRequest extend;
+    extend.set_session_id(info->session_id());
+    extend.set_tenant("raw");
+    extend.set_reserve_tokens(tokens);
+    absl::StatusOr<v1::ExtendResponse> extended = tier_.local->coordinator().Extend(extend);
+    EXPECT_TRUE(extended.ok()) << extended.status();
+    if (session_id != nullptr) *session_id = info->session_id();
+    v1::SequenceStep sequence;
+    *sequence.mutable_lease() = extended->lease();
+    sequence.set_context_len(tokens);
+    sequence.set_num_new_tokens(tokens);
+    return sequence;
+  }
+
+  // One raw layer of a step to shard 0 (slot 0: kv head 0, q heads 0..1), bf16 tensors sized
+  // for `tokens` unless the caller changes them.
+  v1::StepRequest RawRequest(const v1::SequenceStep& sequence, int layer = 0) {
+    v1::StepRequest request;
+    request.mutable_plan()->set_model("m");
+    request.mutable_plan()->set_slot(0);
+    *request.mutable_plan()->add_sequences() = sequence;
+    const int tokens = sequence.num_new_tokens();
+    v1::LayerTensors* tensors = request.mutable_layer();
+    tensors->set_layer(layer);
+    tensors->mutable_q()->assign(tokens * (kQHeads / 2) * kHeadDim * 2, '\0');
+    tensors->mutable_k()->assign(tokens * (kKvHeads / 2) * kHeadDim * 2, '\0');
+    tensors->mutable_v()->assign(tokens * (kKvHeads / 2) * kHeadDim * 2, '\0');
+    return request;
+  }
+
+  // Sends one request on a fresh Step stream to shard 0; the stream's final status.
+  absl::Status SendRaw(const v1::StepRequest& request) {
+    auto stub = v1::Attention::NewStub(
+        grpc::CreateChannel(tier_.local->shard_address(0), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    auto stream = stub->Step(&context);
+    stream->Write(request);
+    stream->WritesDone();
+    v1::StepResponse response;
+    while (stream->Read(&response)) {
+    }
+    return FromGrpcStatus(stream->Finish());
+  }
+
+  Tier tier_;
+  CheckedSession bystander_;
+  std::mt19937_64 rng_;
+};
+
+TEST_F(TierBadInputTest, WellFormedRawRequestIsServed) {
+  // The raw path itself works, so the rejections below are about the one thing each breaks.
+  EXPECT_TRUE(SendRaw(RawRequest(Reserve(3))).ok());
+}
+
+TEST_F(TierBadInputTest, WrongTensorSize) {
+  v1::StepRequest request = RawRequest(Reserve(3));
+  request.mutable_layer()->mutable_k()->pop_back();
+  absl::Status status = SendRaw(request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("k: expected"));
+  ExpectOthersServed();
+}
+
+TEST_F(TierBadInputTest, WrongDtype) {
+  // fp32 tensors for a bf16 model: twice the bytes.
+  v1::StepRequest request = RawRequest(Reserve(2));
+  std::string* q = request.mutable_layer()->mutable_q();
+  q->append(*q);
+  absl::Status status = SendRaw(request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("bf16"));
+
+  v1::ModelSpec model = TestModel("other-model", 2, 4, 1);
+  model.set_dtype(v1::DTYPE_UNSPECIFIED);
+  absl::Status registered = tier_.client->RegisterModel(model).status();
+  EXPECT_EQ(registered.code(), absl::StatusCode::kInvalidArgument) << registered;
+  EXPECT_THAT(registered.message(), HasSubstr("model.dtype"));
+  ExpectOthersServed();
+}
+
+TEST_F(TierBadInputTest, LayerOutOfRange) {
+  absl::Status status = SendRaw(RawRequest(Reserve(1), /*layer=*/2));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("layer"));
+
+  // The client library refuses it before sending.
+  absl::StatusOr<std::unique_ptr<Session>> session = tier_.client->OpenSession("m", "t");
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE((*session)->Extend({7}).ok());
+  absl::StatusOr<std::unique_ptr<Step>> step = (*session)->BeginStep();
+  ASSERT_TRUE(step.ok()) << step.status();
+  std::string q(kQHeads * kHeadDim * 2, '\0'), kv(kKvHeads * kHeadDim * 2, '\0'), out(q);
+  absl::Status refused = (*step)->Attend(-1, q, kv, kv, absl::MakeSpan(out.data(), out.size()));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("layer"));
+  ExpectOthersServed();
+}
+
+TEST_F(TierBadInputTest, UnknownAndClosedSessions) {
+  EXPECT_EQ(tier_.client->ResumeSession("00112233445566778899aabbccddeeff", "t").status().code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<std::unique_ptr<Session>> session = tier_.client->OpenSession("m", "t");
+  ASSERT_TRUE(session.ok());
+  const std::string id = (*session)->id();
+  ASSERT_TRUE((*session)->Close().ok());
+  EXPECT_EQ(tier_.client->ResumeSession(id, "t").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*session)->Extend(std::vector<int32_t>(40, 1)).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*session)->Close().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(tier_.client->OpenSession("no-such-model", "t").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(tier_.client->OpenSession("m", "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ExpectOthersServed();
+}
+
+TEST_F(TierBadInputTest, ForgedBlockIds) {
+  v1::SequenceStep sequence = Reserve(3);
+  // Another block (the bystander's or a free one), written into a lease that never held it.
+  sequence.mutable_lease()->set_blocks(0, (sequence.lease().blocks(0) + 1) % 16);
+  absl::Status status = SendRaw(RawRequest(sequence));
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(status.message(), HasSubstr("lease"));
+  ExpectOthersServed();
+}
+
+TEST_F(TierBadInputTest, LeaseOfClosedSessionCannotTouchReassignedBlocks) {
+  std::string closed_id;
+  const v1::SequenceStep stale = Reserve(4, &closed_id);
+  v1::CloseSessionRequest close;
+  close.set_session_id(closed_id);
+  close.set_tenant("raw");
+  ASSERT_TRUE(tier_.local->coordinator().CloseSession(close).ok());
+
+  // A new session gets the freed block (the allocator reuses it first) and writes it.
+  absl::StatusOr<std::unique_ptr<Session>> opened = tier_.client->OpenSession("m", "t");
+  ASSERT_TRUE(opened.ok());
+  CheckedSession owner = Checked(*std::move(opened));
+  ASSERT_TRUE(CheckedStep(*tier_.client, {&owner}, {4}, rng_).ok());
+  ASSERT_EQ(owner.session->context_len(), 4);
+
+  absl::Status status = SendRaw(RawRequest(stale));
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(status.message(), HasSubstr("reassigned"));
+  // The owner's K/V is intact.
+  EXPECT_TRUE(CheckedStep(*tier_.client, {&owner}, {1}, rng_).ok());
+  ExpectOthersServed();
+}
+
+TEST_F(TierBadInputTest, MoreTokensThanCapacity) {
+  // 16 blocks of 4 tokens; the bystander holds 2.
+  absl::StatusOr<std::unique_ptr<Session>> greedy = tier_.client->OpenSession("m", "t");
+  ASSERT_TRUE(greedy.ok());
+  absl::Status status = (*greedy)->Extend(std::vector<int32_t>(65, 1));
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  status = (*greedy)->Extend(std::vector<int32_t>(57, 1));
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("blocks"));
+  ExpectOthersServed();
+  // Within what is free, it works.
+  CheckedSession fits = Checked(*std::move(greedy));
+  EXPECT_TRUE(CheckedStep(*tier_.client, {&fits}, {40}, rng_).ok());
+}
+
+TEST_F(TierBadInputTest, OversizedMessage) {
+  LocalTierOptions options = FastTier(TestModel("m", kKvHeads, kQHeads, 2, DType::kBF16, 256));
+  options.max_message_bytes = 16 << 10;
+  tier_ = Tier();
+  Start(options);
+  // 200 tokens of q for one shard: 200 x 2 heads x 32 x 2 bytes = 25600 bytes > 16 KiB.
+  absl::StatusOr<std::unique_ptr<Session>> big = tier_.client->OpenSession("m", "t");
+  ASSERT_TRUE(big.ok());
+  CheckedSession checked = Checked(*std::move(big));
+  absl::Status status = CheckedStep(*tier_.client, {&checked}, {200}, rng_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  ExpectOthersServed();
+  EXPECT_TRUE(CheckedStep(*tier_.client, {&checked}, {20}, rng_).ok());
+}
+
+}  // namespace
+}  // namespace kvtier::testing

@@ -1,0 +1,94 @@
+// Shard loss through the whole tier: a crashed, stopped or restarted shard makes its sessions
+// fail with ABORTED ("re-prefill"), never a wrong answer; a restarted shard rejoins and new
+// sessions work; other models' and tenants' sessions are unharmed.
+#include <memory>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/service/tier_harness.h"
+
+namespace kvtier::testing {
+namespace {
+
+class TierFailureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const uint64_t seed = FreshSeed();
+    rng_.seed(seed);
+    std::cout << "seed " << seed << "\n";
+    absl::StatusOr<Tier> tier = StartTier(FastTier(TestModel("m", 3, 6, 3)));
+    ASSERT_TRUE(tier.ok()) << tier.status();
+    tier_ = *std::move(tier);
+  }
+
+  CheckedSession Prefilled(int tokens) {
+    absl::StatusOr<std::unique_ptr<Session>> session = tier_.client->OpenSession("m", "t");
+    EXPECT_TRUE(session.ok()) << session.status();
+    CheckedSession checked = Checked(*std::move(session));
+    absl::Status status = CheckedStep(*tier_.client, {&checked}, {tokens}, rng_);
+    EXPECT_TRUE(status.ok()) << status;
+    return checked;
+  }
+
+  // Waits for the coordinator to count `lost` lost sessions (it notices a crash only when the
+  // heartbeats stop).
+  void WaitForLostSessions(int64_t lost) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (absl::Now() < deadline) {
+      if (tier_.local->coordinator().GetStats().models(0).sessions_lost() >= lost) return;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    FAIL() << "the coordinator never dropped the sessions";
+  }
+
+  Tier tier_;
+  std::mt19937_64 rng_;
+};
+
+TEST_F(TierFailureTest, CrashedShardFailsSessionsWithReprefillThenRejoins) {
+  CheckedSession session = Prefilled(9);
+  tier_.local->KillShard(1);
+
+  // Before the coordinator notices, the step fails (UNAVAILABLE or ABORTED), never succeeds.
+  absl::Status early = CheckedStep(*tier_.client, {&session}, {1}, rng_);
+  EXPECT_TRUE(absl::IsUnavailable(early) || absl::IsAborted(early)) << early;
+
+  WaitForLostSessions(1);
+  absl::Status status = CheckedStep(*tier_.client, {&session}, {1}, rng_);
+  EXPECT_TRUE(IsReprefillRequired(status)) << status;
+  EXPECT_NE(status.message().find("re-prefill"), absl::string_view::npos) << status;
+  EXPECT_TRUE(IsReprefillRequired(session.session->EndTurn()));
+  EXPECT_EQ(tier_.client->OpenSession("m", "t").status().code(), absl::StatusCode::kUnavailable);
+
+  ASSERT_TRUE(tier_.local->RestartShard(1).ok());
+  ASSERT_TRUE(tier_.local->WaitUntilReady("m", absl::Seconds(20)).ok());
+  CheckedSession fresh = Prefilled(7);
+  EXPECT_TRUE(CheckedStep(*tier_.client, {&fresh}, {1}, rng_).ok());
+  // The old session stays lost; closing it is allowed.
+  EXPECT_TRUE(IsReprefillRequired(CheckedStep(*tier_.client, {&session}, {1}, rng_)));
+  EXPECT_TRUE(session.session->Close().ok());
+}
+
+TEST_F(TierFailureTest, StoppedShardFailsSessionsAtOnce) {
+  CheckedSession session = Prefilled(5);
+  tier_.local->StopShard(2);
+  absl::Status status = CheckedStep(*tier_.client, {&session}, {1}, rng_);
+  EXPECT_TRUE(IsReprefillRequired(status)) << status;
+}
+
+TEST_F(TierFailureTest, ShardRestartedBeforeTimeoutInvalidatesItsSessions) {
+  CheckedSession session = Prefilled(6);
+  ASSERT_TRUE(tier_.local->RestartShard(0).ok());
+  ASSERT_TRUE(tier_.local->WaitUntilReady("m", absl::Seconds(20)).ok());
+  // The restarted shard has an empty pool: the old session must not get attention over it.
+  absl::Status status = CheckedStep(*tier_.client, {&session}, {1}, rng_);
+  EXPECT_TRUE(IsReprefillRequired(status)) << status;
+
+  CheckedSession fresh = Prefilled(6);
+  EXPECT_TRUE(CheckedStep(*tier_.client, {&fresh}, {2}, rng_).ok());
+}
+
+}  // namespace
+}  // namespace kvtier::testing

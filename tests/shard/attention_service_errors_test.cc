@@ -1,0 +1,214 @@
+// The data plane's refusals through real gRPC: every malformed, forged, stale or oversized step
+// ends with the exact status code and a message naming the field, and the shard serves a good
+// step right after.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "cache/dtype.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/lease_signature.h"
+#include "tests/shard/test_shard.h"
+
+namespace kvtier {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr DType kDType = DType::kBF16;
+constexpr int kSlot = 1;  // KV head [2, 3): one KV head, two query heads
+
+class AttentionServiceErrorsTest : public testing::Test {
+ protected:
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(StartShard(TestShardOptions(), &shard_)); }
+
+  void StartShard(const ShardServerOptions& options, TestShard* shard) {
+    StartTestShard(key_, {TestRange(TestModelSpec(kDType), kSlot)}, options, shard);
+  }
+
+  // A lease on this shard's first incarnation.
+  v1::BlockLease Lease(const std::vector<int32_t>& blocks, uint64_t generation = 1) const {
+    return SignedLease(key_, kTestModel, blocks, {1, 1}, generation);
+  }
+
+  static std::vector<v1::StepRequest> Step(const v1::BlockLease& lease, int context_len,
+                                           int num_new_tokens) {
+    return ZeroStep(TestModelSpec(kDType), kSlot, lease, context_len, num_new_tokens);
+  }
+
+  // A prefill of 5 tokens over blocks 3 and 9, which every case below starts from.
+  std::vector<v1::StepRequest> GoodStep() const { return Step(Lease({3, 9}), 5, 5); }
+
+  static void ExpectStatus(const StepOutcome& outcome, grpc::StatusCode code,
+                           const std::string& message) {
+    EXPECT_EQ(outcome.status.error_code(), code) << outcome.status.error_message();
+    EXPECT_THAT(outcome.status.error_message(), HasSubstr(message));
+  }
+
+  static void ExpectServes(StepClient& client, const std::vector<v1::StepRequest>& requests) {
+    const StepOutcome outcome = client.Send(requests);
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+    EXPECT_EQ(outcome.responses.size(), static_cast<size_t>(kTestLayers));
+  }
+
+  const std::string key_ = NewLeaseKey();
+  TestShard shard_;
+};
+
+v1::BlockLease& LeaseOf(std::vector<v1::StepRequest>& requests) {
+  return *requests[0].mutable_plan()->mutable_sequences(0)->mutable_lease();
+}
+
+TEST_F(AttentionServiceErrorsTest, RefusesBadStepsNamingTheFieldAndKeepsServing) {
+  struct Case {
+    const char* what;
+    // Spoils a good step.
+    std::function<void(std::vector<v1::StepRequest>&)> spoil;
+    grpc::StatusCode code;
+    std::string message;
+  };
+  // Edits of the lease (signed again with the coordinator's key), the plan, or a layer.
+  const std::string& key = key_;
+  auto resigned = [&key](std::function<void(v1::BlockLease&)> edit) {
+    return [&key, edit](std::vector<v1::StepRequest>& requests) {
+      edit(LeaseOf(requests));
+      SignLease(key, &LeaseOf(requests));
+    };
+  };
+  auto plan = [](std::function<void(v1::StepPlan&)> edit) {
+    return [edit](std::vector<v1::StepRequest>& requests) { edit(*requests[0].mutable_plan()); };
+  };
+  auto layer = [](int index, std::function<void(v1::LayerTensors&)> edit) {
+    return [index, edit](std::vector<v1::StepRequest>& requests) {
+      edit(*requests[index].mutable_layer());
+    };
+  };
+  using grpc::StatusCode;
+  const std::vector<Case> cases = {
+      {"signed with another key",
+       [](auto& requests) { SignLease(NewLeaseKey(), &LeaseOf(requests)); },
+       StatusCode::PERMISSION_DENIED, "plan.sequences[0].lease: bad signature"},
+      {"a block changed after signing", [](auto& requests) { LeaseOf(requests).set_blocks(1, 4); },
+       StatusCode::PERMISSION_DENIED, "plan.sequences[0].lease: bad signature"},
+      {"an earlier incarnation",
+       resigned([](v1::BlockLease& lease) { lease.set_shard_incarnations(kSlot, 0); }),
+       StatusCode::ABORTED,
+       "lease: issued for incarnation 0 of slot 1, this shard is incarnation 1: its K/V was "
+       "lost; open a new session and re-prefill"},
+      {"a later incarnation",
+       resigned([](v1::BlockLease& lease) { lease.set_shard_incarnations(kSlot, 2); }),
+       StatusCode::ABORTED, "issued for incarnation 2 of slot 1"},
+      {"an incarnation per slot missing",
+       resigned([](v1::BlockLease& lease) { lease.mutable_shard_incarnations()->RemoveLast(); }),
+       StatusCode::INVALID_ARGUMENT,
+       "plan.sequences[0].lease.shard_incarnations: expected 2 entries"},
+      {"expired", resigned([](v1::BlockLease& lease) {
+         lease.set_expires_unix_micros(absl::ToUnixMicros(absl::Now() - absl::Seconds(1)));
+       }),
+       StatusCode::PERMISSION_DENIED, "plan.sequences[0].lease: expired"},
+      {"another model's lease", resigned([](v1::BlockLease& lease) { lease.set_model("other"); }),
+       StatusCode::PERMISSION_DENIED, "plan.sequences[0].lease.model"},
+      {"a block past the pool",
+       resigned([](v1::BlockLease& lease) { lease.set_blocks(1, kTestBlocks); }),
+       StatusCode::INVALID_ARGUMENT, "plan.sequences[0].lease.blocks[1]: 32 out of range [0, 32)"},
+      {"a negative block", resigned([](v1::BlockLease& lease) { lease.set_blocks(0, -1); }),
+       StatusCode::INVALID_ARGUMENT, "lease.blocks[0]: -1 out of range"},
+      {"a generation missing",
+       resigned([](v1::BlockLease& lease) { lease.mutable_generations()->RemoveLast(); }),
+       StatusCode::INVALID_ARGUMENT, "lease.generations: expected one per block (2), got 1"},
+      {"context beyond the leased blocks",
+       plan([](v1::StepPlan& plan) { plan.mutable_sequences(0)->set_context_len(9); }),
+       StatusCode::INVALID_ARGUMENT,
+       "plan.sequences[0].context_len: 9 exceeds the lease's 2 blocks x 4 tokens"},
+      {"no new tokens",
+       plan([](v1::StepPlan& plan) { plan.mutable_sequences(0)->set_num_new_tokens(0); }),
+       StatusCode::INVALID_ARGUMENT,
+       "plan.sequences[0].num_new_tokens: expected at least 1, got 0"},
+      {"more new tokens than context",
+       plan([](v1::StepPlan& plan) { plan.mutable_sequences(0)->set_num_new_tokens(6); }),
+       StatusCode::INVALID_ARGUMENT, "plan.sequences[0].num_new_tokens: 6 exceeds context_len 5"},
+      {"no sequences", plan([](v1::StepPlan& plan) { plan.clear_sequences(); }),
+       StatusCode::INVALID_ARGUMENT, "plan.sequences: expected at least one sequence"},
+      {"another slot", plan([](v1::StepPlan& plan) { plan.set_slot(0); }),
+       StatusCode::FAILED_PRECONDITION, "plan.slot: this shard holds slot 1 of model m, got 0"},
+      {"an unknown model", plan([](v1::StepPlan& plan) { plan.set_model("nope"); }),
+       StatusCode::NOT_FOUND, "plan.model: this shard holds no range of model \"nope\""},
+      {"no plan", [](auto& requests) { requests[0].clear_plan(); }, StatusCode::INVALID_ARGUMENT,
+       "plan: the first message of a step must carry a plan"},
+      {"no message at all", [](auto& requests) { requests.clear(); }, StatusCode::INVALID_ARGUMENT,
+       "plan: the first message of a step must carry a plan"},
+      {"a second plan", [](auto& requests) { *requests[1].mutable_plan() = requests[0].plan(); },
+       StatusCode::INVALID_ARGUMENT, "plan: only the first message of a step may carry one"},
+      {"a layer past the model", layer(1, [](v1::LayerTensors& t) { t.set_layer(9); }),
+       StatusCode::INVALID_ARGUMENT, "layer.layer: expected 0..1, got 9"},
+      {"a negative layer", layer(0, [](v1::LayerTensors& t) { t.set_layer(-1); }),
+       StatusCode::INVALID_ARGUMENT, "layer.layer: expected 0..1, got -1"},
+      {"q a byte short", layer(1, [](v1::LayerTensors& t) { t.mutable_q()->pop_back(); }),
+       StatusCode::INVALID_ARGUMENT,
+       "layer 1: q: expected 1280 bytes (5 tokens x 2 heads x 64 x bf16), got 1279"},
+      {"k a byte long", layer(1, [](v1::LayerTensors& t) { t.mutable_k()->push_back('\0'); }),
+       StatusCode::INVALID_ARGUMENT,
+       "layer 1: k: expected 640 bytes (5 tokens x 1 heads x 64 x bf16), got 641"},
+      {"v empty", layer(0, [](v1::LayerTensors& t) { t.clear_v(); }), StatusCode::INVALID_ARGUMENT,
+       "layer 0: v: expected 640 bytes"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::vector<v1::StepRequest> requests = GoodStep();
+    c.spoil(requests);
+    ExpectStatus(shard_.client->Send(requests), c.code, c.message);
+    ExpectServes(*shard_.client, GoodStep());
+  }
+}
+
+// Block 21 is freed from session "old" (generation 1) and granted to "new" (generation 2):
+// once the new lease has been used here, the old one is refused.
+TEST_F(AttentionServiceErrorsTest, RefusesALeaseOnceANewerGenerationOfItsBlockWasUsed) {
+  const std::vector<v1::StepRequest> old_step = Step(Lease({20, 21}), 6, 6);
+  ExpectServes(*shard_.client, old_step);
+  const std::vector<v1::StepRequest> new_step = Step(Lease({21}, 2), 4, 4);
+  ExpectServes(*shard_.client, new_step);
+  ExpectStatus(shard_.client->Send(old_step), grpc::StatusCode::PERMISSION_DENIED,
+               "plan.sequences[0].lease.blocks[1]: block 21 was reassigned (generation 2 > "
+               "lease's 1)");
+  ExpectServes(*shard_.client, new_step);
+}
+
+// A stream admitted with the old lease stops at its next layer once the block's new owner has
+// stepped here.
+TEST_F(AttentionServiceErrorsTest, StopsAStepWhoseLeaseWentStaleBetweenLayers) {
+  const std::vector<v1::StepRequest> old_step = Step(Lease({22, 23}), 8, 8);
+  grpc::ClientContext context;
+  context.set_deadline(TestDeadline());
+  auto stream = shard_.client->stub().Step(&context);
+  v1::StepResponse response;
+  ASSERT_TRUE(stream->Write(old_step[0]));
+  ASSERT_TRUE(stream->Read(&response));
+
+  ExpectServes(*shard_.client, Step(Lease({23}, 2), 4, 4));
+
+  stream->Write(old_step[1]);
+  EXPECT_FALSE(stream->Read(&response));
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("plan.sequences[0].lease.blocks[1]: block 23 was reassigned"));
+}
+
+TEST_F(AttentionServiceErrorsTest, RefusesMessagesOverTheSizeLimit) {
+  ShardServerOptions options = TestShardOptions();
+  options.max_message_bytes = 64 << 10;
+  TestShard small;
+  ASSERT_NO_FATAL_FAILURE(StartShard(options, &small));
+  std::vector<v1::StepRequest> requests = GoodStep();
+  requests[1].mutable_layer()->mutable_q()->resize(100 << 10);
+  const StepOutcome outcome = small.client->Send(requests);
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << outcome.status.error_message();
+  ExpectServes(*small.client, GoodStep());
+}
+
+}  // namespace
+}  // namespace kvtier

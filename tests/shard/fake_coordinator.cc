@@ -1,0 +1,103 @@
+#include "tests/shard/fake_coordinator.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace kvtier {
+
+FakeCoordinator::FakeCoordinator(std::string lease_key, std::vector<v1::HostedRange> ranges,
+                                 int64_t heartbeat_interval_ms)
+    : lease_key_(std::move(lease_key)),
+      heartbeat_interval_ms_(heartbeat_interval_ms),
+      ranges_(std::move(ranges)) {
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(this);
+  server_ = builder.BuildAndStart();
+  address_ = absl::StrCat("127.0.0.1:", port);
+}
+
+FakeCoordinator::~FakeCoordinator() { server_->Shutdown(); }
+
+void FakeCoordinator::SetRanges(std::vector<v1::HostedRange> ranges) {
+  absl::MutexLock lock(&mu_);
+  ranges_ = std::move(ranges);
+}
+
+void FakeCoordinator::ForgetShards() {
+  absl::MutexLock lock(&mu_);
+  forgotten_ = true;
+}
+
+void FakeCoordinator::RefuseRegistrations(int count) {
+  absl::MutexLock lock(&mu_);
+  registrations_to_refuse_ = count;
+}
+
+FakeCoordinator::Counts FakeCoordinator::counts() const {
+  absl::MutexLock lock(&mu_);
+  return counts_;
+}
+
+bool FakeCoordinator::WaitUntil(const std::function<bool(const Counts&)>& done) const {
+  absl::MutexLock lock(&mu_);
+  auto holds = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done(counts_); };
+  return mu_.AwaitWithTimeout(absl::Condition(&holds), absl::Seconds(10));
+}
+
+grpc::Status FakeCoordinator::RegisterShard(grpc::ServerContext* context,
+                                            const v1::RegisterShardRequest* request,
+                                            v1::ShardAssignment* response) {
+  absl::MutexLock lock(&mu_);
+  if (registrations_to_refuse_ > 0) {
+    --registrations_to_refuse_;
+    ++counts_.refused_registrations;
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake coordinator: not yet");
+  }
+  ++counts_.registrations;
+  counts_.heartbeats_since_registration = 0;
+  counts_.last_registration = *request;
+  forgotten_ = false;
+  FillAssignment(response);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeCoordinator::Heartbeat(grpc::ServerContext* context,
+                                        const v1::HeartbeatRequest* request,
+                                        v1::ShardAssignment* response) {
+  absl::MutexLock lock(&mu_);
+  if (forgotten_ || request->shard_id() != static_cast<uint64_t>(counts_.registrations)) {
+    ++counts_.not_found_heartbeats;
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("fake coordinator: no shard ", request->shard_id()));
+  }
+  ++counts_.heartbeats;
+  ++counts_.heartbeats_since_registration;
+  counts_.ready_incarnations.assign(request->ready_incarnations().begin(),
+                                    request->ready_incarnations().end());
+  FillAssignment(response);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeCoordinator::DeregisterShard(grpc::ServerContext* context,
+                                              const v1::DeregisterShardRequest* request,
+                                              v1::DeregisterShardResponse* response) {
+  absl::MutexLock lock(&mu_);
+  counts_.deregistered.push_back(request->shard_id());
+  return grpc::Status::OK;
+}
+
+void FakeCoordinator::FillAssignment(v1::ShardAssignment* assignment) const {
+  assignment->set_shard_id(counts_.registrations);
+  assignment->set_lease_key(lease_key_);
+  assignment->set_heartbeat_interval_ms(heartbeat_interval_ms_);
+  for (const v1::HostedRange& range : ranges_) {
+    v1::HostedRange* hosted = assignment->add_ranges();
+    *hosted = range;
+    hosted->set_incarnation(counts_.registrations);
+  }
+}
+
+}  // namespace kvtier
