@@ -42,4 +42,16 @@ std::vector<double> ReferenceAttention(const ReferenceAttentionShape& shape,
   return out;
 }
 
+AttentionTolerance AttentionToleranceFor(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return {2e-6, 1e-4};
+    case DType::kF16:
+      return {2e-6, 1e-3};
+    case DType::kBF16:
+      return {2e-6, 4e-3};
+  }
+  return {0, 0};
+}
+
 }  // namespace kvtier

@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "cache/dtype.h"
+
 namespace kvtier {
 
 struct ReferenceAttentionShape {
@@ -22,6 +24,17 @@ struct ReferenceAttentionShape {
 std::vector<double> ReferenceAttention(const ReferenceAttentionShape& shape,
                                        const std::vector<float>& q, const std::vector<float>& k,
                                        const std::vector<float>& v);
+
+// How far a kernel's output in `dtype` may be from the reference: |got - want| <= atol +
+// rtol * |want|. rtol covers the one rounding of the output to the dtype (half an ulp: 2^-9
+// bf16, 2^-11 fp16), atol the fp32 accumulation over the context.
+struct AttentionTolerance {
+  double atol;
+  double rtol;
+
+  double Bound(double want) const { return atol + rtol * (want < 0 ? -want : want); }
+};
+AttentionTolerance AttentionToleranceFor(DType dtype);
 
 }  // namespace kvtier
 

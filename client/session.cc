@@ -60,19 +60,14 @@ absl::Status Session::PrepareStep() {
   // The lease must outlive the step: renew it when it may not.
   const absl::Time expires = absl::FromUnixMicros(info_.lease().expires_unix_micros());
   if (expires > absl::Now() + client_->options().step_deadline) return absl::OkStatus();
-  v1::GetSessionRequest request;
-  request.set_session_id(id());
-  request.set_tenant(tenant_);
-  v1::SessionInfo info;
-  grpc::Status status =
-      client_->coordinator().GetSession(client_->ControlContext().get(), request, &info);
-  if (!status.ok()) return FromGrpcStatus(status, "GetSession");
-  if (info.context_len() != committed_len_) {
+  absl::StatusOr<v1::SessionInfo> info = Fetch();
+  if (!info.ok()) return info.status();
+  if (info->context_len() != committed_len_) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "session ", id(), " holds ", info.context_len(), " tokens, this client committed ",
+        "session ", id(), " holds ", info->context_len(), " tokens, this client committed ",
         committed_len_, " (another client advanced it?)"));
   }
-  info_ = std::move(info);
+  info_ = *std::move(info);
   return absl::OkStatus();
 }
 
@@ -83,14 +78,19 @@ void Session::StepWritten() {
 }
 
 absl::Status Session::Explain(const absl::Status& failure) {
+  absl::Status status = Fetch().status();
+  return IsReprefillRequired(status) ? status : failure;
+}
+
+absl::StatusOr<v1::SessionInfo> Session::Fetch() {
   v1::GetSessionRequest request;
   request.set_session_id(id());
   request.set_tenant(tenant_);
   v1::SessionInfo info;
   grpc::Status status =
       client_->coordinator().GetSession(client_->ControlContext().get(), request, &info);
-  if (status.error_code() == grpc::StatusCode::ABORTED) return FromGrpcStatus(status);
-  return failure;
+  if (!status.ok()) return FromGrpcStatus(status, "GetSession");
+  return info;
 }
 
 absl::Status Session::EndTurn(absl::Duration retain_for) {

@@ -65,6 +65,8 @@ class Session {
   // Asks the coordinator what became of the session after a data-plane failure: ABORTED if
   // it was lost with a shard, else `failure`.
   absl::Status Explain(const absl::Status& failure);
+  // The coordinator's view of the session (GetSession).
+  absl::StatusOr<v1::SessionInfo> Fetch();
   const v1::SessionInfo& info() const { return info_; }
 
   int32_t leased_tokens() const;

@@ -52,25 +52,6 @@ const std::vector<CpuIsa>& TestedIsas() {
   return *isas;
 }
 
-// |got - want| <= atol + rtol * |want|: rtol covers the one rounding of the output to the
-// dtype (half an ulp: 2^-9 bf16, 2^-11 fp16), atol the fp32 accumulation over the context.
-struct Tolerance {
-  double atol;
-  double rtol;
-};
-
-Tolerance ToleranceFor(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return {2e-6, 1e-4};
-    case DType::kF16:
-      return {2e-6, 1e-3};
-    case DType::kBF16:
-      return {2e-6, 4e-3};
-  }
-  return {0, 0};
-}
-
 // Random values in [-range, range], rounded to `dtype`: the bytes and their exact fp32 values.
 struct RandomTensor {
   std::string bytes;
@@ -184,14 +165,14 @@ class AttentionTest : public testing::TestWithParam<GridParam> {
 
   void ExpectMatches(const std::vector<SequenceSpec>& specs,
                      const std::vector<std::vector<double>>& want, const std::string& out) {
-    const Tolerance tolerance = ToleranceFor(dtype());
+    const AttentionTolerance tolerance = AttentionToleranceFor(dtype());
     const int64_t query_elems = int64_t{num_q_heads()} * head_dim();
     int64_t out_index = 0;
     for (size_t s = 0; s < specs.size(); ++s) {
       int failures = 0;
       for (size_t i = 0; i < want[s].size(); ++i, ++out_index) {
         const double got = LoadAsFloat(dtype(), out.data(), out_index);
-        const double bound = tolerance.atol + tolerance.rtol * std::abs(want[s][i]);
+        const double bound = tolerance.Bound(want[s][i]);
         if (!(std::abs(got - want[s][i]) <= bound) && ++failures <= 5) {
           ADD_FAILURE() << "sequence " << s << " (context " << specs[s].context_len
                         << ", queries " << specs[s].num_queries << ") element " << i

@@ -12,19 +12,6 @@
 namespace kvtier::testing {
 namespace {
 
-// |got - want| <= atol + rtol * |want|, as in the kernel tests: rtol is the output's rounding.
-double RelativeTolerance(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return 1e-4;
-    case DType::kF16:
-      return 1e-3;
-    case DType::kBF16:
-      return 4e-3;
-  }
-  return 0;
-}
-
 // `count` random values in [-1, 1] rounded to `dtype`: appended as bytes and as exact floats.
 void RandomValues(DType dtype, int64_t count, std::mt19937_64& rng, std::string* bytes,
                   std::vector<float>* values) {
@@ -137,7 +124,7 @@ absl::Status CheckedStep(Client& client, const std::vector<CheckedSession*>& ses
       int mismatches = 0;
       for (size_t e = 0; e < want.size(); ++e) {
         const double got = LoadAsFloat(dtype, out.data(), row + e);
-        if (std::abs(got - want[e]) > 2e-6 + RelativeTolerance(dtype) * std::abs(want[e]) &&
+        if (std::abs(got - want[e]) > AttentionToleranceFor(dtype).Bound(want[e]) &&
             ++mismatches <= 3) {
           ADD_FAILURE() << "session " << i << " layer " << layer << " element " << e
                         << ": got " << got << ", want " << want[e];

@@ -30,25 +30,6 @@ namespace {
 constexpr int kKvElems = kTestKvHeads * kTestHeadDim;  // one token's K (or V), all heads
 constexpr int kQElems = kTestQHeads * kTestHeadDim;    // one token's queries, all heads
 
-// |got - want| <= atol + rtol * |want|: rtol covers the one rounding of the output to the
-// dtype, atol the fp32 accumulation (as in tests/cache/attention_test.cc).
-struct Tolerance {
-  double atol;
-  double rtol;
-};
-
-Tolerance ToleranceFor(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return {2e-6, 1e-4};
-    case DType::kF16:
-      return {2e-6, 1e-3};
-    case DType::kBF16:
-      return {2e-6, 4e-3};
-  }
-  return {0, 0};
-}
-
 // Random values in [-range, range], each exactly representable in `dtype`.
 std::vector<float> RandomValues(DType dtype, int64_t count, float range, std::mt19937_64& rng) {
   std::uniform_real_distribution<float> dist(-range, range);
@@ -186,7 +167,7 @@ class AttentionServiceTest : public testing::TestWithParam<DType> {
     const int slice_heads = q_end - q_begin;
     ASSERT_EQ(out.size(),
               static_cast<size_t>(tokens * slice_heads * kTestHeadDim * DTypeSize(dtype())));
-    const Tolerance tolerance = ToleranceFor(dtype());
+    const AttentionTolerance tolerance = AttentionToleranceFor(dtype());
     int failures = 0;
     for (int64_t t = 0; t < tokens; ++t) {
       for (int h = q_begin; h < q_end; ++h) {
@@ -194,7 +175,7 @@ class AttentionServiceTest : public testing::TestWithParam<DType> {
           const double expected = want[(t * kTestQHeads + h) * kTestHeadDim + d];
           const double got =
               LoadAsFloat(dtype(), out.data(), (t * slice_heads + h - q_begin) * kTestHeadDim + d);
-          const double bound = tolerance.atol + tolerance.rtol * std::abs(expected);
+          const double bound = tolerance.Bound(expected);
           if (!(std::abs(got - expected) <= bound) && ++failures <= 5) {
             ADD_FAILURE() << "token " << t << ", query head " << h << ", dim " << d << ": got "
                           << got << ", want " << expected << " +- " << bound;
