@@ -72,7 +72,7 @@ absl::Status AttentionService::RunLayer(HostedModel& model, const v1::StepPlan& 
   }
   const std::string context = absl::StrCat("layer ", layer.layer(), ": ");
   // q is out's shape; checked here, before any K/V is written, so a bad layer writes nothing.
-  if (layer.q().size() != batch.out_bytes()) {
+  if (static_cast<int64_t>(layer.q().size()) != batch.out_bytes()) {
     const KvPoolShape& shape = model.pool().shape();
     return absl::InvalidArgumentError(absl::StrCat(
         context, "q: expected ", batch.out_bytes(), " bytes (", batch.slots().size(),

@@ -11,7 +11,7 @@
 #include "proto/model_spec.h"
 #include "tests/service/tier_harness.h"
 
-namespace kvtier::testing {
+namespace kvtier::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -296,4 +296,4 @@ TEST_F(OpenModelTest, ReRegistrationFromTheSameAddressMeansARestart) {
 }
 
 }  // namespace
-}  // namespace kvtier::testing
+}  // namespace kvtier::test

@@ -8,9 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "client/step.h"
 #include "gtest/gtest.h"
+#include "tests/health_probe.h"
 #include "tests/service/tier_harness.h"
 
-namespace kvtier::testing {
+namespace kvtier::test {
 namespace {
 
 struct Layout {
@@ -73,6 +74,15 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TierAttentionTest,
                                            Layout{3, 4, 8, DType::kBF16},
                                            Layout{4, 6, 12, DType::kF16}));
 
+TEST(TierServersTest, AnswerHealthChecks) {
+  absl::StatusOr<Tier> tier = StartTier(FastTier(TestModel("m", 2, 4, 2)));
+  ASSERT_TRUE(tier.ok()) << tier.status();
+  EXPECT_TRUE(CheckServing(tier->local->coordinator_address()).ok());
+  for (int i = 0; i < tier->local->num_shards(); ++i) {
+    EXPECT_TRUE(CheckServing(tier->local->shard_address(i)).ok());
+  }
+}
+
 TEST(TierResumeTest, SecondClientContinuesSession) {
   const uint64_t seed = FreshSeed();
   SCOPED_TRACE(absl::StrCat("seed ", seed));
@@ -109,4 +119,4 @@ TEST(TierResumeTest, SecondClientContinuesSession) {
 }
 
 }  // namespace
-}  // namespace kvtier::testing
+}  // namespace kvtier::test

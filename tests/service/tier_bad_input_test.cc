@@ -16,7 +16,7 @@
 #include "proto/status_convert.h"
 #include "tests/service/tier_harness.h"
 
-namespace kvtier::testing {
+namespace kvtier::test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -234,4 +234,4 @@ TEST_F(TierBadInputTest, OversizedMessage) {
 }
 
 }  // namespace
-}  // namespace kvtier::testing
+}  // namespace kvtier::test

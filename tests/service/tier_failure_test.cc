@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/service/tier_harness.h"
 
-namespace kvtier::testing {
+namespace kvtier::test {
 namespace {
 
 class TierFailureTest : public ::testing::Test {
@@ -91,4 +91,4 @@ TEST_F(TierFailureTest, ShardRestartedBeforeTimeoutInvalidatesItsSessions) {
 }
 
 }  // namespace
-}  // namespace kvtier::testing
+}  // namespace kvtier::test

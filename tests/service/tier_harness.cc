@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "proto/model_spec.h"
 
-namespace kvtier::testing {
+namespace kvtier::test {
 namespace {
 
 // `count` random values in [-1, 1] rounded to `dtype`: appended as bytes and as exact floats.
@@ -143,4 +143,4 @@ absl::Status CheckedStep(Client& client, const std::vector<CheckedSession*>& ses
 
 uint64_t FreshSeed() { return std::random_device{}(); }
 
-}  // namespace kvtier::testing
+}  // namespace kvtier::test

@@ -16,7 +16,7 @@
 #include "kvtier/v1/common.pb.h"
 #include "service/local_tier.h"
 
-namespace kvtier::testing {
+namespace kvtier::test {
 
 // A small model: 2 layers, head_dim 32, block 4 tokens (so steps cross blocks often).
 v1::ModelSpec TestModel(const std::string& name, int kv_heads, int q_heads, int shards,
@@ -48,6 +48,6 @@ absl::Status CheckedStep(Client& client, const std::vector<CheckedSession*>& ses
 // A seed printed through SCOPED_TRACE by the caller.
 uint64_t FreshSeed();
 
-}  // namespace kvtier::testing
+}  // namespace kvtier::test
 
 #endif  // KVTIER_TESTS_SERVICE_TIER_HARNESS_H_

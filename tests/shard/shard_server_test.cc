@@ -12,13 +12,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "cache/dtype.h"
 #include "gmock/gmock.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "proto/lease_signature.h"
+#include "tests/health_probe.h"
 #include "tests/shard/test_shard.h"
 
 namespace kvtier {
@@ -28,6 +27,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using Counts = FakeCoordinator::Counts;
+using test::CheckServing;
 
 constexpr int kSlot = 0;
 
@@ -144,31 +144,7 @@ TEST_F(ShardServerTest, AdvertisesTheAddressItIsGiven) {
 }
 
 TEST_F(ShardServerTest, AnswersHealthChecks) {
-  // grpc.health.v1.HealthCheckRequest{service: ""} is empty on the wire; the answer
-  // HealthCheckResponse{status: SERVING} is field 1 = 1.
-  grpc::GenericStub stub(
-      grpc::CreateChannel(shard_.server->address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(TestDeadline());
-  grpc::Slice empty("");
-  const grpc::ByteBuffer request(&empty, 1);
-  grpc::ByteBuffer response;
-  grpc::Status status;
-  absl::Notification done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                 [&](grpc::Status answer) {
-                   status = std::move(answer);
-                   done.Notify();
-                 });
-  done.WaitForNotification();
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response.Dump(&slices).ok());
-  std::string bytes;
-  for (const grpc::Slice& slice : slices) {
-    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+  EXPECT_TRUE(CheckServing(shard_.server->address()).ok());
 }
 
 TEST(ShardServerOptionsTest, StartRefusesBadOptionsNamingThem) {
