@@ -157,10 +157,7 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
       const int row = tile * kTileRows + r;
       if (row >= plan.rows) break;
       const int64_t base = row_query_index(plan, kv_head, row);
-      const float inverse_sum = 1.0f / state.sum[r];
-      for (int j = 0; j < d; ++j) {
-        StoreFromFloat(kv.dtype, state.acc[r * d + j] * inverse_sum, out, base + j);
-      }
+      StoreRowFromFloat(kv.dtype, &state.acc[r * d], 1.0f / state.sum[r], out, base, d);
     }
   };
 
@@ -193,7 +190,7 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
       // Rows past the real ones repeat the last real row; write_rows ignores them.
       const int row = std::min(tile * kTileRows + r, plan.rows - 1);
       const int64_t base = row_query_index(plan, kv_head, row);
-      for (int j = 0; j < d; ++j) q_rows[r * d + j] = LoadAsFloat(kv.dtype, q, base + j);
+      LoadRowAsFloat(kv.dtype, q, base, d, &q_rows[r * d]);
       task.limit[r] = seq.context_len - seq.num_queries + row / group + 1;
       max_limit = std::max(max_limit, task.limit[r]);
       state.max[r] = kNegInf;

@@ -101,4 +101,43 @@ void StoreFromFloat(DType dtype, float value, void* data, int64_t index) {
   }
 }
 
+void LoadRowAsFloat(DType dtype, const void* data, int64_t index, int count, float* values) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(values, static_cast<const float*>(data) + index, count * sizeof(float));
+      return;
+    case DType::kF16: {
+      const uint16_t* row = static_cast<const uint16_t*>(data) + index;
+      for (int i = 0; i < count; ++i) values[i] = HalfToFloat(row[i]);
+      return;
+    }
+    case DType::kBF16: {
+      const uint16_t* row = static_cast<const uint16_t*>(data) + index;
+      for (int i = 0; i < count; ++i) values[i] = BFloat16ToFloat(row[i]);
+      return;
+    }
+  }
+}
+
+void StoreRowFromFloat(DType dtype, const float* values, float scale, void* data, int64_t index,
+                       int count) {
+  switch (dtype) {
+    case DType::kF32: {
+      float* row = static_cast<float*>(data) + index;
+      for (int i = 0; i < count; ++i) row[i] = values[i] * scale;
+      return;
+    }
+    case DType::kF16: {
+      uint16_t* row = static_cast<uint16_t*>(data) + index;
+      for (int i = 0; i < count; ++i) row[i] = FloatToHalf(values[i] * scale);
+      return;
+    }
+    case DType::kBF16: {
+      uint16_t* row = static_cast<uint16_t*>(data) + index;
+      for (int i = 0; i < count; ++i) row[i] = FloatToBFloat16(values[i] * scale);
+      return;
+    }
+  }
+}
+
 }  // namespace kvtier

@@ -50,6 +50,12 @@ float LoadAsFloat(DType dtype, const void* data, int64_t index);
 // Writes `value`, rounded to `dtype`, as element `index` of a buffer of `dtype`.
 void StoreFromFloat(DType dtype, float value, void* data, int64_t index);
 
+// Row forms of the two above, with the dtype dispatched once: elements [index, index + count)
+// of `data` to fp32, and `count` fp32 values times `scale` rounded into them.
+void LoadRowAsFloat(DType dtype, const void* data, int64_t index, int count, float* values);
+void StoreRowFromFloat(DType dtype, const float* values, float scale, void* data, int64_t index,
+                       int count);
+
 }  // namespace kvtier
 
 #endif  // KVTIER_CACHE_DTYPE_H_

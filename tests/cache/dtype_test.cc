@@ -297,5 +297,38 @@ TEST(DTypeTest, StoreAndLoadTouchOnlyTheirElement) {
   }
 }
 
+TEST(DTypeTest, RowFormsMatchTheElementForms) {
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 100.0f);
+  constexpr int kOffset = 3;
+  constexpr int kCount = 37;  // not a multiple of any vector width
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    std::vector<float> values(kCount);
+    for (float& value : values) value = normal(rng);
+    const float scale = normal(rng);
+
+    // Store: the row form equals StoreFromFloat of each scaled value, and touches no other.
+    std::vector<float> row_storage(kOffset + kCount + 1, 7.0f), one_storage(row_storage);
+    StoreRowFromFloat(dtype, values.data(), scale, row_storage.data(), kOffset, kCount);
+    for (int i = 0; i < kCount; ++i) {
+      StoreFromFloat(dtype, values[i] * scale, one_storage.data(), kOffset + i);
+    }
+    EXPECT_EQ(std::memcmp(row_storage.data(), one_storage.data(),
+                          row_storage.size() * sizeof(float)),
+              0);
+
+    // Load: the row form equals LoadAsFloat of each element.
+    std::vector<float> loaded(kCount);
+    LoadRowAsFloat(dtype, row_storage.data(), kOffset, kCount, loaded.data());
+    for (int i = 0; i < kCount; ++i) {
+      EXPECT_EQ(FloatBits(loaded[i]), FloatBits(LoadAsFloat(dtype, row_storage.data(), kOffset + i)))
+          << "element " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvtier
