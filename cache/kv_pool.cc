@@ -13,9 +13,9 @@ absl::Status CheckTensorBytes(absl::string_view field, size_t actual, int64_t to
                               const KvPoolShape& shape) {
   const int64_t expected = tokens * heads * shape.head_dim * DTypeSize(shape.dtype);
   if (static_cast<int64_t>(actual) == expected) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, ": expected ", expected, " bytes (", tokens, " tokens x ", heads, " heads x ",
-      shape.head_dim, " x ", DTypeName(shape.dtype), "), got ", actual));
+  return absl::InvalidArgumentError(absl::StrCat(field, ": expected ", expected, " bytes (", tokens,
+                                                 " tokens x ", heads, " heads x ", shape.head_dim,
+                                                 " x ", DTypeName(shape.dtype), "), got ", actual));
 }
 
 }  // namespace
@@ -27,11 +27,11 @@ absl::Status KvPoolShape::Validate() const {
         absl::StrCat(field, ": expected ", low, "..", high, ", got ", value));
   };
   constexpr int kMaxInt = std::numeric_limits<int>::max();
-  for (absl::Status status :
-       {check("num_layers", num_layers, 1, kMaxInt), check("num_kv_heads", num_kv_heads, 1, kMaxInt),
-        check("head_dim", head_dim, 1, attention_internal::kMaxHeadDim),
-        check("block_size", block_size, 1, attention_internal::kMaxBlockSize),
-        check("num_blocks", num_blocks, 1, kMaxInt)}) {
+  for (absl::Status status : {check("num_layers", num_layers, 1, kMaxInt),
+                              check("num_kv_heads", num_kv_heads, 1, kMaxInt),
+                              check("head_dim", head_dim, 1, attention_internal::kMaxHeadDim),
+                              check("block_size", block_size, 1, attention_internal::kMaxBlockSize),
+                              check("num_blocks", num_blocks, 1, kMaxInt)}) {
     if (!status.ok()) return status;
   }
   // Slots and element offsets are int64: keep every product well inside it.
@@ -42,8 +42,8 @@ absl::Status KvPoolShape::Validate() const {
 }
 
 std::string KvPoolShape::DebugString() const {
-  return absl::StrCat(num_layers, " layers x ", num_blocks, " blocks x ", num_kv_heads,
-                      " heads x ", block_size, " tokens x ", head_dim, " ", DTypeName(dtype));
+  return absl::StrCat(num_layers, " layers x ", num_blocks, " blocks x ", num_kv_heads, " heads x ",
+                      block_size, " tokens x ", head_dim, " ", DTypeName(dtype));
 }
 
 absl::Status KvPool::CheckLayer(int layer) const {
@@ -55,9 +55,8 @@ absl::Status KvPool::CheckLayer(int layer) const {
 absl::Status KvPool::CheckSlots(absl::Span<const int64_t> slots) const {
   for (size_t i = 0; i < slots.size(); ++i) {
     if (slots[i] < 0 || slots[i] >= shape_.num_slots()) {
-      return absl::InvalidArgumentError(absl::StrCat("slots[", i, "]: ", slots[i],
-                                                     " out of range [0, ", shape_.num_slots(),
-                                                     ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "slots[", i, "]: ", slots[i], " out of range [0, ", shape_.num_slots(), ")"));
     }
   }
   return absl::OkStatus();
@@ -75,8 +74,8 @@ absl::Status KvPool::CheckKvAccess(int layer, absl::Span<const int64_t> slots, s
   return absl::OkStatus();
 }
 
-absl::Status KvPool::WriteKv(int layer, absl::Span<const int64_t> slots,
-                             absl::Span<const char> k, absl::Span<const char> v) {
+absl::Status KvPool::WriteKv(int layer, absl::Span<const int64_t> slots, absl::Span<const char> k,
+                             absl::Span<const char> v) {
   if (absl::Status status = CheckKvAccess(layer, slots, k.size(), v.size()); !status.ok()) {
     return status;
   }
@@ -101,9 +100,9 @@ absl::Status KvPool::Attend(int layer, absl::Span<const SequenceLayout> sequence
     return status;
   }
   const int64_t queries = TotalQueries(sequences);
-  for (absl::Status status : {CheckTensorBytes("q", q.size(), queries, params.num_q_heads, shape_),
-                              CheckTensorBytes("out", out.size(), queries, params.num_q_heads,
-                                               shape_)}) {
+  for (absl::Status status :
+       {CheckTensorBytes("q", q.size(), queries, params.num_q_heads, shape_),
+        CheckTensorBytes("out", out.size(), queries, params.num_q_heads, shape_)}) {
     if (!status.ok()) return status;
   }
   if (queries == 0) return absl::OkStatus();

@@ -65,8 +65,7 @@ absl::StatusOr<v1::ModelSpec> Client::RegisterModel(const v1::ModelSpec& model) 
   v1::RegisterModelRequest request;
   *request.mutable_model() = model;
   v1::RegisterModelResponse response;
-  if (grpc::Status status = coordinator_->RegisterModel(ControlContext().get(), request,
-                                                        &response);
+  if (grpc::Status status = coordinator_->RegisterModel(ControlContext().get(), request, &response);
       !status.ok()) {
     return FromGrpcStatus(status, "RegisterModel");
   }
@@ -107,9 +106,9 @@ absl::StatusOr<std::unique_ptr<Step>> Client::OpenStep(absl::Span<Session* const
   if (sessions.empty()) return absl::InvalidArgumentError("sessions: expected at least one");
   for (size_t i = 0; i < sessions.size(); ++i) {
     if (sessions[i]->model().name() != sessions[0]->model().name()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sessions[", i, "]: model ", sessions[i]->model().name(), ", the step's is ",
-          sessions[0]->model().name()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("sessions[", i, "]: model ", sessions[i]->model().name(), ", the step's is ",
+                       sessions[0]->model().name()));
     }
     if (absl::Status status = sessions[i]->PrepareStep(); !status.ok()) {
       return absl::Status(status.code(), absl::StrCat("sessions[", i, "]: ", status.message()));

@@ -31,7 +31,7 @@ class Session;
 class Step;
 
 struct ClientOptions {
-  std::string coordinator_address;  // host:port
+  std::string coordinator_address;                      // host:port
   absl::Duration control_deadline = absl::Seconds(10);  // each coordinator call
   absl::Duration step_deadline = absl::Seconds(60);     // a whole step, all its layers
   int max_message_bytes = 256 << 20;
@@ -60,8 +60,7 @@ class Client {
   const ClientOptions& options() const { return options_; }
   v1::SessionService::Stub& coordinator() { return *coordinator_; }
   // The data-plane stub for a shard, its channel shared by every step.
-  std::shared_ptr<v1::Attention::Stub> Shard(const std::string& address)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  std::shared_ptr<v1::Attention::Stub> Shard(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the shard's channel after it failed to connect, so the next step dials afresh
   // (a restarted shard) instead of waiting out the old channel's reconnect backoff.
   void ForgetShard(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);

@@ -28,7 +28,8 @@
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "the tier's coordinator, host:port");
 ABSL_FLAG(std::string, model, "toy", "the tier's model to use (fp32, the geometry below)");
 ABSL_FLAG(std::string, tenant, "kvtier-generate", "tenant the sessions are opened for");
-ABSL_FLAG(std::vector<std::string>, tokens, std::vector<std::string>({"10", "25", "50", "100", "200"}),
+ABSL_FLAG(std::vector<std::string>, tokens,
+          std::vector<std::string>({"10", "25", "50", "100", "200"}),
           "generated-token counts to measure");
 ABSL_FLAG(int, prompt_tokens, 8, "prompt length");
 ABSL_FLAG(int, layers, 4, "transformer layers");
@@ -81,7 +82,8 @@ int Main() {
   for (const std::string& text : absl::GetFlag(FLAGS_tokens)) {
     int tokens = 0;
     if (!absl::SimpleAtoi(text, &tokens) || tokens < 1) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat("--tokens: expected counts >= 1, got \"", text, "\"")));
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--tokens: expected counts >= 1, got \"", text, "\"")));
     }
     lengths.push_back(tokens);
   }
@@ -125,17 +127,16 @@ int Main() {
     const double local_rate = TokensPerSecond(tokens, local->elapsed);
     const double tier_rate = TokensPerSecond(tokens, tier->elapsed);
     std::printf("%7d %14.1f %14.1f %14.1f %9.1fx %9.1fx  %s\n", tokens, none_rate, local_rate,
-                tier_rate, local_rate / none_rate, tier_rate / none_rate,
-                identical ? "yes" : "NO");
+                tier_rate, local_rate / none_rate, tier_rate / none_rate, identical ? "yes" : "NO");
     if (tokens == lengths.back()) {
       std::printf("local KV cache: %.2f MiB preallocated for %d tokens, %.2f MiB used\n",
                   (*cache)->memory_bytes() / 1048576.0, (*cache)->max_tokens(),
                   (*cache)->used_bytes() / 1048576.0);
-      std::printf("first generated tokens: %s\n",
-                  absl::StrJoin(none->tokens.begin(),
-                                none->tokens.begin() + std::min<size_t>(16, none->tokens.size()),
-                                " ")
-                      .c_str());
+      std::printf(
+          "first generated tokens: %s\n",
+          absl::StrJoin(none->tokens.begin(),
+                        none->tokens.begin() + std::min<size_t>(16, none->tokens.size()), " ")
+              .c_str());
     }
     std::fflush(stdout);
   }

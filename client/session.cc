@@ -95,8 +95,8 @@ absl::StatusOr<v1::SessionInfo> Session::Fetch() {
 
 absl::Status Session::EndTurn(absl::Duration retain_for) {
   if (!pending_.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "EndTurn: ", pending_.size(), " tokens added by Extend were never stepped"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("EndTurn: ", pending_.size(), " tokens added by Extend were never stepped"));
   }
   v1::EndTurnRequest request;
   request.set_session_id(id());

@@ -73,9 +73,9 @@ class Session {
 
   Client* const client_;
   const std::string tenant_;
-  v1::SessionInfo info_;  // model, shards and the current lease
-  int32_t committed_len_;  // the coordinator's context_len
-  int32_t written_len_;    // committed + written_
+  v1::SessionInfo info_;          // model, shards and the current lease
+  int32_t committed_len_;         // the coordinator's context_len
+  int32_t written_len_;           // committed + written_
   std::vector<int32_t> written_;  // written by steps, not yet committed
   std::vector<int32_t> pending_;  // added by Extend, not yet written
 };

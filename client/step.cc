@@ -20,8 +20,8 @@ void GatherHeads(absl::Span<const char> full, int64_t rows, int64_t head_bytes, 
   const int64_t take = (head_end - head_begin) * head_bytes;
   slice->resize(rows * take);
   for (int64_t row = 0; row < rows; ++row) {
-    std::memcpy(slice->data() + row * take,
-                full.data() + (row * heads + head_begin) * head_bytes, take);
+    std::memcpy(slice->data() + row * take, full.data() + (row * heads + head_begin) * head_bytes,
+                take);
   }
 }
 
@@ -30,8 +30,8 @@ void ScatterHeads(const std::string& slice, int64_t rows, int64_t head_bytes, in
                   int head_begin, int head_end, absl::Span<char> full) {
   const int64_t take = (head_end - head_begin) * head_bytes;
   for (int64_t row = 0; row < rows; ++row) {
-    std::memcpy(full.data() + (row * heads + head_begin) * head_bytes,
-                slice.data() + row * take, take);
+    std::memcpy(full.data() + (row * heads + head_begin) * head_bytes, slice.data() + row * take,
+                take);
   }
 }
 
@@ -80,11 +80,11 @@ absl::Status Step::Open() {
 absl::Status Step::CheckSizes(int layer, absl::Span<const char> q, absl::Span<const char> k,
                               absl::Span<const char> v, absl::Span<char> out) const {
   if (layer < 0 || layer >= model_.num_layers()) {
-    return absl::InvalidArgumentError(absl::StrCat("layer: expected 0..",
-                                                   model_.num_layers() - 1, ", got ", layer));
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer: expected 0..", model_.num_layers() - 1, ", got ", layer));
   }
-  const int64_t row_bytes = int64_t{model_.head_dim()} *
-                            DTypeSize(DTypeFromProto(model_.dtype()).value_or(DType::kF32));
+  const int64_t row_bytes =
+      int64_t{model_.head_dim()} * DTypeSize(DTypeFromProto(model_.dtype()).value_or(DType::kF32));
   const struct {
     const char* name;
     size_t actual;
@@ -96,9 +96,9 @@ absl::Status Step::CheckSizes(int layer, absl::Span<const char> q, absl::Span<co
   for (const auto& tensor : tensors) {
     const int64_t expected = num_tokens_ * tensor.heads * row_bytes;
     if (static_cast<int64_t>(tensor.actual) != expected) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          tensor.name, ": expected ", expected, " bytes (", num_tokens_, " tokens x ",
-          tensor.heads, " heads x ", model_.head_dim(), "), got ", tensor.actual));
+      return absl::InvalidArgumentError(
+          absl::StrCat(tensor.name, ": expected ", expected, " bytes (", num_tokens_, " tokens x ",
+                       tensor.heads, " heads x ", model_.head_dim(), "), got ", tensor.actual));
     }
   }
   return absl::OkStatus();
@@ -122,9 +122,8 @@ absl::Status Step::Attend(int layer, absl::Span<const char> q, absl::Span<const 
     }
     v1::LayerTensors* tensors = request.mutable_layer();
     tensors->set_layer(layer);
-    GatherHeads(q, num_tokens_, head_bytes, model_.num_q_heads(),
-                heads.kv_head_begin() * group, heads.kv_head_end() * group,
-                tensors->mutable_q());
+    GatherHeads(q, num_tokens_, head_bytes, model_.num_q_heads(), heads.kv_head_begin() * group,
+                heads.kv_head_end() * group, tensors->mutable_q());
     GatherHeads(k, num_tokens_, head_bytes, model_.num_kv_heads(), heads.kv_head_begin(),
                 heads.kv_head_end(), tensors->mutable_k());
     GatherHeads(v, num_tokens_, head_bytes, model_.num_kv_heads(), heads.kv_head_begin(),

@@ -28,23 +28,25 @@ absl::StatusOr<std::unique_ptr<TierAttention>> TierAttention::Create(
   for (const auto& field : fields) {
     if (field.tier != field.wanted) {
       return absl::InvalidArgumentError(absl::StrCat("model ", model.name(), ": ", field.field,
-                                                     " is ", field.tier, " in the tier, the "
-                                                     "generating model has ", field.wanted));
+                                                     " is ", field.tier,
+                                                     " in the tier, the "
+                                                     "generating model has ",
+                                                     field.wanted));
     }
   }
   if (model.dtype() != v1::DTYPE_FP32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model ", model.name(), ": dtype is ", v1::DType_Name(model.dtype()),
-        ", the generating model passes fp32 K/V"));
+    return absl::InvalidArgumentError(absl::StrCat("model ", model.name(), ": dtype is ",
+                                                   v1::DType_Name(model.dtype()),
+                                                   ", the generating model passes fp32 K/V"));
   }
   return absl::WrapUnique(new TierAttention(shape, std::move(session)));
 }
 
 absl::Status TierAttention::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
   if (start_pos != session_->context_len()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "start_pos: the session holds ", session_->context_len(), " tokens, the pass starts at ",
-        start_pos));
+    return absl::FailedPreconditionError(absl::StrCat("start_pos: the session holds ",
+                                                      session_->context_len(),
+                                                      " tokens, the pass starts at ", start_pos));
   }
   if (absl::Status status = session_->Extend(tokens); !status.ok()) return status;
   absl::StatusOr<std::unique_ptr<Step>> step = session_->BeginStep();
@@ -54,9 +56,8 @@ absl::Status TierAttention::BeginStep(int start_pos, absl::Span<const int32_t> t
   return absl::OkStatus();
 }
 
-absl::Status TierAttention::Attend(int layer, absl::Span<const float> q,
-                                   absl::Span<const float> k, absl::Span<const float> v,
-                                   absl::Span<float> out) {
+absl::Status TierAttention::Attend(int layer, absl::Span<const float> q, absl::Span<const float> k,
+                                   absl::Span<const float> v, absl::Span<float> out) {
   if (step_ == nullptr) return absl::FailedPreconditionError("Attend: no pass begun");
   if (absl::Status status =
           shape_.ValidateAttend(num_tokens_, layer, q.size(), k.size(), v.size(), out.size());

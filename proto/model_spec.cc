@@ -18,8 +18,8 @@ absl::Status CheckRange(absl::string_view field, int64_t value, int64_t low, int
 }
 
 bool IsNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
 }
 
 }  // namespace
@@ -145,9 +145,10 @@ absl::StatusOr<v1::ModelSpec> ParseModelSpec(absl::string_view text) {
       known = true;
     }
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model: unknown key \"", key, "\" (expected name, version, layers, kv_heads, "
-          "q_heads, head_dim, dtype, block_size, blocks, shards)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model: unknown key \"", key,
+                       "\" (expected name, version, layers, kv_heads, "
+                       "q_heads, head_dim, dtype, block_size, blocks, shards)"));
     }
   }
   if (absl::Status status = ValidateModelSpec(model); !status.ok()) return status;

@@ -70,9 +70,9 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   const int64_t wanted = int64_t{session.context_len()} + request.reserve_tokens();
   const int64_t capacity = int64_t{spec.num_blocks()} * spec.block_size();
   if (wanted > capacity) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "reserve_tokens: the session would hold ", wanted, " tokens, more than model ",
-        spec.name(), " holds (", capacity, " = blocks x block_size)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("reserve_tokens: the session would hold ", wanted, " tokens, more than model ",
+                     spec.name(), " holds (", capacity, " = blocks x block_size)"));
   }
   const int64_t more = (wanted + spec.block_size() - 1) / spec.block_size() -
                        static_cast<int64_t>(session.blocks.size());
@@ -97,10 +97,9 @@ absl::StatusOr<v1::EndTurnResponse> Coordinator::EndTurn(const v1::EndTurnReques
                                     ? options_.default_retention
                                     : absl::Seconds(request.retain_for_seconds());
   if (!(request.retain_for_seconds() >= 0) || retain > options_.max_retention) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("retain_for_seconds: expected 0..",
-                     absl::ToDoubleSeconds(options_.max_retention), ", got ",
-                     request.retain_for_seconds()));
+    return absl::InvalidArgumentError(absl::StrCat("retain_for_seconds: expected 0..",
+                                                   absl::ToDoubleSeconds(options_.max_retention),
+                                                   ", got ", request.retain_for_seconds()));
   }
   absl::MutexLock lock(&mu_);
   absl::StatusOr<SessionRecord*> found = FindSession(request.session_id(), request.tenant());
@@ -157,8 +156,7 @@ absl::StatusOr<v1::ShardAssignment> Coordinator::RegisterShard(
   if (ShardMember* previous = shards_.FindByAddress(request.address())) {
     RemoveShard(previous->id, absl::StrCat("the shard at ", request.address(), " restarted"));
   }
-  ShardMember* member =
-      shards_.Add(request.address(), request.capacity_bytes(), options_.clock());
+  ShardMember* member = shards_.Add(request.address(), request.capacity_bytes(), options_.clock());
   FillVacancies();
   return AssignmentFor(*member);
 }
@@ -197,15 +195,15 @@ void Coordinator::Sweep() {
   absl::MutexLock lock(&mu_);
   const absl::Time now = options_.clock();
   for (uint64_t id : shards_.SilentSince(now - options_.heartbeat_timeout)) {
-    RemoveShard(id, absl::StrCat("the shard at ", shards_.Find(id)->address,
-                                 " missed heartbeats for ",
-                                 absl::FormatDuration(options_.heartbeat_timeout)));
+    RemoveShard(id,
+                absl::StrCat("the shard at ", shards_.Find(id)->address, " missed heartbeats for ",
+                             absl::FormatDuration(options_.heartbeat_timeout)));
   }
   sessions_.CloseExpired(now);
 }
 
 absl::StatusOr<SessionRecord*> Coordinator::FindSession(const std::string& id,
-                                                  const std::string& tenant) {
+                                                        const std::string& tenant) {
   if (absl::Status status = CheckTenant(tenant); !status.ok()) return status;
   return sessions_.Find(id, tenant);
 }
@@ -243,12 +241,11 @@ v1::SessionInfo Coordinator::DescribeSession(const SessionRecord& session) {
 
 absl::Status Coordinator::Commit(int32_t expected_context_len,
                                  const google::protobuf::RepeatedField<int32_t>& tokens,
-                                 SessionRecord* session) const {
+                                 SessionRecord* session) {
   if (expected_context_len != session->context_len()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "expected_context_len: the session holds ", session->context_len(),
-        " tokens, the request expected ", expected_context_len,
-        " (another client advanced it?)"));
+        " tokens, the request expected ", expected_context_len, " (another client advanced it?)"));
   }
   for (int i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0) {

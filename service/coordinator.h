@@ -78,13 +78,12 @@ class Coordinator {
   // on the context length, and the tokens must fit the session's blocks.
   absl::Status Commit(int32_t expected_context_len,
                       const google::protobuf::RepeatedField<int32_t>& tokens,
-                      SessionRecord* session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                      SessionRecord* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives vacant slots to live shards with room, each a fresh incarnation.
   void FillVacancies() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Vacates the member's slots, drops the sessions that lived there, forgets the member.
   void RemoveShard(uint64_t id, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  v1::ShardAssignment AssignmentFor(const ShardMember& member)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::ShardAssignment AssignmentFor(const ShardMember& member) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;
   const std::string lease_key_;

@@ -5,8 +5,8 @@
 //
 // Shards (kvtier-shard --coordinator=HOST:50051) join and are given head ranges; front-ends
 // connect with the client library. Runs until SIGTERM or SIGINT.
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -23,8 +23,7 @@ ABSL_FLAG(std::string, model, "",
           "a model to register at start, as comma-separated key=value pairs: name, version, "
           "layers, kv_heads, q_heads, head_dim, dtype (fp32|fp16|bf16), block_size, blocks, "
           "shards (more models: SessionService.RegisterModel)");
-ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(1),
-          "how often shards heartbeat");
+ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(1), "how often shards heartbeat");
 ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(5),
           "a shard silent this long is dropped, and its sessions with it");
 ABSL_FLAG(absl::Duration, session_idle_timeout, absl::Minutes(10),

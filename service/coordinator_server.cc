@@ -31,8 +31,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   builder.RegisterService(&server->registry_service_);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("listen: cannot serve on ", options.listen_address));
+    return absl::UnavailableError(absl::StrCat("listen: cannot serve on ", options.listen_address));
   }
   server->address_ = WithPort(options.listen_address, port);
   server->sweeper_ = std::thread([raw = server.get()] { raw->SweepUntilShutdown(); });

@@ -6,8 +6,8 @@
 // prints the addresses and serves until SIGTERM or SIGINT. For a multi-process tier run
 // kvtier-coordinator and kvtier-shard instead (README).
 #include <algorithm>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -68,9 +68,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("kvtier-local: coordinator %s, model %s (%d layers, %d/%d heads, head_dim %d)\n",
-              (*tier)->coordinator_address().c_str(), model->name().c_str(),
-              model->num_layers(), model->num_q_heads(), model->num_kv_heads(),
-              model->head_dim());
+              (*tier)->coordinator_address().c_str(), model->name().c_str(), model->num_layers(),
+              model->num_q_heads(), model->num_kv_heads(), model->head_dim());
   for (int i = 0; i < (*tier)->num_shards(); ++i) {
     std::printf("kvtier-local: shard %d %s\n", i, (*tier)->shard_address(i).c_str());
   }

@@ -17,8 +17,7 @@ absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptio
   coordinator.listen_address = absl::StrCat(options.host, ":", options.coordinator_port);
   coordinator.max_message_bytes = options.max_message_bytes;
   coordinator.coordinator = options.coordinator;
-  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
-      CoordinatorServer::Start(coordinator);
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(coordinator);
   if (!server.ok()) return server.status();
   tier->coordinator_ = *std::move(server);
   if (options.model.has_value()) {
@@ -36,8 +35,7 @@ absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptio
     tier->shards_.push_back(*std::move(shard));
   }
   if (options.model.has_value()) {
-    if (absl::Status status =
-            tier->WaitUntilReady(options.model->name(), options.start_timeout);
+    if (absl::Status status = tier->WaitUntilReady(options.model->name(), options.start_timeout);
         !status.ok()) {
       return status;
     }
@@ -56,9 +54,9 @@ absl::StatusOr<std::unique_ptr<ShardServer>> LocalTier::StartShard(
   absl::StatusOr<std::unique_ptr<ShardServer>> server = ShardServer::Start(shard);
   if (!server.ok()) return server.status();
   if (!(*server)->WaitUntilRegistered(options_.start_timeout)) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "shard at ", (*server)->address(), " did not register within ",
-        absl::FormatDuration(options_.start_timeout)));
+    return absl::DeadlineExceededError(absl::StrCat("shard at ", (*server)->address(),
+                                                    " did not register within ",
+                                                    absl::FormatDuration(options_.start_timeout)));
   }
   return server;
 }

@@ -2,8 +2,7 @@
 
 namespace kvtier {
 
-ShardMember* Membership::Add(const std::string& address, int64_t capacity_bytes,
-                             absl::Time now) {
+ShardMember* Membership::Add(const std::string& address, int64_t capacity_bytes, absl::Time now) {
   const uint64_t id = next_id_++;
   ShardMember& member = members_[id];
   member.id = id;

@@ -37,9 +37,9 @@ std::vector<uint64_t> ModelState::Placement() const {
 absl::Status ModelState::AllocateBlocks(int32_t count, std::vector<BlockId>* blocks) {
   const size_t first = blocks->size();
   if (absl::Status status = allocator.AllocateMany(count, blocks); !status.ok()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "model ", spec.name(), ": ", count, " more blocks needed, ", allocator.num_free(),
-        " of ", allocator.num_blocks(), " free"));
+    return absl::ResourceExhaustedError(absl::StrCat("model ", spec.name(), ": ", count,
+                                                     " more blocks needed, ", allocator.num_free(),
+                                                     " of ", allocator.num_blocks(), " free"));
   }
   for (size_t i = first; i < blocks->size(); ++i) ++generations[(*blocks)[i]];
   return absl::OkStatus();
@@ -57,8 +57,8 @@ absl::StatusOr<ModelState*> ModelTable::Register(const v1::ModelSpec& model) {
     if (google::protobuf::util::MessageDifferencer::Equals(it->second->spec, model)) {
       return it->second.get();
     }
-    return absl::AlreadyExistsError(absl::StrCat(
-        "model.name: a different model named \"", model.name(), "\" is registered"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("model.name: a different model named \"", model.name(), "\" is registered"));
   }
   auto state = std::make_unique<ModelState>(model);
   ModelState* raw = state.get();

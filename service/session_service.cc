@@ -4,9 +4,9 @@
 
 namespace kvtier {
 
-grpc::ServerUnaryReactor* SessionServiceImpl::RegisterModel(
-    grpc::CallbackServerContext* context, const v1::RegisterModelRequest* request,
-    v1::RegisterModelResponse* response) {
+grpc::ServerUnaryReactor* SessionServiceImpl::RegisterModel(grpc::CallbackServerContext* context,
+                                                            const v1::RegisterModelRequest* request,
+                                                            v1::RegisterModelResponse* response) {
   absl::StatusOr<v1::ModelSpec> model = coordinator_->RegisterModel(request->model());
   if (model.ok()) *response->mutable_model() = *model;
   return Reply(context, model.status());
@@ -36,22 +36,21 @@ grpc::ServerUnaryReactor* SessionServiceImpl::EndTurn(grpc::CallbackServerContex
   return Reply(context, coordinator_->EndTurn(*request), response);
 }
 
-grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(
-    grpc::CallbackServerContext* context, const v1::CloseSessionRequest* request,
-    v1::CloseSessionResponse* response) {
+grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(grpc::CallbackServerContext* context,
+                                                           const v1::CloseSessionRequest* request,
+                                                           v1::CloseSessionResponse* response) {
   return Reply(context, coordinator_->CloseSession(*request));
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::GetStats(grpc::CallbackServerContext* context,
                                                        const v1::GetStatsRequest* request,
                                                        v1::GetStatsResponse* response) {
-  return Reply(context, absl::StatusOr<v1::GetStatsResponse>(coordinator_->GetStats()),
-               response);
+  return Reply(context, absl::StatusOr<v1::GetStatsResponse>(coordinator_->GetStats()), response);
 }
 
-grpc::ServerUnaryReactor* ShardRegistryImpl::RegisterShard(
-    grpc::CallbackServerContext* context, const v1::RegisterShardRequest* request,
-    v1::ShardAssignment* response) {
+grpc::ServerUnaryReactor* ShardRegistryImpl::RegisterShard(grpc::CallbackServerContext* context,
+                                                           const v1::RegisterShardRequest* request,
+                                                           v1::ShardAssignment* response) {
   return Reply(context, coordinator_->RegisterShard(*request), response);
 }
 

@@ -21,7 +21,7 @@ std::string NewSessionId() {
 }  // namespace
 
 SessionRecord* SessionTable::Open(ModelState* model, const std::string& tenant,
-                            absl::Time expires_at) {
+                                  absl::Time expires_at) {
   auto session = std::make_unique<SessionRecord>();
   session->id = NewSessionId();
   session->tenant = tenant;
@@ -34,7 +34,7 @@ SessionRecord* SessionTable::Open(ModelState* model, const std::string& tenant,
 }
 
 absl::StatusOr<SessionRecord*> SessionTable::Lookup(const std::string& id,
-                                               const std::string& tenant) {
+                                                    const std::string& tenant) {
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->tenant != tenant) {
     return absl::NotFoundError(
@@ -43,7 +43,8 @@ absl::StatusOr<SessionRecord*> SessionTable::Lookup(const std::string& id,
   return it->second.get();
 }
 
-absl::StatusOr<SessionRecord*> SessionTable::Find(const std::string& id, const std::string& tenant) {
+absl::StatusOr<SessionRecord*> SessionTable::Find(const std::string& id,
+                                                  const std::string& tenant) {
   absl::StatusOr<SessionRecord*> found = Lookup(id, tenant);
   if (!found.ok()) return found;
   SessionRecord* session = *found;

@@ -74,10 +74,10 @@ absl::Status AttentionService::RunLayer(HostedModel& model, const v1::StepPlan& 
   // q is out's shape; checked here, before any K/V is written, so a bad layer writes nothing.
   if (static_cast<int64_t>(layer.q().size()) != batch.out_bytes()) {
     const KvPoolShape& shape = model.pool().shape();
-    return absl::InvalidArgumentError(absl::StrCat(
-        context, "q: expected ", batch.out_bytes(), " bytes (", batch.slots().size(),
-        " tokens x ", batch.num_q_heads(), " heads x ", shape.head_dim, " x ",
-        DTypeName(shape.dtype), "), got ", layer.q().size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, "q: expected ", batch.out_bytes(), " bytes (", batch.slots().size(),
+                     " tokens x ", batch.num_q_heads(), " heads x ", shape.head_dim, " x ",
+                     DTypeName(shape.dtype), "), got ", layer.q().size()));
   }
   KvPool& pool = model.pool();
   if (absl::Status status = pool.WriteKv(layer.layer(), batch.slots(), layer.k(), layer.v());

@@ -143,8 +143,8 @@ absl::StatusOr<Result> Measure(int shards, int context, int calls) {
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&echo_service);
   std::unique_ptr<grpc::Server> echo_server = builder.BuildAndStart();
-  auto echo_stub = v1::Attention::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  auto echo_stub = v1::Attention::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   grpc::ClientContext echo_context;
   auto echo = echo_stub->Step(&echo_context);
   v1::StepRequest echo_request;
@@ -163,7 +163,8 @@ absl::StatusOr<Result> Measure(int shards, int context, int calls) {
         return status;
       }
       if (done >= 0) {
-        attend_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+        attend_us.push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - start).count());
       }
     }
     for (int i = 0; i < kBlock; ++i) {

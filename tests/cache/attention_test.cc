@@ -100,8 +100,8 @@ class AttentionTest : public testing::TestWithParam<GridParam> {
       total_blocks += (spec.context_len + block_size() - 1) / block_size();
     }
     // Spare blocks so that ids are scattered over a larger pool, then shuffled.
-    const KvPoolShape shape{/*num_layers=*/2, kNumKvHeads, head_dim(), block_size(),
-                            total_blocks + 7, dtype()};
+    const KvPoolShape shape{/*num_layers=*/2, kNumKvHeads,      head_dim(),
+                            block_size(),     total_blocks + 7, dtype()};
     std::vector<std::unique_ptr<KvPool>> pools;
     for (CpuIsa isa : TestedIsas()) {
       absl::StatusOr<std::unique_ptr<KvPool>> pool = CreateCpuKvPool(shape, {threads, isa});
@@ -174,11 +174,11 @@ class AttentionTest : public testing::TestWithParam<GridParam> {
         const double got = LoadAsFloat(dtype(), out.data(), out_index);
         const double bound = tolerance.Bound(want[s][i]);
         if (!(std::abs(got - want[s][i]) <= bound) && ++failures <= 5) {
-          ADD_FAILURE() << "sequence " << s << " (context " << specs[s].context_len
-                        << ", queries " << specs[s].num_queries << ") element " << i
-                        << " [query " << i / query_elems << ", head "
-                        << i % query_elems / head_dim() << ", dim " << i % head_dim()
-                        << "]: got " << got << ", want " << want[s][i] << " +- " << bound;
+          ADD_FAILURE() << "sequence " << s << " (context " << specs[s].context_len << ", queries "
+                        << specs[s].num_queries << ") element " << i << " [query "
+                        << i / query_elems << ", head " << i % query_elems / head_dim() << ", dim "
+                        << i % head_dim() << "]: got " << got << ", want " << want[s][i] << " +- "
+                        << bound;
         }
       }
       EXPECT_EQ(failures, 0) << "in sequence " << s;
@@ -194,7 +194,8 @@ class AttentionTest : public testing::TestWithParam<GridParam> {
                                  std::uniform_int_distribution<int>(2, 600)(rng)};
     std::vector<SequenceSpec> specs;
     for (int context : contexts) {
-      const int queries = prefill ? std::min(context, std::uniform_int_distribution<int>(2, 9)(rng)) : 1;
+      const int queries =
+          prefill ? std::min(context, std::uniform_int_distribution<int>(2, 9)(rng)) : 1;
       specs.push_back({context, queries});
     }
     return specs;
@@ -260,8 +261,8 @@ class AttentionArgumentsTest : public testing::Test {
     EXPECT_NE(status.message().find(field), std::string::npos) << status;
   }
 
-  const KvPoolShape shape_{/*num_layers=*/2, /*num_kv_heads=*/2, /*head_dim=*/64,
-                           /*block_size=*/16, /*num_blocks=*/8, DType::kBF16};
+  const KvPoolShape shape_{/*num_layers=*/2,  /*num_kv_heads=*/2, /*head_dim=*/64,
+                           /*block_size=*/16, /*num_blocks=*/8,   DType::kBF16};
   const size_t query_bytes_ = 4 * 64 * 2;  // one query token, 4 heads, bf16
   std::unique_ptr<KvPool> pool_;
   AttentionParams params_;

@@ -316,15 +316,15 @@ TEST(DTypeTest, RowFormsMatchTheElementForms) {
     for (int i = 0; i < kCount; ++i) {
       StoreFromFloat(dtype, values[i] * scale, one_storage.data(), kOffset + i);
     }
-    EXPECT_EQ(std::memcmp(row_storage.data(), one_storage.data(),
-                          row_storage.size() * sizeof(float)),
-              0);
+    EXPECT_EQ(
+        std::memcmp(row_storage.data(), one_storage.data(), row_storage.size() * sizeof(float)), 0);
 
     // Load: the row form equals LoadAsFloat of each element.
     std::vector<float> loaded(kCount);
     LoadRowAsFloat(dtype, row_storage.data(), kOffset, kCount, loaded.data());
     for (int i = 0; i < kCount; ++i) {
-      EXPECT_EQ(FloatBits(loaded[i]), FloatBits(LoadAsFloat(dtype, row_storage.data(), kOffset + i)))
+      EXPECT_EQ(FloatBits(loaded[i]),
+                FloatBits(LoadAsFloat(dtype, row_storage.data(), kOffset + i)))
           << "element " << i;
     }
   }

@@ -156,8 +156,7 @@ TEST_F(OpenModelTest, SessionIdsAreUnguessableAndBoundToTheTenant) {
   request.set_session_id(first->session_id());
   request.set_tenant("someone-else");
   EXPECT_EQ(coordinator_.GetSession(request).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Extend(*first, 0, {}, 4, "someone-else").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Extend(*first, 0, {}, 4, "someone-else").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(OpenModelTest, ExtendAllocatesBlocksAndSignsTheLease) {

@@ -77,16 +77,16 @@ class Process {
 };
 
 std::vector<std::string> ShardCommand(const std::string& coordinator) {
-  return {KVTIER_SHARD_BIN, "--listen=127.0.0.1:0", "--coordinator=" + coordinator,
-          "--threads=1", "--capacity_gib=0.25"};
+  return {KVTIER_SHARD_BIN, "--listen=127.0.0.1:0", "--coordinator=" + coordinator, "--threads=1",
+          "--capacity_gib=0.25"};
 }
 
 TEST(MultiProcessTest, KilledShardProcessFailsSessionsThenAReplacementServes) {
   const uint64_t seed = FreshSeed();
   SCOPED_TRACE(absl::StrCat("seed ", seed));
   std::mt19937_64 rng(seed);
-  Process coordinator({KVTIER_COORDINATOR_BIN, "--listen=127.0.0.1:0",
-                       "--heartbeat_interval=20ms", "--heartbeat_timeout=300ms",
+  Process coordinator({KVTIER_COORDINATOR_BIN, "--listen=127.0.0.1:0", "--heartbeat_interval=20ms",
+                       "--heartbeat_timeout=300ms",
                        "--model=name=m,layers=2,kv_heads=3,q_heads=6,head_dim=32,block_size=4,"
                        "blocks=256,shards=2"});
   ASSERT_TRUE(coordinator.started());

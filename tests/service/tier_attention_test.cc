@@ -53,7 +53,8 @@ TEST_P(TierAttentionTest, MatchesReferenceAcrossPrefillDecodeAndBatches) {
   ASSERT_TRUE(CheckedStep(client, {&s1}, {1}, rng).ok());
   ASSERT_TRUE(CheckedStep(client, {&s2}, {24}, rng).ok());
   // Decode, batched across sessions of different lengths.
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(CheckedStep(client, {&s0, &s1, &s2}, {1, 1, 1}, rng).ok());
+  for (int i = 0; i < 6; ++i)
+    ASSERT_TRUE(CheckedStep(client, {&s0, &s1, &s2}, {1, 1, 1}, rng).ok());
   // Interleaved: one session alone, then a batch mixing chunked prefill and decode.
   ASSERT_TRUE(CheckedStep(client, {&s1}, {1}, rng).ok());
   ASSERT_TRUE(CheckedStep(client, {&s2, &s0, &s1}, {5, 1, 7}, rng).ok());

@@ -165,8 +165,7 @@ TEST_F(TierBadInputTest, UnknownAndClosedSessions) {
   EXPECT_EQ((*session)->Close().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(tier_.client->OpenSession("no-such-model", "t").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(tier_.client->OpenSession("m", "").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(tier_.client->OpenSession("m", "").status().code(), absl::StatusCode::kInvalidArgument);
   ExpectOthersServed();
 }
 

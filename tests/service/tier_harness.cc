@@ -26,8 +26,8 @@ void RandomValues(DType dtype, int64_t count, std::mt19937_64& rng, std::string*
 
 }  // namespace
 
-v1::ModelSpec TestModel(const std::string& name, int kv_heads, int q_heads, int shards,
-                        DType dtype, int num_blocks) {
+v1::ModelSpec TestModel(const std::string& name, int kv_heads, int q_heads, int shards, DType dtype,
+                        int num_blocks) {
   v1::ModelSpec model;
   model.set_name(name);
   model.set_version("test");
@@ -126,8 +126,8 @@ absl::Status CheckedStep(Client& client, const std::vector<CheckedSession*>& ses
         const double got = LoadAsFloat(dtype, out.data(), row + e);
         if (std::abs(got - want[e]) > AttentionToleranceFor(dtype).Bound(want[e]) &&
             ++mismatches <= 3) {
-          ADD_FAILURE() << "session " << i << " layer " << layer << " element " << e
-                        << ": got " << got << ", want " << want[e];
+          ADD_FAILURE() << "session " << i << " layer " << layer << " element " << e << ": got "
+                        << got << ", want " << want[e];
         }
       }
       row += static_cast<int64_t>(want.size());
