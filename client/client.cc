@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Session>> Client::ResumeSession(const std::string
   v1::GetSessionRequest request;
   request.set_session_id(session_id);
   request.set_tenant(tenant);
+  request.set_take_over(true);
   v1::SessionInfo info;
   grpc::Status status = coordinator_->GetSession(ControlContext().get(), request, &info);
   if (!status.ok()) return FromGrpcStatus(status, "GetSession");

@@ -49,7 +49,8 @@ class Client {
   absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
   absl::StatusOr<std::unique_ptr<Session>> OpenSession(const std::string& model,
                                                        const std::string& tenant);
-  // Continues a session opened by any client, from what the tier holds.
+  // Continues a session opened by any client, from what the tier holds, taking it over: the
+  // client that wrote it before can no longer (session.h).
   absl::StatusOr<std::unique_ptr<Session>> ResumeSession(const std::string& session_id,
                                                          const std::string& tenant);
   // A step over `sessions` (all of one model, each with tokens added by Extend): their new

@@ -36,6 +36,7 @@ absl::Status Session::Extend(absl::Span<const int32_t> tokens) {
     request.set_expected_context_len(committed_len_);
     request.mutable_tokens()->Add(written_.begin(), written_.end());
     request.set_reserve_tokens(static_cast<int32_t>(wanted - written_len_));
+    request.set_writer(info_.writer());
     v1::ExtendResponse response;
     grpc::Status status =
         client_->coordinator().Extend(client_->ControlContext().get(), request, &response);
@@ -60,7 +61,7 @@ absl::Status Session::PrepareStep() {
   // The lease must outlive the step: renew it when it may not.
   const absl::Time expires = absl::FromUnixMicros(info_.lease().expires_unix_micros());
   if (expires > absl::Now() + client_->options().step_deadline) return absl::OkStatus();
-  absl::StatusOr<v1::SessionInfo> info = Fetch();
+  absl::StatusOr<v1::SessionInfo> info = Fetch(info_.writer());
   if (!info.ok()) return info.status();
   if (info->context_len() != committed_len_) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -78,14 +79,15 @@ void Session::StepWritten() {
 }
 
 absl::Status Session::Explain(const absl::Status& failure) {
-  absl::Status status = Fetch().status();
+  absl::Status status = Fetch(/*writer=*/0).status();
   return IsReprefillRequired(status) ? status : failure;
 }
 
-absl::StatusOr<v1::SessionInfo> Session::Fetch() {
+absl::StatusOr<v1::SessionInfo> Session::Fetch(uint64_t writer) {
   v1::GetSessionRequest request;
   request.set_session_id(id());
   request.set_tenant(tenant_);
+  request.set_writer(writer);
   v1::SessionInfo info;
   grpc::Status status =
       client_->coordinator().GetSession(client_->ControlContext().get(), request, &info);
@@ -104,6 +106,7 @@ absl::Status Session::EndTurn(absl::Duration retain_for) {
   request.set_expected_context_len(committed_len_);
   request.mutable_tokens()->Add(written_.begin(), written_.end());
   request.set_retain_for_seconds(absl::ToDoubleSeconds(retain_for));
+  request.set_writer(info_.writer());
   v1::EndTurnResponse response;
   grpc::Status status =
       client_->coordinator().EndTurn(client_->ControlContext().get(), request, &response);

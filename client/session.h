@@ -7,6 +7,10 @@
 // about to expire, and at the end of a turn. Tokens are committed to the coordinator only
 // after a step wrote their K/V on every shard.
 //
+// One client writes a session at a time: the one that opened it, until another resumes it
+// (Client::ResumeSession takes it over); the earlier one's calls then fail with
+// FAILED_PRECONDITION or PERMISSION_DENIED, never corrupting what the new writer wrote.
+//
 // Not thread-safe: one thread at a time.
 #ifndef KVTIER_CLIENT_SESSION_H_
 #define KVTIER_CLIENT_SESSION_H_
@@ -65,8 +69,9 @@ class Session {
   // Asks the coordinator what became of the session after a data-plane failure: ABORTED if
   // it was lost with a shard, else `failure`.
   absl::Status Explain(const absl::Status& failure);
-  // The coordinator's view of the session (GetSession).
-  absl::StatusOr<v1::SessionInfo> Fetch();
+  // The coordinator's view of the session (GetSession): with a renewed lease for `writer`, or
+  // only described when it is 0.
+  absl::StatusOr<v1::SessionInfo> Fetch(uint64_t writer);
   const v1::SessionInfo& info() const { return info_; }
 
   int32_t leased_tokens() const;

@@ -46,11 +46,22 @@ absl::StatusOr<v1::SessionInfo> Coordinator::OpenSession(const v1::OpenSessionRe
 
 absl::StatusOr<v1::SessionInfo> Coordinator::GetSession(const v1::GetSessionRequest& request) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<SessionRecord*> session = FindSession(request.session_id(), request.tenant());
-  if (!session.ok()) return session.status();
-  (*session)->expires_at =
-      std::max((*session)->expires_at, options_.clock() + options_.session_idle_timeout);
-  return DescribeSession(**session);
+  absl::StatusOr<SessionRecord*> found = FindSession(request.session_id(), request.tenant());
+  if (!found.ok()) return found.status();
+  SessionRecord& session = **found;
+  session.expires_at =
+      std::max(session.expires_at, options_.clock() + options_.session_idle_timeout);
+  if (request.take_over()) {
+    sessions_.TakeOver(&session);
+  } else if (request.writer() != 0) {
+    if (absl::Status status = CheckWriter(session, request.writer()); !status.ok()) return status;
+  } else {
+    v1::SessionInfo info = DescribeSession(session);
+    info.clear_lease();
+    info.clear_writer();
+    return info;
+  }
+  return DescribeSession(session);
 }
 
 absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& request) {
@@ -62,6 +73,7 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   absl::StatusOr<SessionRecord*> found = FindSession(request.session_id(), request.tenant());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
+  if (absl::Status status = CheckWriter(session, request.writer()); !status.ok()) return status;
   if (absl::Status status = Commit(request.expected_context_len(), request.tokens(), &session);
       !status.ok()) {
     return status;
@@ -105,6 +117,7 @@ absl::StatusOr<v1::EndTurnResponse> Coordinator::EndTurn(const v1::EndTurnReques
   absl::StatusOr<SessionRecord*> found = FindSession(request.session_id(), request.tenant());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
+  if (absl::Status status = CheckWriter(session, request.writer()); !status.ok()) return status;
   if (absl::Status status = Commit(request.expected_context_len(), request.tokens(), &session);
       !status.ok()) {
     return status;
@@ -208,6 +221,13 @@ absl::StatusOr<SessionRecord*> Coordinator::FindSession(const std::string& id,
   return sessions_.Find(id, tenant);
 }
 
+absl::Status Coordinator::CheckWriter(const SessionRecord& session, uint64_t writer) const {
+  if (writer == session.writer) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("writer: session ", session.id,
+                   " is written by another client (it was taken over); resume it to continue"));
+}
+
 v1::BlockLease Coordinator::GrantLease(const SessionRecord& session) const {
   v1::BlockLease lease;
   lease.set_session_id(session.id);
@@ -227,6 +247,7 @@ v1::SessionInfo Coordinator::DescribeSession(const SessionRecord& session) {
   info.set_session_id(session.id);
   *info.mutable_model() = session.model->spec;
   info.set_context_len(session.context_len());
+  info.set_writer(session.writer);
   for (size_t slot = 0; slot < session.model->slots.size(); ++slot) {
     v1::ShardEndpoint* endpoint = info.add_shards();
     endpoint->set_slot(static_cast<int32_t>(slot));

@@ -10,6 +10,10 @@
 // the affected models whose K/V lived there is dropped, and its calls answer ABORTED with a
 // message saying to re-prefill. A vacant slot goes to the next shard with room.
 //
+// One client at a time writes a session: the holder of its writer id, issued by OpenSession and
+// by a take-over (GetSession), which also gives the session's blocks new generations so shards
+// refuse the previous writer's leases.
+//
 // Thread-safe: one mutex guards all state; every method holds it briefly and never blocks on
 // I/O under it.
 #ifndef KVTIER_SERVICE_COORDINATOR_H_
@@ -71,6 +75,9 @@ class Coordinator {
 
  private:
   absl::StatusOr<SessionRecord*> FindSession(const std::string& id, const std::string& tenant)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FAILED_PRECONDITION unless `writer` is the session's current writer.
+  absl::Status CheckWriter(const SessionRecord& session, uint64_t writer) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::BlockLease GrantLease(const SessionRecord& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SessionInfo DescribeSession(const SessionRecord& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

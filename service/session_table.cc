@@ -10,12 +10,22 @@
 namespace kvtier {
 namespace {
 
+// `size` bytes from the system's cryptographic source. NOTE: ids from a weak source could be
+// guessed; there is no sane fallback.
+void RandomBytes(void* bytes, int size) {
+  if (RAND_bytes(static_cast<unsigned char*>(bytes), size) != 1) std::abort();
+}
+
 std::string NewSessionId() {
-  unsigned char bytes[16];
-  // NOTE: an id from a weak source could be guessed; there is no sane fallback.
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) std::abort();
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+  char bytes[16];
+  RandomBytes(bytes, sizeof(bytes));
+  return absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes)));
+}
+
+uint64_t NewWriter() {
+  uint64_t writer = 0;
+  while (writer == 0) RandomBytes(&writer, sizeof(writer));
+  return writer;
 }
 
 }  // namespace
@@ -28,9 +38,15 @@ SessionRecord* SessionTable::Open(ModelState* model, const std::string& tenant,
   session->model = model;
   session->placement = model->Placement();
   session->expires_at = expires_at;
+  session->writer = NewWriter();
   SessionRecord* raw = session.get();
   sessions_.emplace(raw->id, std::move(session));
   return raw;
+}
+
+void SessionTable::TakeOver(SessionRecord* session) {
+  session->writer = NewWriter();
+  for (BlockId block : session->blocks) ++session->model->generations[block];
 }
 
 absl::StatusOr<SessionRecord*> SessionTable::Lookup(const std::string& id,

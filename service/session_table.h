@@ -30,6 +30,7 @@ struct SessionRecord {
   std::vector<int32_t> tokens;  // the committed history; its K/V is in `blocks`
   std::vector<BlockId> blocks;
   std::vector<uint64_t> placement;  // the model's slot incarnations when the session opened
+  uint64_t writer = 0;              // the one client allowed to write: random, renewed on take-over
   absl::Time expires_at;            // idle or retention deadline
   std::string lost_reason;          // non-empty: K/V lost, blocks released
 
@@ -42,6 +43,10 @@ struct SessionRecord {
 class SessionTable {
  public:
   SessionRecord* Open(ModelState* model, const std::string& tenant, absl::Time expires_at);
+
+  // Hands the session to a new writer: a fresh writer id, and new generations for its blocks
+  // so the previous writer's leases stop working on the shards.
+  void TakeOver(SessionRecord* session);
 
   // NOT_FOUND for an unknown id or another tenant's session (indistinguishable on purpose).
   absl::StatusOr<SessionRecord*> Lookup(const std::string& id, const std::string& tenant);

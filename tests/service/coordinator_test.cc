@@ -68,6 +68,7 @@ class CoordinatorTest : public ::testing::Test {
     request.set_expected_context_len(expected);
     request.mutable_tokens()->Add(tokens.begin(), tokens.end());
     request.set_reserve_tokens(reserve);
+    request.set_writer(session.writer());
     return coordinator_.Extend(request);
   }
 
@@ -223,12 +224,50 @@ TEST_F(OpenModelTest, FreedBlocksComeBackWithANewGeneration) {
   EXPECT_GT(reused->lease().generations(0), lease->lease().generations(0));
 }
 
+TEST_F(OpenModelTest, TakeOverFencesThePreviousWriter) {
+  absl::StatusOr<v1::SessionInfo> first = Open();
+  ASSERT_TRUE(first.ok());
+  absl::StatusOr<v1::ExtendResponse> first_lease = Extend(*first, 0, {}, 6);
+  ASSERT_TRUE(first_lease.ok());
+
+  v1::GetSessionRequest describe;
+  describe.set_session_id(first->session_id());
+  describe.set_tenant("t");
+  absl::StatusOr<v1::SessionInfo> described = coordinator_.GetSession(describe);
+  ASSERT_TRUE(described.ok());
+  EXPECT_EQ(described->writer(), 0u);
+  EXPECT_EQ(described->lease().blocks_size(), 0);
+
+  v1::GetSessionRequest take_over = describe;
+  take_over.set_take_over(true);
+  absl::StatusOr<v1::SessionInfo> second = coordinator_.GetSession(take_over);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(second->writer(), first->writer());
+  ASSERT_EQ(second->lease().blocks_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(second->lease().blocks(i), first_lease->lease().blocks(i));
+    EXPECT_GT(second->lease().generations(i), first_lease->lease().generations(i));
+  }
+
+  // The first writer can neither commit nor renew its lease; the second can.
+  absl::Status stale = Extend(*first, 0, {1, 2}, 0).status();
+  EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(stale.message(), HasSubstr("writer"));
+  v1::GetSessionRequest renew = describe;
+  renew.set_writer(first->writer());
+  EXPECT_EQ(coordinator_.GetSession(renew).status().code(), absl::StatusCode::kFailedPrecondition);
+  renew.set_writer(second->writer());
+  EXPECT_TRUE(coordinator_.GetSession(renew).ok());
+  EXPECT_TRUE(Extend(*second, 0, {1, 2}, 0).ok());
+}
+
 TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
   absl::StatusOr<v1::SessionInfo> session = Open();
   ASSERT_TRUE(Extend(*session, 0, {}, 4).ok());
   v1::EndTurnRequest end;
   end.set_session_id(session->session_id());
   end.set_tenant("t");
+  end.set_writer(session->writer());
   end.add_tokens(5);
   end.add_tokens(6);
   end.set_retain_for_seconds(30);

@@ -115,8 +115,13 @@ TEST(TierResumeTest, SecondClientContinuesSession) {
   ASSERT_TRUE(CheckedStep(**second_client, {&second}, {6}, rng).ok());
   ASSERT_TRUE(second.session->EndTurn().ok());
 
-  // The first client's view is stale now: the coordinator refuses to let it commit over.
+  // The first client was fenced off when the second took over: a step on the blocks the
+  // second has written is refused by the shards, and it cannot commit.
+  absl::Status zombie = CheckedStep(*tier->client, {&first}, {1}, rng);
+  EXPECT_EQ(zombie.code(), absl::StatusCode::kPermissionDenied) << zombie;
   EXPECT_EQ(first.session->EndTurn().code(), absl::StatusCode::kFailedPrecondition);
+  // What the second client wrote is intact.
+  ASSERT_TRUE(CheckedStep(**second_client, {&second}, {2}, rng).ok());
 }
 
 }  // namespace

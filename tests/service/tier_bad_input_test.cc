@@ -58,6 +58,7 @@ class TierBadInputTest : public ::testing::Test {
     extend.set_session_id(info->session_id());
     extend.set_tenant("raw");
     extend.set_reserve_tokens(tokens);
+    extend.set_writer(info->writer());
     absl::StatusOr<v1::ExtendResponse> extended = tier_.local->coordinator().Extend(extend);
     EXPECT_TRUE(extended.ok()) << extended.status();
     if (session_id != nullptr) *session_id = info->session_id();
