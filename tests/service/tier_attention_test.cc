@@ -7,12 +7,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/step.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/health_probe.h"
+#include "tests/server_probe.h"
 #include "tests/service/tier_harness.h"
 
 namespace kvtier::test {
 namespace {
+
+using ::testing::IsSupersetOf;
 
 struct Layout {
   int shards;
@@ -75,12 +78,20 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TierAttentionTest,
                                            Layout{3, 4, 8, DType::kBF16},
                                            Layout{4, 6, 12, DType::kF16}));
 
-TEST(TierServersTest, AnswerHealthChecks) {
+TEST(TierServersTest, AnswerHealthChecksAndReflection) {
   absl::StatusOr<Tier> tier = StartTier(FastTier(TestModel("m", 2, 4, 2)));
   ASSERT_TRUE(tier.ok()) << tier.status();
   EXPECT_TRUE(CheckServing(tier->local->coordinator_address()).ok());
+  absl::StatusOr<std::vector<std::string>> services =
+      ListServices(tier->local->coordinator_address());
+  ASSERT_TRUE(services.ok()) << services.status();
+  EXPECT_THAT(*services, IsSupersetOf({"kvtier.v1.SessionService", "kvtier.v1.ShardRegistry",
+                                       "grpc.health.v1.Health"}));
   for (int i = 0; i < tier->local->num_shards(); ++i) {
     EXPECT_TRUE(CheckServing(tier->local->shard_address(i)).ok());
+    services = ListServices(tier->local->shard_address(i));
+    ASSERT_TRUE(services.ok()) << services.status();
+    EXPECT_THAT(*services, IsSupersetOf({"kvtier.v1.Attention", "grpc.health.v1.Health"}));
   }
 }
 

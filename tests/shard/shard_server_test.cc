@@ -17,7 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/lease_signature.h"
-#include "tests/health_probe.h"
+#include "tests/server_probe.h"
 #include "tests/shard/test_shard.h"
 
 namespace kvtier {

@@ -1,0 +1,23 @@
+// Test support: asks a server what every kvtier server must answer, grpc.health.v1 and
+// reflection (grpc.reflection.v1alpha), without those protos' generated code, which Debian's
+// gRPC does not ship: the few bytes involved are encoded here by hand.
+#ifndef KVTIER_TESTS_SERVER_PROBE_H_
+#define KVTIER_TESTS_SERVER_PROBE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace kvtier::test {
+
+// OK when `address` answers Health/Check for the whole server with SERVING.
+absl::Status CheckServing(const std::string& address);
+
+// The services `address` lists through reflection (ServerReflectionInfo, list_services).
+absl::StatusOr<std::vector<std::string>> ListServices(const std::string& address);
+
+}  // namespace kvtier::test
+
+#endif  // KVTIER_TESTS_SERVER_PROBE_H_
