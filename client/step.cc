@@ -117,8 +117,11 @@ absl::Status Step::Attend(int layer, absl::Span<const char> q, absl::Span<const 
     const v1::HeadRange& heads = shard->endpoint.heads();
     v1::StepRequest request;
     if (!plan_sent_) {
-      *request.mutable_plan() = plan_;
-      request.mutable_plan()->set_slot(shard->endpoint.slot());
+      v1::StepPlan* plan = request.mutable_plan();
+      *plan = plan_;
+      plan->set_slot(shard->endpoint.slot());
+      *plan->mutable_shapes() =
+          LayerShapesForSlot(model_, shard->endpoint.slot(), static_cast<int>(num_tokens_));
     }
     v1::LayerTensors* tensors = request.mutable_layer();
     tensors->set_layer(layer);

@@ -155,6 +155,17 @@ absl::StatusOr<v1::ModelSpec> ParseModelSpec(absl::string_view text) {
   return model;
 }
 
+v1::LayerShapes LayerShapesForSlot(const v1::ModelSpec& model, int slot, int num_tokens) {
+  const int kv_heads = NumHeads(HeadRangeForSlot(model, slot));
+  v1::LayerShapes shapes;
+  shapes.set_num_tokens(num_tokens);
+  shapes.set_num_q_heads(kv_heads * GqaGroupSize(model));
+  shapes.set_num_kv_heads(kv_heads);
+  shapes.set_head_dim(model.head_dim());
+  shapes.set_dtype(model.dtype());
+  return shapes;
+}
+
 KvPoolShape PoolShapeForSlot(const v1::ModelSpec& model, int slot) {
   KvPoolShape shape;
   shape.num_layers = model.num_layers();

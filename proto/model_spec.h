@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "cache/dtype.h"
 #include "cache/kv_pool.h"
+#include "kvtier/v1/attention.pb.h"
 #include "kvtier/v1/common.pb.h"
 
 namespace kvtier {
@@ -37,6 +38,9 @@ inline int NumHeads(const v1::HeadRange& range) {
 // block_size, blocks, shards. Omitted keys: version "", dtype bf16, block_size 16,
 // blocks 1024, shards 1. The result is validated.
 absl::StatusOr<v1::ModelSpec> ParseModelSpec(absl::string_view text);
+
+// The tensor shapes of a step of `num_tokens` new tokens on slot `slot`. `model` must be valid.
+v1::LayerShapes LayerShapesForSlot(const v1::ModelSpec& model, int slot, int num_tokens);
 
 // The K/V pool one slot holds. `model` must be valid.
 KvPoolShape PoolShapeForSlot(const v1::ModelSpec& model, int slot);

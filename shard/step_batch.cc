@@ -27,6 +27,30 @@ absl::Status CheckSequence(const v1::SequenceStep& sequence, int index, int bloc
   return absl::OkStatus();
 }
 
+// The plan's stated tensor shapes against what this slot holds for `num_tokens` new tokens.
+absl::Status CheckShapes(const v1::LayerShapes& got, const v1::LayerShapes& want) {
+  const struct {
+    const char* field;
+    int got;
+    int want;
+  } counts[] = {{"num_tokens", got.num_tokens(), want.num_tokens()},
+                {"num_q_heads", got.num_q_heads(), want.num_q_heads()},
+                {"num_kv_heads", got.num_kv_heads(), want.num_kv_heads()},
+                {"head_dim", got.head_dim(), want.head_dim()}};
+  for (const auto& count : counts) {
+    if (count.got != count.want) {
+      return absl::InvalidArgumentError(absl::StrCat("plan.shapes.", count.field, ": expected ",
+                                                     count.want, ", got ", count.got));
+    }
+  }
+  if (got.dtype() != want.dtype()) {
+    return absl::InvalidArgumentError(absl::StrCat("plan.shapes.dtype: expected ",
+                                                   v1::DType_Name(want.dtype()), ", got ",
+                                                   v1::DType_Name(got.dtype())));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<StepBatch> StepBatch::Build(const v1::StepPlan& plan, const HostedModel& model) {
@@ -52,6 +76,12 @@ absl::StatusOr<StepBatch> StepBatch::Build(const v1::StepPlan& plan, const Hoste
   if (num_tokens > kMaxTokens) {
     return absl::InvalidArgumentError(
         absl::StrCat("plan.sequences: ", num_tokens, " new tokens in all, at most ", kMaxTokens));
+  }
+  if (absl::Status status =
+          CheckShapes(plan.shapes(),
+                      LayerShapesForSlot(model.spec(), plan.slot(), static_cast<int>(num_tokens)));
+      !status.ok()) {
+    return status;
   }
 
   StepBatch batch;

@@ -77,6 +77,8 @@ class TierBadInputTest : public ::testing::Test {
     request.mutable_plan()->set_slot(0);
     *request.mutable_plan()->add_sequences() = sequence;
     const int tokens = sequence.num_new_tokens();
+    *request.mutable_plan()->mutable_shapes() =
+        LayerShapesForSlot(TestModel("m", kKvHeads, kQHeads, 2), 0, tokens);
     v1::LayerTensors* tensors = request.mutable_layer();
     tensors->set_layer(layer);
     tensors->mutable_q()->assign(tokens * (kQHeads / 2) * kHeadDim * 2, '\0');
@@ -120,11 +122,23 @@ TEST_F(TierBadInputTest, WrongTensorSize) {
 }
 
 TEST_F(TierBadInputTest, WrongDtype) {
-  // fp32 tensors for a bf16 model: twice the bytes.
+  // fp32 tensors for a bf16 model, declared as such: refused by the plan's shapes.
   v1::StepRequest request = RawRequest(Reserve(2));
+  request.mutable_plan()->mutable_shapes()->set_dtype(v1::DTYPE_FP32);
+  for (std::string* tensor :
+       {request.mutable_layer()->mutable_q(), request.mutable_layer()->mutable_k(),
+        request.mutable_layer()->mutable_v()}) {
+    tensor->append(*tensor);
+  }
+  absl::Status status = SendRaw(request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr("plan.shapes.dtype: expected DTYPE_BF16"));
+
+  // Undeclared, the byte count gives it away.
+  request = RawRequest(Reserve(2));
   std::string* q = request.mutable_layer()->mutable_q();
   q->append(*q);
-  absl::Status status = SendRaw(request);
+  status = SendRaw(request);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_THAT(status.message(), HasSubstr("bf16"));
 

@@ -132,12 +132,15 @@ class AttentionServiceTest : public testing::TestWithParam<DType> {
       v1::StepPlan plan;
       plan.set_model(kTestModel);
       plan.set_slot(slot);
+      int num_tokens = 0;
       for (const Chunk& chunk : chunks) {
         v1::SequenceStep* sequence = plan.add_sequences();
         *sequence->mutable_lease() = SignedLease(key_, kTestModel, chunk.session->blocks, {1, 1});
         sequence->set_context_len(chunk.session->context_len);
         sequence->set_num_new_tokens(chunk.num_new_tokens);
+        num_tokens += chunk.num_new_tokens;
       }
+      *plan.mutable_shapes() = LayerShapesForSlot(spec_, slot, num_tokens);
       std::vector<v1::LayerTensors> layers(kTestLayers);
       for (int layer = 0; layer < kTestLayers; ++layer) {
         layers[layer].set_layer(layer);

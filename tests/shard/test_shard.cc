@@ -40,6 +40,7 @@ std::vector<v1::StepRequest> ZeroStep(const v1::ModelSpec& spec, int slot,
   *sequence->mutable_lease() = lease;
   sequence->set_context_len(context_len);
   sequence->set_num_new_tokens(num_new_tokens);
+  *plan.mutable_shapes() = LayerShapesForSlot(spec, slot, num_new_tokens);
   const size_t kv_bytes = size_t{1} * num_new_tokens * NumHeads(HeadRangeForSlot(spec, slot)) *
                           spec.head_dim() * DTypeSize(DTypeFromProto(spec.dtype()).value());
   std::vector<v1::LayerTensors> layers(spec.num_layers());
