@@ -70,14 +70,11 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
         absl::StrCat("reserve_tokens: expected >= 0, got ", request.reserve_tokens()));
   }
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<SessionRecord*> found = FindSession(request.session_id(), request.tenant());
+  absl::StatusOr<SessionRecord*> found =
+      CommitWritten(request.session_id(), request.tenant(), request.writer(),
+                    request.expected_context_len(), request.tokens());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
-  if (absl::Status status = CheckWriter(session, request.writer()); !status.ok()) return status;
-  if (absl::Status status = Commit(request.expected_context_len(), request.tokens(), &session);
-      !status.ok()) {
-    return status;
-  }
   const v1::ModelSpec& spec = session.model->spec;
   const int64_t wanted = int64_t{session.context_len()} + request.reserve_tokens();
   const int64_t capacity = int64_t{spec.num_blocks()} * spec.block_size();
@@ -114,14 +111,11 @@ absl::StatusOr<v1::EndTurnResponse> Coordinator::EndTurn(const v1::EndTurnReques
                                                    ", got ", request.retain_for_seconds()));
   }
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<SessionRecord*> found = FindSession(request.session_id(), request.tenant());
+  absl::StatusOr<SessionRecord*> found =
+      CommitWritten(request.session_id(), request.tenant(), request.writer(),
+                    request.expected_context_len(), request.tokens());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
-  if (absl::Status status = CheckWriter(session, request.writer()); !status.ok()) return status;
-  if (absl::Status status = Commit(request.expected_context_len(), request.tokens(), &session);
-      !status.ok()) {
-    return status;
-  }
   session.expires_at = options_.clock() + retain;
 
   v1::EndTurnResponse response;
@@ -260,9 +254,13 @@ v1::SessionInfo Coordinator::DescribeSession(const SessionRecord& session) {
   return info;
 }
 
-absl::Status Coordinator::Commit(int32_t expected_context_len,
-                                 const google::protobuf::RepeatedField<int32_t>& tokens,
-                                 SessionRecord* session) {
+absl::StatusOr<SessionRecord*> Coordinator::CommitWritten(
+    const std::string& session_id, const std::string& tenant, uint64_t writer,
+    int32_t expected_context_len, const google::protobuf::RepeatedField<int32_t>& tokens) {
+  absl::StatusOr<SessionRecord*> found = FindSession(session_id, tenant);
+  if (!found.ok()) return found.status();
+  SessionRecord* session = *found;
+  if (absl::Status status = CheckWriter(*session, writer); !status.ok()) return status;
   if (expected_context_len != session->context_len()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "expected_context_len: the session holds ", session->context_len(),
@@ -281,7 +279,7 @@ absl::Status Coordinator::Commit(int32_t expected_context_len,
         " that the session's blocks hold; reserve them with Extend and write them first"));
   }
   session->tokens.insert(session->tokens.end(), tokens.begin(), tokens.end());
-  return absl::OkStatus();
+  return session;
 }
 
 void Coordinator::FillVacancies() {

@@ -81,11 +81,13 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::BlockLease GrantLease(const SessionRecord& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SessionInfo DescribeSession(const SessionRecord& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Appends `tokens` (written by the caller) to the session's history: the caller must agree
-  // on the context length, and the tokens must fit the session's blocks.
-  absl::Status Commit(int32_t expected_context_len,
-                      const google::protobuf::RepeatedField<int32_t>& tokens,
-                      SessionRecord* session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Extend's and EndTurn's common part: finds the session, checks the writer, and appends
+  // `tokens` (written by the caller) to its history; the caller must agree on the context
+  // length, and the tokens must fit the session's blocks.
+  absl::StatusOr<SessionRecord*> CommitWritten(
+      const std::string& session_id, const std::string& tenant, uint64_t writer,
+      int32_t expected_context_len, const google::protobuf::RepeatedField<int32_t>& tokens)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives vacant slots to live shards with room, each a fresh incarnation.
   void FillVacancies() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Vacates the member's slots, drops the sessions that lived there, forgets the member.
