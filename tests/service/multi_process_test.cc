@@ -86,7 +86,7 @@ TEST(MultiProcessTest, KilledShardProcessFailsSessionsThenAReplacementServes) {
   SCOPED_TRACE(absl::StrCat("seed ", seed));
   std::mt19937_64 rng(seed);
   Process coordinator({KVTIER_COORDINATOR_BIN, "--listen=127.0.0.1:0", "--heartbeat_interval=20ms",
-                       "--heartbeat_timeout=300ms",
+                       "--heartbeat_timeout=1s",
                        "--model=name=m,layers=2,kv_heads=3,q_heads=6,head_dim=32,block_size=4,"
                        "blocks=256,shards=2"});
   ASSERT_TRUE(coordinator.started());

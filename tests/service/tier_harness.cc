@@ -47,7 +47,7 @@ LocalTierOptions FastTier(const v1::ModelSpec& model) {
   options.num_shards = model.num_shards();
   options.model = model;
   options.coordinator.heartbeat_interval = absl::Milliseconds(20);
-  options.coordinator.heartbeat_timeout = absl::Milliseconds(300);
+  options.coordinator.heartbeat_timeout = absl::Seconds(1);
   options.shard_capacity_bytes = int64_t{64} << 20;
   return options;
 }
