@@ -13,8 +13,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -24,6 +22,7 @@
 #include "client/local_kv_cache.h"
 #include "client/tier_attention.h"
 #include "client/toy_transformer.h"
+#include "proto/command_line.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "the tier's coordinator, host:port");
 ABSL_FLAG(std::string, model, "toy", "the tier's model to use (fp32, the geometry below)");
@@ -151,9 +150,8 @@ int Main() {
 }  // namespace kvtier
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "kvtier-generate: greedy generation without a cache, with a local KV cache and with "
-      "kvtier, compared.\n  kvtier-generate --coordinator=127.0.0.1:50051");
-  absl::ParseCommandLine(argc, argv);
+  kvtier::ParseCommandLine(argc, argv,
+                           "greedy generation without a cache, with a local KV cache and with "
+                           "kvtier, compared.\n  kvtier-generate --coordinator=127.0.0.1:50051");
   return kvtier::Main();
 }

@@ -11,9 +11,8 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "proto/command_line.h"
 #include "proto/model_spec.h"
 #include "proto/stop_signals.h"
 #include "service/coordinator_server.h"
@@ -33,11 +32,10 @@ ABSL_FLAG(absl::Duration, default_retention, absl::Minutes(10),
 ABSL_FLAG(int, max_message_mib, 64, "largest gRPC message accepted or sent");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "kvtier-coordinator: sessions, blocks and shard membership of a kvtier tier.\n"
-      "  kvtier-coordinator --listen=0.0.0.0:50051 "
-      "--model=name=m,layers=4,kv_heads=2,q_heads=8,head_dim=64,shards=2");
-  absl::ParseCommandLine(argc, argv);
+  kvtier::ParseCommandLine(argc, argv,
+                           "sessions, blocks and shard membership of a kvtier tier.\n"
+                           "  kvtier-coordinator --listen=0.0.0.0:50051 "
+                           "--model=name=m,layers=4,kv_heads=2,q_heads=8,head_dim=64,shards=2");
 
   kvtier::StopSignals stop_signals;  // before any thread starts
 

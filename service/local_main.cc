@@ -13,9 +13,8 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "proto/command_line.h"
 #include "proto/model_spec.h"
 #include "proto/stop_signals.h"
 #include "service/local_tier.h"
@@ -35,10 +34,9 @@ ABSL_FLAG(std::string, address_file, "",
           "once the tier is ready, write the coordinator's host:port here (for scripts)");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "kvtier-local: a coordinator and N CPU shards on loopback, in one process.\n"
-      "  kvtier-local --shards=2 --port=50051");
-  absl::ParseCommandLine(argc, argv);
+  kvtier::ParseCommandLine(argc, argv,
+                           "a coordinator and N CPU shards on loopback, in one process.\n"
+                           "  kvtier-local --shards=2 --port=50051");
 
   kvtier::StopSignals stop_signals;  // before any thread starts
 

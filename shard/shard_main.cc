@@ -10,14 +10,12 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "proto/command_line.h"
 #include "proto/stop_signals.h"
 #include "shard/shard_server.h"
 
@@ -63,24 +61,17 @@ absl::StatusOr<ShardServerOptions> OptionsFromFlags() {
   return options;
 }
 
-bool IsThisFile(absl::string_view path) { return absl::EndsWith(path, "shard/shard_main.cc"); }
-
 int Fail(const absl::Status& status, int exit_code) {
   std::fprintf(stderr, "kvtier-shard: %s\n", std::string(status.message()).c_str());
   return exit_code;
 }
 
 int Main(int argc, char** argv) {
-  // --help lists the flags defined in this file (absl's default looks for <program>.cc).
-  absl::FlagsUsageConfig usage;
-  usage.contains_helpshort_flags = IsThisFile;
-  usage.contains_help_flags = IsThisFile;
-  absl::SetFlagsUsageConfig(usage);
-  absl::SetProgramUsageMessage(
+  const std::vector<char*> positional = ParseCommandLine(
+      argc, argv,
       "the kvtier shard worker: holds K/V head ranges and serves kvtier.v1.Attention.\n"
       "Usage: kvtier-shard [--listen=host:port] [--advertise=host:port] "
       "[--coordinator=host:port] [--capacity_gib=G] [--threads=N] [--max_message_mib=M]");
-  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     return Fail(absl::InvalidArgumentError(
                     absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)")),

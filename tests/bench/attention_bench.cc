@@ -25,11 +25,10 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "cache/cpu_kv_pool.h"
 #include "cache/thread_pool.h"
+#include "proto/command_line.h"
 
 ABSL_FLAG(int, threads, 0, "Threads for the 'all threads' runs; 0 = one per hardware thread");
 ABSL_FLAG(double, max_pool_gib, 8.0, "Largest K/V pool to allocate, GiB; bigger cases are skipped");
@@ -115,8 +114,8 @@ class MemoryReader {
 
   void Read() {
     threads_.ParallelFor(threads_.num_threads(), [&](int64_t c) {
-      sums_[c] += ReadStream(buffer_.data() + c * per_thread(),
-                             buffer_.data() + (c + 1) * per_thread());
+      sums_[c] +=
+          ReadStream(buffer_.data() + c * per_thread(), buffer_.data() + (c + 1) * per_thread());
     });
   }
 
@@ -132,7 +131,8 @@ class MemoryReader {
 
 // One pool holding every case's blocks, filled with random bf16 K/V once.
 std::unique_ptr<KvPool> MakeFilledPool(int num_blocks, ThreadPool* threads) {
-  const KvPoolShape shape{/*num_layers=*/1, kKvHeads, kHeadDim, kBlockSize, num_blocks, kDType};
+  const KvPoolShape shape{/*num_layers=*/1, kKvHeads,   kHeadDim,
+                          kBlockSize,       num_blocks, kDType};
   absl::StatusOr<std::unique_ptr<KvPool>> pool = CreateCpuKvPool(shape, {threads, BestCpuIsa()});
   if (!pool.ok()) {
     std::fprintf(stderr, "%s\n", pool.status().ToString().c_str());
@@ -217,8 +217,7 @@ CaseResult RunDecode(const KvPool& pool, const std::vector<int32_t>& shuffled_bl
 // The kernel's compute ceiling: a step whose K/V (2 MiB) stays in the caches between runs.
 double CacheResidentGbps(const KvPool& pool, const std::vector<int32_t>& shuffled_blocks) {
   DecodeStep step(pool, shuffled_blocks, /*batch=*/1, /*context=*/512);
-  return step.bytes() / MedianSeconds([&] { step.Run(); }, absl::GetFlag(FLAGS_min_seconds)) /
-         1e9;
+  return step.bytes() / MedianSeconds([&] { step.Run(); }, absl::GetFlag(FLAGS_min_seconds)) / 1e9;
 }
 
 int Main() {
@@ -251,18 +250,19 @@ int Main() {
     }
   }
   const int num_blocks = static_cast<int>(pool_tokens / kBlockSize);
-  std::printf("decode attention: bf16 K/V, %d query heads, %d KV heads, head_dim %d, block %d, "
-              "pool %.2f GiB\n",
-              kQueryHeads, kKvHeads, kHeadDim, kBlockSize,
-              static_cast<double>(pool_tokens * kTokenKvBytes) / (1 << 30));
+  std::printf(
+      "decode attention: bf16 K/V, %d query heads, %d KV heads, head_dim %d, block %d, "
+      "pool %.2f GiB\n",
+      kQueryHeads, kKvHeads, kHeadDim, kBlockSize,
+      static_cast<double>(pool_tokens * kTokenKvBytes) / (1 << 30));
   // Attend runs on the pool's thread pool; one pool per thread count, same blocks and data.
   std::unique_ptr<KvPool> pool_one = MakeFilledPool(num_blocks, &one_thread);
   std::vector<int32_t> shuffled(num_blocks);
   std::iota(shuffled.begin(), shuffled.end(), 0);
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(2));
 
-  std::printf("%6s %7s %8s %10s %10s %10s %7s\n", "batch", "context", "threads", "ms",
-              "GB/s", "read GB/s", "ratio");
+  std::printf("%6s %7s %8s %10s %10s %10s %7s\n", "batch", "context", "threads", "ms", "GB/s",
+              "read GB/s", "ratio");
   CaseResult headline{0, 0, 0};
   for (int threads : {1, all}) {
     std::unique_ptr<KvPool> pool_all;
@@ -283,8 +283,8 @@ int Main() {
           continue;
         }
         const CaseResult result = RunDecode(*pool, shuffled, batch, context, reader);
-        std::printf("%6d %7d %8d %10.3f %10.2f %10.2f %7.2f\n", batch, context, threads,
-                    result.ms, result.gbps, result.read_gbps, result.gbps / result.read_gbps);
+        std::printf("%6d %7d %8d %10.3f %10.2f %10.2f %7.2f\n", batch, context, threads, result.ms,
+                    result.gbps, result.read_gbps, result.gbps / result.read_gbps);
         if (threads == all && batch == 8 && context == 16384) headline = result;
       }
     }
@@ -300,9 +300,9 @@ int Main() {
 }  // namespace kvtier
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  kvtier::ParseCommandLine(
+      argc, argv,
       "Measures memory read bandwidth and CPU paged decode attention bandwidth.\n"
       "Usage: kvtier_bench_attention [--threads=N] [--max_pool_gib=G]");
-  absl::ParseCommandLine(argc, argv);
   return kvtier::Main();
 }

@@ -17,8 +17,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "cache/dtype.h"
 #include "client/client.h"
 #include "client/session.h"
@@ -28,6 +26,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "kvtier/v1/attention.grpc.pb.h"
+#include "proto/command_line.h"
 #include "proto/model_spec.h"
 #include "service/local_tier.h"
 
@@ -223,8 +222,7 @@ int Main() {
 }  // namespace kvtier
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "kvtier_bench_data_plane: kvtier's 1-token Attend round trip against a bare gRPC echo.");
-  absl::ParseCommandLine(argc, argv);
+  kvtier::ParseCommandLine(argc, argv,
+                           "kvtier's 1-token Attend round trip against a bare gRPC echo.");
   return kvtier::Main();
 }
