@@ -84,6 +84,59 @@ struct AttentionShape {
   }
 };
 
+// The order every pass follows, kept by each backend: BeginStep, Attend for layers
+// 0..num_layers-1 in order, EndStep. Errors are FAILED_PRECONDITION saying what is out of
+// order, or Attend's INVALID_ARGUMENT for a bad layer or tensor size.
+class LayerPass {
+ public:
+  explicit LayerPass(const AttentionShape& shape) : shape_(shape) {}
+
+  // A pass of `num_tokens` new tokens starts (num_tokens > 0).
+  void Begin(int num_tokens) {
+    num_tokens_ = num_tokens;
+    next_layer_ = 0;
+  }
+  // No pass is in progress (a BeginStep that failed, a Reset).
+  void Abandon() { num_tokens_ = 0; }
+
+  bool active() const { return num_tokens_ > 0; }
+  int num_tokens() const { return num_tokens_; }  // the pass's new tokens
+
+  // Before an Attend does its work: in a pass, layer next in order, tensor sizes right.
+  absl::Status CheckAttend(int layer, size_t q_size, size_t k_size, size_t v_size,
+                           size_t out_size) const {
+    if (!active()) return absl::FailedPreconditionError("Attend outside a pass (call BeginStep)");
+    if (absl::Status s =
+            shape_.ValidateAttend(num_tokens_, layer, q_size, k_size, v_size, out_size);
+        !s.ok()) {
+      return s;
+    }
+    if (layer != next_layer_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("layer: expected layer ", next_layer_, " next in this pass, got ", layer));
+    }
+    return absl::OkStatus();
+  }
+  // After an Attend succeeded.
+  void Attended() { ++next_layer_; }
+
+  // Ends the pass if every layer attended; FAILED_PRECONDITION (pass kept) otherwise.
+  absl::Status End() {
+    if (!active()) return absl::FailedPreconditionError("EndStep outside a pass");
+    if (next_layer_ != shape_.num_layers) {
+      return absl::FailedPreconditionError(absl::StrCat("EndStep after ", next_layer_, " of ",
+                                                        shape_.num_layers, " layers attended"));
+    }
+    Abandon();
+    return absl::OkStatus();
+  }
+
+ private:
+  const AttentionShape shape_;
+  int num_tokens_ = 0;  // 0: no pass in progress
+  int next_layer_ = 0;
+};
+
 class LayerAttention {
  public:
   virtual ~LayerAttention() = default;

@@ -39,10 +39,10 @@ absl::StatusOr<std::unique_ptr<LocalKvCache>> LocalKvCache::Create(const Attenti
 
 LocalKvCache::LocalKvCache(const AttentionShape& shape, int max_tokens,
                            std::unique_ptr<float[]> storage)
-    : shape_(shape), max_tokens_(max_tokens), storage_(std::move(storage)) {}
+    : shape_(shape), max_tokens_(max_tokens), storage_(std::move(storage)), pass_(shape) {}
 
 absl::Status LocalKvCache::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
-  in_step_ = false;
+  pass_.Abandon();
   if (tokens.empty()) return absl::InvalidArgumentError("tokens: empty");
   if (start_pos != num_tokens_) {
     return absl::FailedPreconditionError(
@@ -54,49 +54,37 @@ absl::Status LocalKvCache::BeginStep(int start_pos, absl::Span<const int32_t> to
         absl::StrCat("KV cache full: ", num_tokens_, " tokens cached + ", tokens.size(),
                      " new exceed the capacity of ", max_tokens_, " tokens (max_tokens)"));
   }
-  in_step_ = true;
-  step_tokens_ = static_cast<int>(tokens.size());
-  next_layer_ = 0;
+  pass_.Begin(static_cast<int>(tokens.size()));
   return absl::OkStatus();
 }
 
 absl::Status LocalKvCache::Attend(int layer, absl::Span<const float> q, absl::Span<const float> k,
                                   absl::Span<const float> v, absl::Span<float> out) {
-  if (!in_step_) return absl::FailedPreconditionError("Attend outside a pass (call BeginStep)");
-  if (absl::Status s =
-          shape_.ValidateAttend(step_tokens_, layer, q.size(), k.size(), v.size(), out.size());
+  if (absl::Status s = pass_.CheckAttend(layer, q.size(), k.size(), v.size(), out.size());
       !s.ok()) {
     return s;
-  }
-  if (layer != next_layer_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("layer: expected layer ", next_layer_, " next in this pass, got ", layer));
   }
   const int64_t offset = num_tokens_ * shape_.kv_width();
   std::copy(k.begin(), k.end(), k_layer(layer) + offset);
   std::copy(v.begin(), v.end(), v_layer(layer) + offset);
-  const int context_len = num_tokens_ + step_tokens_;
+  const int context_len = num_tokens_ + pass_.num_tokens();
   const size_t context_floats = context_len * shape_.kv_width();
   CausalAttention(shape_, context_len, q, absl::MakeConstSpan(k_layer(layer), context_floats),
                   absl::MakeConstSpan(v_layer(layer), context_floats), out);
-  ++next_layer_;
+  pass_.Attended();
   return absl::OkStatus();
 }
 
 absl::Status LocalKvCache::EndStep() {
-  if (!in_step_) return absl::FailedPreconditionError("EndStep outside a pass");
-  if (next_layer_ != shape_.num_layers) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("EndStep after ", next_layer_, " of ", shape_.num_layers, " layers attended"));
-  }
-  in_step_ = false;
-  num_tokens_ += step_tokens_;
+  const int pass_tokens = pass_.num_tokens();
+  if (absl::Status s = pass_.End(); !s.ok()) return s;
+  num_tokens_ += pass_tokens;
   return absl::OkStatus();
 }
 
 void LocalKvCache::Reset() {
   num_tokens_ = 0;
-  in_step_ = false;
+  pass_.Abandon();
 }
 
 }  // namespace kvtier

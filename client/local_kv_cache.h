@@ -66,10 +66,8 @@ class LocalKvCache final : public LayerAttention {
   const int max_tokens_;
   // All K layers, then all V layers.
   const std::unique_ptr<float[]> storage_;
-  int num_tokens_ = 0;
-  bool in_step_ = false;
-  int step_tokens_ = 0;  // the pass's new tokens, at [num_tokens_, num_tokens_ + step_tokens_)
-  int next_layer_ = 0;
+  int num_tokens_ = 0;  // committed
+  LayerPass pass_;      // its new tokens go at [num_tokens_, num_tokens_ + pass_.num_tokens())
 };
 
 }  // namespace kvtier

@@ -79,44 +79,28 @@ absl::StatusOr<std::unique_ptr<RecomputeAttention>> RecomputeAttention::Create(
 }
 
 absl::Status RecomputeAttention::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
-  in_step_ = false;
+  pass_.Abandon();
   if (start_pos != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "start_pos: a recompute pass carries the whole sequence from position 0, got ", start_pos));
   }
   if (tokens.empty()) return absl::InvalidArgumentError("tokens: empty");
-  in_step_ = true;
-  num_tokens_ = static_cast<int>(tokens.size());
-  next_layer_ = 0;
+  pass_.Begin(static_cast<int>(tokens.size()));
   return absl::OkStatus();
 }
 
 absl::Status RecomputeAttention::Attend(int layer, absl::Span<const float> q,
                                         absl::Span<const float> k, absl::Span<const float> v,
                                         absl::Span<float> out) {
-  if (!in_step_) return absl::FailedPreconditionError("Attend outside a pass (call BeginStep)");
-  if (absl::Status s =
-          shape_.ValidateAttend(num_tokens_, layer, q.size(), k.size(), v.size(), out.size());
+  if (absl::Status s = pass_.CheckAttend(layer, q.size(), k.size(), v.size(), out.size());
       !s.ok()) {
     return s;
   }
-  if (layer != next_layer_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("layer: expected layer ", next_layer_, " next in this pass, got ", layer));
-  }
-  CausalAttention(shape_, num_tokens_, q, k, v, out);
-  ++next_layer_;
+  CausalAttention(shape_, pass_.num_tokens(), q, k, v, out);
+  pass_.Attended();
   return absl::OkStatus();
 }
 
-absl::Status RecomputeAttention::EndStep() {
-  if (!in_step_) return absl::FailedPreconditionError("EndStep outside a pass");
-  if (next_layer_ != shape_.num_layers) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("EndStep after ", next_layer_, " of ", shape_.num_layers, " layers attended"));
-  }
-  in_step_ = false;
-  return absl::OkStatus();
-}
+absl::Status RecomputeAttention::EndStep() { return pass_.End(); }
 
 }  // namespace kvtier

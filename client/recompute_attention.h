@@ -47,12 +47,10 @@ class RecomputeAttention final : public LayerAttention {
   const AttentionShape& shape() const { return shape_; }
 
  private:
-  explicit RecomputeAttention(const AttentionShape& shape) : shape_(shape) {}
+  explicit RecomputeAttention(const AttentionShape& shape) : shape_(shape), pass_(shape) {}
 
   const AttentionShape shape_;
-  bool in_step_ = false;
-  int num_tokens_ = 0;  // this pass's, all from position 0
-  int next_layer_ = 0;
+  LayerPass pass_;  // its tokens are the whole sequence, from position 0
 };
 
 }  // namespace kvtier

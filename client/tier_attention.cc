@@ -43,6 +43,8 @@ absl::StatusOr<std::unique_ptr<TierAttention>> TierAttention::Create(
 }
 
 absl::Status TierAttention::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
+  pass_.Abandon();
+  step_.reset();
   if (start_pos != session_->context_len()) {
     return absl::FailedPreconditionError(absl::StrCat("start_pos: the session holds ",
                                                       session_->context_len(),
@@ -52,24 +54,25 @@ absl::Status TierAttention::BeginStep(int start_pos, absl::Span<const int32_t> t
   absl::StatusOr<std::unique_ptr<Step>> step = session_->BeginStep();
   if (!step.ok()) return step.status();
   step_ = *std::move(step);
-  num_tokens_ = static_cast<int>(tokens.size());
+  pass_.Begin(static_cast<int>(tokens.size()));
   return absl::OkStatus();
 }
 
 absl::Status TierAttention::Attend(int layer, absl::Span<const float> q, absl::Span<const float> k,
                                    absl::Span<const float> v, absl::Span<float> out) {
-  if (step_ == nullptr) return absl::FailedPreconditionError("Attend: no pass begun");
-  if (absl::Status status =
-          shape_.ValidateAttend(num_tokens_, layer, q.size(), k.size(), v.size(), out.size());
+  if (absl::Status status = pass_.CheckAttend(layer, q.size(), k.size(), v.size(), out.size());
       !status.ok()) {
     return status;
   }
-  return step_->Attend(layer, Bytes(q), Bytes(k), Bytes(v),
-                       {reinterpret_cast<char*>(out.data()), out.size() * sizeof(float)});
+  absl::Status status =
+      step_->Attend(layer, Bytes(q), Bytes(k), Bytes(v),
+                    {reinterpret_cast<char*>(out.data()), out.size() * sizeof(float)});
+  if (status.ok()) pass_.Attended();
+  return status;
 }
 
 absl::Status TierAttention::EndStep() {
-  if (step_ == nullptr) return absl::FailedPreconditionError("EndStep: no pass begun");
+  if (absl::Status status = pass_.End(); !status.ok()) return status;
   absl::Status status = step_->Finish();
   step_.reset();
   return status;

@@ -31,12 +31,11 @@ class TierAttention final : public LayerAttention {
 
  private:
   TierAttention(const AttentionShape& shape, std::unique_ptr<Session> session)
-      : shape_(shape), session_(std::move(session)) {}
+      : pass_(shape), session_(std::move(session)) {}
 
-  const AttentionShape shape_;
+  LayerPass pass_;
   std::unique_ptr<Session> session_;
   std::unique_ptr<Step> step_;  // the pass in flight
-  int num_tokens_ = 0;          // its new tokens
 };
 
 }  // namespace kvtier
