@@ -19,6 +19,10 @@ CoordinatorServer::CoordinatorServer(const CoordinatorServerOptions& options)
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const CoordinatorServerOptions& options) {
+  if (absl::Status status = ParseHostPort("listen_address", options.listen_address).status();
+      !status.ok()) {
+    return status;
+  }
   auto server = absl::WrapUnique(new CoordinatorServer(options));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

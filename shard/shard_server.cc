@@ -1,48 +1,18 @@
 #include "shard/shard_server.h"
 
-#include <unistd.h>
-
-#include <climits>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "proto/listen_address.h"
 
 namespace kvtier {
 namespace {
 
 // How long calls in flight may run on after a clean Shutdown begins.
 constexpr absl::Duration kShutdownGrace = absl::Seconds(1);
-
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-
-// "host:port", "[v6]:port" or ":port" (any host); INVALID_ARGUMENT naming `field` otherwise.
-absl::StatusOr<HostPort> ParseHostPort(absl::string_view field, absl::string_view address) {
-  const size_t colon = address.rfind(':');
-  HostPort parsed;
-  if (colon != absl::string_view::npos) parsed.host = std::string(address.substr(0, colon));
-  if (colon == absl::string_view::npos ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &parsed.port) || parsed.port < 0 ||
-      parsed.port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": expected host:port, got \"", address, "\""));
-  }
-  return parsed;
-}
-
-// The host a client can reach a listener on `host` at: the machine's name for a wildcard.
-std::string ReachableHost(const std::string& host) {
-  if (!host.empty() && host != "0.0.0.0" && host != "[::]") return host;
-  char name[HOST_NAME_MAX + 1] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
-  return name;
-}
 
 }  // namespace
 
