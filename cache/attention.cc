@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cache/attention_plan.h"
 #include "cache/attention_tile.h"
 #include "cache/thread_pool.h"
 
@@ -21,18 +22,6 @@ using attention_internal::TileTask;
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-// With auto splitting, a split covers at least this much context: below it the merge and the
-// lost prefetch distance cost more than the parallelism buys.
-constexpr int kMinSplitTokens = 256;
-
-// Where one sequence's work starts in the flat list of units, and how it is cut.
-struct SequencePlan {
-  int64_t first_query = 0;  // index of its first query row in q and out
-  int rows = 0;             // query rows per KV head: n * G
-  int tiles = 0;            // ceil(rows / kTileRows)
-  int splits = 1;           // KV splits of its context
-  int64_t first_unit = 0;   // units: [kv_head][tile][split]
-};
 
 // The online-softmax state of one tile over one split.
 struct TileState {
@@ -40,21 +29,6 @@ struct TileState {
   float max[kTileRows];
   float sum[kTileRows];
 };
-
-int RoundUp(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
-
-int ChooseSplitTokens(absl::Span<const SequenceLayout> sequences, const AttentionParams& params,
-                      int64_t unsplit_units, int block_size, int num_threads) {
-  if (params.kv_split_tokens > 0) return RoundUp(params.kv_split_tokens, block_size);
-  constexpr int kNoSplit = std::numeric_limits<int>::max();
-  const int64_t target_units = 4 * int64_t{num_threads};
-  if (num_threads <= 1 || unsplit_units >= target_units) return kNoSplit;
-  int max_context = 0;
-  for (const SequenceLayout& s : sequences) max_context = std::max(max_context, s.context_len);
-  const int64_t splits = (target_units + unsplit_units - 1) / unsplit_units;
-  const int tokens = static_cast<int>((max_context + splits - 1) / splits);
-  return RoundUp(std::max(kMinSplitTokens, tokens), block_size);
-}
 
 TileKernel SelectTileKernel(CpuIsa isa, DType dtype, int head_dim) {
   TileKernel kernel = nullptr;
@@ -121,57 +95,40 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
   const float scale = (params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(float(d))) * kLog2e;
   const TileKernel kernel = SelectTileKernel(isa, kv.dtype, d);
 
-  std::vector<SequencePlan> plans(sequences.size());
-  int64_t unsplit_units = 0;
-  int64_t first_query = 0;
-  for (size_t s = 0; s < sequences.size(); ++s) {
-    plans[s].first_query = first_query;
-    plans[s].rows = sequences[s].num_queries * group;
-    plans[s].tiles = (plans[s].rows + kTileRows - 1) / kTileRows;
-    first_query += sequences[s].num_queries;
-    unsplit_units += int64_t{kv.num_kv_heads} * plans[s].tiles;
-  }
   const int num_threads = threads != nullptr ? threads->num_threads() : 1;
-  const int split_tokens =
-      ChooseSplitTokens(sequences, params, unsplit_units, kv.block_size, num_threads);
-  int64_t num_units = 0;
-  bool any_split = false;
-  for (size_t s = 0; s < sequences.size(); ++s) {
-    plans[s].splits = (sequences[s].context_len + int64_t{split_tokens} - 1) / split_tokens;
-    plans[s].first_unit = num_units;
-    num_units += int64_t{kv.num_kv_heads} * plans[s].tiles * plans[s].splits;
-    any_split |= plans[s].splits > 1;
-  }
+  const AttentionPlan plan = PlanAttention(
+      sequences, params, kv.num_kv_heads, kv.block_size,
+      {.tile_rows = kTileRows, .target_units = num_threads > 1 ? 4 * int64_t{num_threads} : 0});
+  const int split_tokens = plan.split_tokens;
+  const bool any_split = plan.num_merges > 0;
   // Split units leave their state here for the merge; unsplit ones write out directly. Left
   // uninitialized: every unit sets its own state before use.
-  std::unique_ptr<TileState[]> partials(any_split ? new TileState[num_units] : nullptr);
+  std::unique_ptr<TileState[]> partials(any_split ? new TileState[plan.num_units] : nullptr);
 
   // Element offset in q and out of a query row of a sequence's KV head; rows are token-major:
   // row = query token * G + query head within the group.
-  auto row_query_index = [&](const SequencePlan& plan, int kv_head, int row) {
-    const int64_t token = plan.first_query + row / group;
+  auto row_query_index = [&](const SequencePlan& seq_plan, int kv_head, int row) {
+    const int64_t token = seq_plan.first_query + row / group;
     return (token * params.num_q_heads + int64_t{kv_head} * group + row % group) * d;
   };
-  auto write_rows = [&](const SequencePlan& plan, int kv_head, int tile, const TileState& state) {
+  auto write_rows = [&](const SequencePlan& seq_plan, int kv_head, int tile,
+                        const TileState& state) {
     for (int r = 0; r < kTileRows; ++r) {
       const int row = tile * kTileRows + r;
-      if (row >= plan.rows) break;
-      const int64_t base = row_query_index(plan, kv_head, row);
+      if (row >= seq_plan.rows) break;
+      const int64_t base = row_query_index(seq_plan, kv_head, row);
       StoreRowFromFloat(kv.dtype, &state.acc[r * d], 1.0f / state.sum[r], out, base, d);
     }
   };
 
   auto run_unit = [&](int64_t unit) {
-    const size_t s =
-        std::upper_bound(plans.begin(), plans.end(), unit,
-                         [](int64_t u, const SequencePlan& p) { return u < p.first_unit; }) -
-        plans.begin() - 1;
-    const SequencePlan& plan = plans[s];
+    const int s = plan.SequenceOfUnit(unit);
+    const SequencePlan& seq_plan = plan.sequences[s];
     const SequenceLayout& seq = sequences[s];
-    const int64_t local = unit - plan.first_unit;
-    const int split = static_cast<int>(local % plan.splits);
-    const int tile = static_cast<int>(local / plan.splits % plan.tiles);
-    const int kv_head = static_cast<int>(local / plan.splits / plan.tiles);
+    const int64_t local = unit - seq_plan.first_unit;
+    const int split = static_cast<int>(local % seq_plan.splits);
+    const int tile = static_cast<int>(local / seq_plan.splits % seq_plan.tiles);
+    const int kv_head = static_cast<int>(local / seq_plan.splits / seq_plan.tiles);
 
     float q_rows[kTileRows * kMaxHeadDim];
     float scores[kTileRows * kMaxBlockSize];
@@ -188,8 +145,8 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
     int max_limit = 0;
     for (int r = 0; r < kTileRows; ++r) {
       // Rows past the real ones repeat the last real row; write_rows ignores them.
-      const int row = std::min(tile * kTileRows + r, plan.rows - 1);
-      const int64_t base = row_query_index(plan, kv_head, row);
+      const int row = std::min(tile * kTileRows + r, seq_plan.rows - 1);
+      const int64_t base = row_query_index(seq_plan, kv_head, row);
       LoadRowAsFloat(kv.dtype, q, base, d, &q_rows[r * d]);
       task.limit[r] = seq.context_len - seq.num_queries + row / group + 1;
       max_limit = std::max(max_limit, task.limit[r]);
@@ -206,22 +163,25 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
     task.sum = state.sum;
     task.scores = scores;
     kernel(task);
-    if (plan.splits == 1) write_rows(plan, kv_head, tile, state);
+    if (seq_plan.splits == 1) write_rows(seq_plan, kv_head, tile, state);
   };
 
   // Merges a (sequence, head, tile)'s splits exactly: rescale each to the common max.
-  auto merge_splits = [&](const SequencePlan& plan, int kv_head, int tile) {
-    const TileState* first = &partials[plan.first_unit +
-                                       (int64_t{kv_head} * plan.tiles + tile) * plan.splits];
+  auto run_merge = [&](int64_t merge) {
+    const SequencePlan& seq_plan = plan.sequences[plan.SequenceOfMerge(merge)];
+    const int64_t local = merge - seq_plan.first_merge;
+    const int kv_head = static_cast<int>(local / seq_plan.tiles);
+    const int tile = static_cast<int>(local % seq_plan.tiles);
+    const TileState* first = &partials[seq_plan.first_unit + local * seq_plan.splits];
     TileState merged;
     for (int r = 0; r < kTileRows; ++r) {
       float max = kNegInf;
-      for (int i = 0; i < plan.splits; ++i) max = std::max(max, first[i].max[r]);
+      for (int i = 0; i < seq_plan.splits; ++i) max = std::max(max, first[i].max[r]);
       merged.max[r] = max;
       merged.sum[r] = 0.0f;
       float* acc = merged.acc + r * d;
       std::fill(acc, acc + d, 0.0f);
-      for (int i = 0; i < plan.splits; ++i) {
+      for (int i = 0; i < seq_plan.splits; ++i) {
         if (first[i].sum[r] == 0.0f) continue;  // this split saw none of the row's positions
         const float weight = std::exp2(first[i].max[r] - max);
         merged.sum[r] += first[i].sum[r] * weight;
@@ -229,28 +189,15 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
         for (int j = 0; j < d; ++j) acc[j] += part[j] * weight;
       }
     }
-    write_rows(plan, kv_head, tile, merged);
+    write_rows(seq_plan, kv_head, tile, merged);
   };
 
   if (threads != nullptr) {
-    threads->ParallelFor(num_units, run_unit);
+    threads->ParallelFor(plan.num_units, run_unit);
+    threads->ParallelFor(plan.num_merges, run_merge);
   } else {
-    for (int64_t unit = 0; unit < num_units; ++unit) run_unit(unit);
-  }
-  if (!any_split) return;
-  std::vector<std::pair<size_t, int>> merges;  // (sequence, kv_head * tiles + tile)
-  for (size_t s = 0; s < plans.size(); ++s) {
-    if (plans[s].splits == 1) continue;
-    for (int i = 0; i < kv.num_kv_heads * plans[s].tiles; ++i) merges.emplace_back(s, i);
-  }
-  auto run_merge = [&](int64_t m) {
-    const SequencePlan& plan = plans[merges[m].first];
-    merge_splits(plan, merges[m].second / plan.tiles, merges[m].second % plan.tiles);
-  };
-  if (threads != nullptr) {
-    threads->ParallelFor(static_cast<int64_t>(merges.size()), run_merge);
-  } else {
-    for (size_t m = 0; m < merges.size(); ++m) run_merge(m);
+    for (int64_t unit = 0; unit < plan.num_units; ++unit) run_unit(unit);
+    for (int64_t merge = 0; merge < plan.num_merges; ++merge) run_merge(merge);
   }
 }
 

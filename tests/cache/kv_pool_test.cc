@@ -1,6 +1,7 @@
-// KvPool through the CPU backend: shape validation and byte sizes, WriteKv/ReadKv round trips
-// of fresh random bytes at shuffled slots checked against a dense per-layer image of the pool,
-// and argument errors that name the field and leave the stored data unchanged.
+// KvPool: shape validation and byte sizes; then, for each backend (CPU, and CUDA where a device
+// is present, skipped with the reason printed elsewhere), WriteKv/ReadKv round trips of fresh
+// random bytes at shuffled slots checked against a dense per-layer image of the pool, and
+// argument errors that name the field and leave the stored data unchanged.
 #include "cache/kv_pool.h"
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "cache/cpu_kv_pool.h"
+#include "cache/cuda/cuda_kv_pool.h"
 #include "cache/dtype.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -46,12 +48,29 @@ struct LayerImage {
   std::string v;
 };
 
-class KvPoolTest : public testing::Test {
+void ExpectInvalidArgument(const absl::Status& status, const std::string& message) {
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr(message));
+}
+
+enum class Backend { kCpu, kCuda };
+
+class KvPoolTest : public testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<KvPool>> pool = CreateCpuKvPool(TestShape(DType::kBF16), {});
+    if (GetParam() == Backend::kCuda) {
+      if (absl::StatusOr<int> devices = CudaDeviceCount(); !devices.ok()) {
+        GTEST_SKIP() << "no CUDA device: " << devices.status().message();
+      }
+    }
+    absl::StatusOr<std::unique_ptr<KvPool>> pool = CreatePool(TestShape(DType::kBF16));
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *std::move(pool);
+  }
+
+  absl::StatusOr<std::unique_ptr<KvPool>> CreatePool(const KvPoolShape& shape) const {
+    if (GetParam() == Backend::kCuda) return CreateCudaKvPool(shape, {});
+    return CreateCpuKvPool(shape, {});
   }
 
   // An all-zero image per layer, as a fresh pool holds.
@@ -90,15 +109,10 @@ class KvPoolTest : public testing::Test {
     EXPECT_TRUE(v == image.v) << "layer " << layer << " V differs from what was written";
   }
 
-  static void ExpectInvalidArgument(const absl::Status& status, const std::string& message) {
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
-    EXPECT_THAT(status.message(), HasSubstr(message));
-  }
-
   std::unique_ptr<KvPool> pool_;  // TestShape(bf16)
 };
 
-TEST_F(KvPoolTest, ValidateAcceptsLimits) {
+TEST(KvPoolShapeTest, ValidateAcceptsLimits) {
   KvPoolShape shape = TestShape(DType::kF16);
   EXPECT_TRUE(shape.Validate().ok());
   shape.head_dim = 512;
@@ -108,7 +122,7 @@ TEST_F(KvPoolTest, ValidateAcceptsLimits) {
   EXPECT_TRUE(shape.Validate().ok()) << shape.Validate();
 }
 
-TEST_F(KvPoolTest, ValidateRejectsFieldsOutOfRangeNamingThem) {
+TEST(KvPoolShapeTest, ValidateRejectsFieldsOutOfRangeNamingThem) {
   struct Case {
     const char* field;
     int KvPoolShape::*member;
@@ -139,14 +153,14 @@ TEST_F(KvPoolTest, ValidateRejectsFieldsOutOfRangeNamingThem) {
   }
 }
 
-TEST_F(KvPoolTest, ValidateRejectsPoolsTooLargeToAddress) {
+TEST(KvPoolShapeTest, ValidateRejectsPoolsTooLargeToAddress) {
   KvPoolShape shape = TestShape(DType::kF32);
   shape.num_layers = std::numeric_limits<int>::max();
   shape.num_blocks = std::numeric_limits<int>::max();
   ExpectInvalidArgument(shape.Validate(), "pool too large");
 }
 
-TEST_F(KvPoolTest, ByteSizes) {
+TEST(KvPoolShapeTest, ByteSizes) {
   const KvPoolShape bf16 = TestShape(DType::kBF16);
   EXPECT_EQ(bf16.num_slots(), 8 * 16);
   EXPECT_EQ(bf16.token_bytes(), 2 * 64 * 2);
@@ -163,14 +177,14 @@ TEST_F(KvPoolTest, ByteSizes) {
 // round overwriting some of the first), each read back at once and finally every slot of
 // every layer compared with the image: written tokens where written, zeros elsewhere, and no
 // layer disturbed by another's writes at the same slots.
-TEST_F(KvPoolTest, WriteReadRoundTripForEveryDType) {
+TEST_P(KvPoolTest, WriteReadRoundTripForEveryDType) {
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE(absl::StrCat("seed ", seed));
   std::mt19937_64 rng(seed);
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     SCOPED_TRACE(DTypeName(dtype));
     const KvPoolShape shape = TestShape(dtype);
-    absl::StatusOr<std::unique_ptr<KvPool>> pool = CreateCpuKvPool(shape, {});
+    absl::StatusOr<std::unique_ptr<KvPool>> pool = CreatePool(shape);
     ASSERT_TRUE(pool.ok()) << pool.status();
     std::vector<LayerImage> images = ZeroImages(shape);
     for (int layer = 0; layer < shape.num_layers; ++layer) {
@@ -195,7 +209,7 @@ TEST_F(KvPoolTest, WriteReadRoundTripForEveryDType) {
 
 // Each bad write names its field, and neither it nor the matching ReadKv touches the data:
 // every bad write includes slot 5, which holds known K/V in every layer.
-TEST_F(KvPoolTest, BadArgumentsAreInvalidArgumentAndLeaveDataUnchanged) {
+TEST_P(KvPoolTest, BadArgumentsAreInvalidArgumentAndLeaveDataUnchanged) {
   std::mt19937_64 rng(std::random_device{}());
   const KvPoolShape& shape = pool_->shape();
   ASSERT_EQ(shape.token_bytes(), 256);
@@ -235,6 +249,11 @@ TEST_F(KvPoolTest, BadArgumentsAreInvalidArgumentAndLeaveDataUnchanged) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, KvPoolTest, testing::Values(Backend::kCpu, Backend::kCuda),
+                         [](const testing::TestParamInfo<Backend>& info) {
+                           return info.param == Backend::kCpu ? "cpu" : "cuda";
+                         });
 
 }  // namespace
 }  // namespace kvtier
