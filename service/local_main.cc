@@ -29,14 +29,16 @@ ABSL_FLAG(std::string, model,
           "the model to serve, as comma-separated key=value pairs (see kvtier-coordinator "
           "--help); its shards key defaults to --shards");
 ABSL_FLAG(int, capacity_mib, 1024, "K/V memory each shard may use");
-ABSL_FLAG(int, threads_per_shard, 0, "attention threads per shard (0: cores / shards)");
+ABSL_FLAG(std::string, device, "cpu",
+          "where the shards keep K/V and run attention: cpu, or cuda:N (all on device N)");
+ABSL_FLAG(int, threads_per_shard, 0, "CPU attention threads per shard (0: cores / shards)");
 ABSL_FLAG(std::string, address_file, "",
           "once the tier is ready, write the coordinator's host:port here (for scripts)");
 
 int main(int argc, char** argv) {
   kvtier::ParseCommandLine(argc, argv,
-                           "a coordinator and N CPU shards on loopback, in one process.\n"
-                           "  kvtier-local --shards=2 --port=50051");
+                           "a coordinator and N shards on loopback, in one process.\n"
+                           "  kvtier-local --shards=2 --port=50051 [--device=cpu|cuda:N]");
 
   kvtier::StopSignals stop_signals;  // before any thread starts
 
@@ -48,8 +50,15 @@ int main(int argc, char** argv) {
                  std::string(model.status().message()).c_str());
     return 2;
   }
+  absl::StatusOr<kvtier::PoolDevice> device =
+      kvtier::ParsePoolDevice("--device", absl::GetFlag(FLAGS_device));
+  if (!device.ok()) {
+    std::fprintf(stderr, "kvtier-local: %s\n", std::string(device.status().message()).c_str());
+    return 2;
+  }
   kvtier::LocalTierOptions options;
   options.num_shards = shards;
+  options.device = *device;
   options.host = absl::GetFlag(FLAGS_host);
   options.coordinator_port = absl::GetFlag(FLAGS_port);
   options.first_shard_port = absl::GetFlag(FLAGS_shard_port);
@@ -65,9 +74,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kvtier-local: %s\n", tier.status().ToString().c_str());
     return 1;
   }
-  std::printf("kvtier-local: coordinator %s, model %s (%d layers, %d/%d heads, head_dim %d)\n",
-              (*tier)->coordinator_address().c_str(), model->name().c_str(), model->num_layers(),
-              model->num_q_heads(), model->num_kv_heads(), model->head_dim());
+  std::printf(
+      "kvtier-local: coordinator %s, model %s (%d layers, %d/%d heads, head_dim %d), pools on "
+      "%s\n",
+      (*tier)->coordinator_address().c_str(), model->name().c_str(), model->num_layers(),
+      model->num_q_heads(), model->num_kv_heads(), model->head_dim(), device->Name().c_str());
   for (int i = 0; i < (*tier)->num_shards(); ++i) {
     std::printf("kvtier-local: shard %d %s\n", i, (*tier)->shard_address(i).c_str());
   }

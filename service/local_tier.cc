@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<ShardServer>> LocalTier::StartShard(
   shard.listen_address = listen_address;
   shard.coordinator_address = coordinator_->address();
   shard.capacity_bytes = options_.shard_capacity_bytes;
+  shard.device = options_.device;
   shard.attention_threads = options_.attention_threads_per_shard;
   shard.max_message_bytes = options_.max_message_bytes;
   absl::StatusOr<std::unique_ptr<ShardServer>> server = ShardServer::Start(shard);

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "kvtier/v1/common.pb.h"
 #include "service/coordinator_server.h"
+#include "shard/pool_device.h"
 #include "shard/shard_server.h"
 
 namespace kvtier {
@@ -28,6 +29,8 @@ struct LocalTierOptions {
   std::optional<v1::ModelSpec> model;
   CoordinatorOptions coordinator;
   int64_t shard_capacity_bytes = int64_t{1} << 30;
+  // Where every shard keeps its pools (all on the same device, for CUDA).
+  PoolDevice device;
   int attention_threads_per_shard = 1;
   int max_message_bytes = 256 << 20;
   absl::Duration start_timeout = absl::Seconds(30);

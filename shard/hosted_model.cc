@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "cache/cpu_kv_pool.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "proto/lease_signature.h"
 #include "proto/model_spec.h"
@@ -27,7 +26,7 @@ void RaiseTo(std::atomic<uint64_t>& value, uint64_t target) {
 
 absl::StatusOr<std::unique_ptr<HostedModel>> HostedModel::Create(const v1::HostedRange& range,
                                                                  int64_t max_pool_bytes,
-                                                                 ThreadPool* threads) {
+                                                                 const PoolFactory& create_pool) {
   if (absl::Status status = ValidateModelSpec(range.model()); !status.ok()) return status;
   const v1::ModelSpec& spec = range.model();
   if (range.slot() < 0 || range.slot() >= spec.num_shards()) {
@@ -48,8 +47,7 @@ absl::StatusOr<std::unique_ptr<HostedModel>> HostedModel::Create(const v1::Hoste
         "slot ", range.slot(), " needs ", shape.total_bytes(), " bytes for its pool (",
         shape.DebugString(), "), ", max_pool_bytes, " are left of this shard's capacity"));
   }
-  absl::StatusOr<std::unique_ptr<KvPool>> pool =
-      CreateCpuKvPool(shape, CpuKvPoolOptions{.threads = threads});
+  absl::StatusOr<std::unique_ptr<KvPool>> pool = create_pool(shape);
   if (!pool.ok()) return pool.status();
   return std::unique_ptr<HostedModel>(new HostedModel(range, *std::move(pool)));
 }

@@ -26,21 +26,21 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "cache/kv_pool.h"
-#include "cache/thread_pool.h"
 #include "kvtier/v1/common.pb.h"
 #include "kvtier/v1/registry.pb.h"
+#include "shard/pool_device.h"
 
 namespace kvtier {
 
 class HostedModel {
  public:
   // Checks the range (a valid spec, a slot in range, the heads HeadRangeForSlot gives) and
-  // allocates its pool: INVALID_ARGUMENT naming the field; RESOURCE_EXHAUSTED when the pool
-  // would take more than `max_pool_bytes` or cannot be allocated. Attention runs on
-  // `threads`, which must outlive the model.
+  // allocates its pool with `create_pool`: INVALID_ARGUMENT naming the field;
+  // RESOURCE_EXHAUSTED when the pool would take more than `max_pool_bytes` or cannot be
+  // allocated.
   static absl::StatusOr<std::unique_ptr<HostedModel>> Create(const v1::HostedRange& range,
                                                              int64_t max_pool_bytes,
-                                                             ThreadPool* threads);
+                                                             const PoolFactory& create_pool);
 
   HostedModel(const HostedModel&) = delete;
   HostedModel& operator=(const HostedModel&) = delete;

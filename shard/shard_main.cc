@@ -26,8 +26,11 @@ ABSL_FLAG(std::string, advertise, "",
           "host name and the bound port)");
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051",
           "host:port of the coordinator's kvtier.v1.ShardRegistry");
-ABSL_FLAG(double, capacity_gib, 4.0, "memory the shard may spend on K/V pools, in GiB");
-ABSL_FLAG(int, threads, 0, "attention threads (0: one per hardware thread)");
+ABSL_FLAG(double, capacity_gib, 4.0,
+          "memory the shard may spend on K/V pools (host or device memory), in GiB");
+ABSL_FLAG(std::string, device, "cpu",
+          "where K/V pools live and attention runs: cpu, or cuda:N for CUDA device N");
+ABSL_FLAG(int, threads, 0, "CPU attention threads (0: one per hardware thread)");
 ABSL_FLAG(int, max_message_mib, 256, "largest gRPC message received or sent, in MiB (1..2047)");
 
 namespace kvtier {
@@ -47,6 +50,9 @@ absl::StatusOr<ShardServerOptions> OptionsFromFlags() {
         absl::StrCat("--capacity_gib: expected 0 < G < 1048576, got ", capacity_gib));
   }
   options.capacity_bytes = static_cast<int64_t>(std::ldexp(capacity_gib, 30));
+  absl::StatusOr<PoolDevice> device = ParsePoolDevice("--device", absl::GetFlag(FLAGS_device));
+  if (!device.ok()) return device.status();
+  options.device = *device;
   options.attention_threads = absl::GetFlag(FLAGS_threads);
   if (options.attention_threads < 0) {
     return absl::InvalidArgumentError(
@@ -71,7 +77,8 @@ int Main(int argc, char** argv) {
       argc, argv,
       "the kvtier shard worker: holds K/V head ranges and serves kvtier.v1.Attention.\n"
       "Usage: kvtier-shard [--listen=host:port] [--advertise=host:port] "
-      "[--coordinator=host:port] [--capacity_gib=G] [--threads=N] [--max_message_mib=M]");
+      "[--coordinator=host:port] [--device=cpu|cuda:N] [--capacity_gib=G] [--threads=N] "
+      "[--max_message_mib=M]");
   if (positional.size() > 1) {
     return Fail(absl::InvalidArgumentError(
                     absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)")),
@@ -87,7 +94,8 @@ int Main(int argc, char** argv) {
     return Fail(server.status(),
                 absl::IsInvalidArgument(server.status()) ? kExitBadUsage : EXIT_FAILURE);
   }
-  std::printf("kvtier-shard: serving on %s, coordinator %s\n", (*server)->address().c_str(),
+  std::printf("kvtier-shard: serving on %s, pools on %s, coordinator %s\n",
+              (*server)->address().c_str(), options->device.Name().c_str(),
               options->coordinator_address.c_str());
   std::fflush(stdout);
 

@@ -32,6 +32,9 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
     return absl::InvalidArgumentError(
         absl::StrCat("attention_threads: expected >= 0, got ", options.attention_threads));
   }
+  if (absl::Status status = CheckPoolDevice("device", options.device); !status.ok()) {
+    return status;
+  }
   if (options.max_message_bytes <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_message_bytes: expected > 0, got ", options.max_message_bytes));
@@ -46,6 +49,7 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(&shard->service_);
+  builder.RegisterService(&shard->transfer_service_);
   shard->server_ = builder.BuildAndStart();
   if (shard->server_ == nullptr || shard->port_ == 0) {
     return absl::UnavailableError(
@@ -68,9 +72,11 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
 }
 
 ShardServer::ShardServer(const ShardServerOptions& options)
-    : threads_(options.attention_threads),
-      state_(options.capacity_bytes, &threads_),
-      service_(&state_) {}
+    : threads_(options.device.kind == PoolDevice::Kind::kCpu ? options.attention_threads : 1),
+      state_(options.capacity_bytes, PoolFactoryFor(options.device, &threads_)),
+      service_(&state_),
+      transfer_service_(&state_,
+                        BlockTransferOptions{.max_message_bytes = options.max_message_bytes}) {}
 
 ShardServer::~ShardServer() { Shutdown(); }
 

@@ -1,7 +1,7 @@
 // ShardServer: a running shard worker: the gRPC server with kvtier.v1.Attention,
-// grpc.health.v1 and reflection, the attention thread pool, the hosted state, and the
-// registration with the coordinator. kvtier-shard runs one; tests and kvtier-local run several
-// in one process.
+// kvtier.v1.BlockTransfer, grpc.health.v1 and reflection, the attention thread pool, the hosted
+// state, and the registration with the coordinator. kvtier-shard runs one; tests and kvtier-local
+// run several in one process.
 //
 // Shutdown leaves the tier cleanly (deregisters, so the coordinator fails the shard's sessions
 // at once); Kill stops serving and heartbeating without a word and drops the pools, which is
@@ -23,6 +23,8 @@
 #include "cache/thread_pool.h"
 #include "grpcpp/grpcpp.h"
 #include "shard/attention_service.h"
+#include "shard/block_transfer_service.h"
+#include "shard/pool_device.h"
 #include "shard/registration.h"
 #include "shard/shard_state.h"
 
@@ -37,7 +39,9 @@ struct ShardServerOptions {
   std::string coordinator_address = "127.0.0.1:50051";
   // What the shard may spend on K/V pools.
   int64_t capacity_bytes = int64_t{4} << 30;
-  // Attention threads, the calling one included; 0: one per hardware thread.
+  // Where the pools live and attention runs.
+  PoolDevice device;
+  // CPU attention threads, the calling one included; 0: one per hardware thread.
   int attention_threads = 0;
   // Largest message received or sent.
   int max_message_bytes = 256 << 20;
@@ -88,6 +92,7 @@ class ShardServer {
   ThreadPool threads_;  // outlives the pools that run attention on it
   ShardState state_;
   AttentionService service_;
+  BlockTransferService transfer_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<ShardRegistration> registration_;
 

@@ -7,8 +7,8 @@
 
 namespace kvtier {
 
-ShardState::ShardState(int64_t capacity_bytes, ThreadPool* threads)
-    : capacity_bytes_(capacity_bytes), threads_(threads) {}
+ShardState::ShardState(int64_t capacity_bytes, PoolFactory create_pool)
+    : capacity_bytes_(capacity_bytes), create_pool_(std::move(create_pool)) {}
 
 ShardState::Models ShardState::Unchanged(const Models& current,
                                          const v1::ShardAssignment& assignment) {
@@ -48,7 +48,7 @@ absl::Status ShardState::Apply(const v1::ShardAssignment& assignment) {
     }
     if (next.contains(name)) continue;
     absl::StatusOr<std::unique_ptr<HostedModel>> created =
-        HostedModel::Create(range, available, threads_);
+        HostedModel::Create(range, available, create_pool_);
     if (!created.ok()) {
       status.Update(absl::Status(created.status().code(),
                                  absl::StrCat(field, ": ", created.status().message())));

@@ -24,9 +24,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "cache/thread_pool.h"
 #include "kvtier/v1/registry.pb.h"
 #include "shard/hosted_model.h"
+#include "shard/pool_device.h"
 
 namespace kvtier {
 
@@ -38,9 +38,8 @@ class ShardState {
     std::string lease_key;
   };
 
-  // Pools may use at most `capacity_bytes` in all and run attention on `threads`, which must
-  // outlive the state.
-  ShardState(int64_t capacity_bytes, ThreadPool* threads);
+  // Pools, made by `create_pool`, may use at most `capacity_bytes` in all.
+  ShardState(int64_t capacity_bytes, PoolFactory create_pool);
 
   ShardState(const ShardState&) = delete;
   ShardState& operator=(const ShardState&) = delete;
@@ -68,7 +67,7 @@ class ShardState {
   static Models Unchanged(const Models& current, const v1::ShardAssignment& assignment);
 
   const int64_t capacity_bytes_;
-  ThreadPool* const threads_;
+  const PoolFactory create_pool_;
 
   absl::Mutex update_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;

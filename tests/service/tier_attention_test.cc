@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cache/cuda/cuda_kv_pool.h"
 #include "client/step.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -29,15 +30,13 @@ void PrintTo(const Layout& layout, std::ostream* os) {
       << DTypeName(layout.dtype);
 }
 
-class TierAttentionTest : public ::testing::TestWithParam<Layout> {};
-
-TEST_P(TierAttentionTest, MatchesReferenceAcrossPrefillDecodeAndBatches) {
-  const Layout layout = GetParam();
+// Prefill, batched decode, interleaved and mixed steps and a second turn, on a tier of model
+// "m", every output checked against the reference.
+void RunPrefillDecodeAndBatches(const LocalTierOptions& options) {
   const uint64_t seed = FreshSeed();
   SCOPED_TRACE(absl::StrCat("seed ", seed));
   std::mt19937_64 rng(seed);
-  absl::StatusOr<Tier> tier = StartTier(
-      FastTier(TestModel("m", layout.kv_heads, layout.q_heads, layout.shards, layout.dtype)));
+  absl::StatusOr<Tier> tier = StartTier(options);
   ASSERT_TRUE(tier.ok()) << tier.status();
   Client& client = *tier->client;
 
@@ -71,12 +70,34 @@ TEST_P(TierAttentionTest, MatchesReferenceAcrossPrefillDecodeAndBatches) {
   EXPECT_EQ(s2.session->context_len(), 24 + 6 + 5 + 1);
 }
 
+class TierAttentionTest : public ::testing::TestWithParam<Layout> {};
+
+TEST_P(TierAttentionTest, MatchesReferenceAcrossPrefillDecodeAndBatches) {
+  const Layout layout = GetParam();
+  RunPrefillDecodeAndBatches(
+      FastTier(TestModel("m", layout.kv_heads, layout.q_heads, layout.shards, layout.dtype)));
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, TierAttentionTest,
                          ::testing::Values(Layout{1, 2, 8, DType::kBF16},
                                            Layout{2, 3, 6, DType::kBF16},
                                            Layout{2, 2, 8, DType::kF32},
                                            Layout{3, 4, 8, DType::kBF16},
                                            Layout{4, 6, 12, DType::kF16}));
+
+// The same with both shards' pools on cuda:0 (head_dim 64, which the CUDA kernels cover).
+TEST(TierCudaTest, ShardsOnCudaMatchReference) {
+  if (absl::StatusOr<int> devices = CudaDeviceCount(); !devices.ok()) {
+    GTEST_SKIP() << "needs a CUDA device: " << devices.status().message();
+  }
+  for (DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    LocalTierOptions options =
+        FastTier(TestModel("m", 4, 16, 2, dtype, /*num_blocks=*/256, /*head_dim=*/64));
+    options.device.kind = PoolDevice::Kind::kCuda;
+    RunPrefillDecodeAndBatches(options);
+  }
+}
 
 TEST(TierServersTest, AnswerHealthChecksAndReflection) {
   absl::StatusOr<Tier> tier = StartTier(FastTier(TestModel("m", 2, 4, 2)));

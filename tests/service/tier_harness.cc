@@ -27,14 +27,14 @@ void RandomValues(DType dtype, int64_t count, std::mt19937_64& rng, std::string*
 }  // namespace
 
 v1::ModelSpec TestModel(const std::string& name, int kv_heads, int q_heads, int shards, DType dtype,
-                        int num_blocks) {
+                        int num_blocks, int head_dim) {
   v1::ModelSpec model;
   model.set_name(name);
   model.set_version("test");
   model.set_num_layers(2);
   model.set_num_kv_heads(kv_heads);
   model.set_num_q_heads(q_heads);
-  model.set_head_dim(32);
+  model.set_head_dim(head_dim);
   model.set_dtype(DTypeToProto(dtype));
   model.set_block_size(4);
   model.set_num_blocks(num_blocks);

@@ -18,9 +18,10 @@
 
 namespace kvtier::test {
 
-// A small model: 2 layers, head_dim 32, block 4 tokens (so steps cross blocks often).
+// A small model: 2 layers, head_dim 32 unless given, block 4 tokens (so steps cross blocks
+// often).
 v1::ModelSpec TestModel(const std::string& name, int kv_heads, int q_heads, int shards,
-                        DType dtype = DType::kBF16, int num_blocks = 256);
+                        DType dtype = DType::kBF16, int num_blocks = 256, int head_dim = 32);
 
 // Heartbeats every 20 ms; a shard is dropped after 1 s of silence (short enough for the crash
 // tests, long enough that a loaded CI machine does not drop a live shard).

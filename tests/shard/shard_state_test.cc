@@ -56,7 +56,7 @@ class ShardStateTest : public testing::Test {
   bool IsHosted(const std::string& name) const { return state_.Find(name).ok(); }
 
   ThreadPool threads_{1};
-  ShardState state_{3 * kPoolBytes, &threads_};
+  ShardState state_{3 * kPoolBytes, PoolFactoryFor(PoolDevice{}, &threads_)};
 };
 
 TEST_F(ShardStateTest, KeepsUnchangedRangesReplacesChangedOnesAndDropsTheRest) {

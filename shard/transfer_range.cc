@@ -1,0 +1,100 @@
+#include "shard/transfer_range.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "proto/model_spec.h"
+
+namespace kvtier {
+namespace {
+
+constexpr RangeFieldNames kTransferRangeFields = {
+    .model = "range.model.name", .version = "range.model.version", .slot = "range.slot"};
+
+bool SamePoolShape(const KvPoolShape& a, const KvPoolShape& b) {
+  return a.num_layers == b.num_layers && a.num_kv_heads == b.num_kv_heads &&
+         a.head_dim == b.head_dim && a.block_size == b.block_size && a.num_blocks == b.num_blocks &&
+         a.dtype == b.dtype;
+}
+
+std::string HeadsString(const v1::HeadRange& heads) {
+  return absl::StrCat("KV heads [", heads.kv_head_begin(), ", ", heads.kv_head_end(), ")");
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<HostedModel>> FindHostedRange(const ShardState& state,
+                                                             absl::string_view model,
+                                                             absl::string_view version, int slot,
+                                                             const RangeFieldNames& fields) {
+  absl::StatusOr<ShardState::Hosted> hosted = state.Find(model);
+  if (!hosted.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat(fields.model, ": this shard holds no range of model \"", model, "\""));
+  }
+  const v1::HostedRange& range = hosted->model->range();
+  if (range.model().version() != version) {
+    return absl::NotFoundError(absl::StrCat(fields.version, ": this shard holds version \"",
+                                            range.model().version(), "\" of model \"", model,
+                                            "\", not \"", version, "\""));
+  }
+  if (range.slot() != slot) {
+    return absl::NotFoundError(absl::StrCat(fields.slot, ": this shard holds slot ", range.slot(),
+                                            " of model \"", model, "\", not ", slot));
+  }
+  return hosted->model;
+}
+
+absl::StatusOr<std::shared_ptr<HostedModel>> FindTransferRange(const ShardState& state,
+                                                               const v1::TransferRange& range) {
+  const v1::ModelSpec& spec = range.model();
+  if (absl::Status status = ValidateModelSpec(spec); !status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("range.", status.message()));
+  }
+  absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
+      FindHostedRange(state, spec.name(), spec.version(), range.slot(), kTransferRangeFields);
+  if (!hosted.ok()) return hosted.status();
+  if (range.slot() >= spec.num_shards()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("range.slot: expected 0..", spec.num_shards() - 1, ", got ", range.slot()));
+  }
+  const KvPoolShape requested = PoolShapeForSlot(spec, range.slot());
+  const v1::HeadRange requested_heads = HeadRangeForSlot(spec, range.slot());
+  const KvPoolShape& held = (*hosted)->pool().shape();
+  const v1::HeadRange& held_heads = (*hosted)->range().heads();
+  if (!SamePoolShape(requested, held) ||
+      requested_heads.kv_head_begin() != held_heads.kv_head_begin() ||
+      requested_heads.kv_head_end() != held_heads.kv_head_end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "range.model: slot ", range.slot(), " of model \"", spec.name(), "\" here is ",
+        held.DebugString(), " over ", HeadsString(held_heads), "; the request's spec gives ",
+        requested.DebugString(), " over ", HeadsString(requested_heads)));
+  }
+  return hosted;
+}
+
+v1::TransferRange TransferRangeOf(const HostedModel& model) {
+  v1::TransferRange range;
+  *range.mutable_model() = model.spec();
+  range.set_slot(model.range().slot());
+  return range;
+}
+
+absl::Status CheckBlockIds(absl::Span<const int32_t> block_ids, int num_blocks) {
+  if (block_ids.empty()) return absl::InvalidArgumentError("block_ids: empty");
+  absl::flat_hash_map<int32_t, size_t> seen;
+  for (size_t i = 0; i < block_ids.size(); ++i) {
+    const int32_t block = block_ids[i];
+    if (block < 0 || block >= num_blocks) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("block_ids[", i, "]: expected 0..", num_blocks - 1, ", got ", block));
+    }
+    auto [it, inserted] = seen.emplace(block, i);
+    if (!inserted) {
+      return absl::InvalidArgumentError(absl::StrCat("block_ids[", i, "]: block ", block,
+                                                     " is already block_ids[", it->second, "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace kvtier
