@@ -11,15 +11,17 @@ int RoundUp(int64_t value, int multiple) {
 
 int ChooseSplitTokens(absl::Span<const SequenceLayout> sequences, const AttentionParams& params,
                       int64_t unsplit_units, int block_size, const AttentionPlanOptions& options) {
-  if (params.kv_split_tokens > 0) return RoundUp(params.kv_split_tokens, block_size);
   int max_context = 0;
   for (const SequenceLayout& s : sequences) max_context = std::max(max_context, s.context_len);
   const int no_split = RoundUp(std::max(max_context, 1), block_size);
+  if (params.kv_split_tokens > 0) {
+    return RoundUp(std::min(params.kv_split_tokens, no_split), block_size);
+  }
   if (unsplit_units == 0 || unsplit_units >= options.target_units) return no_split;
   const int64_t splits = (options.target_units + unsplit_units - 1) / unsplit_units;
   const int64_t tokens = (max_context + splits - 1) / splits;
-  return std::min(no_split, RoundUp(std::max<int64_t>(options.min_split_tokens, tokens),
-                                    block_size));
+  return std::min(no_split,
+                  RoundUp(std::max<int64_t>(options.min_split_tokens, tokens), block_size));
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ class KvPool {
   const KvPoolShape& shape() const { return shape_; }
 
   // Stores the K and V of new tokens: `k` and `v` are [slots.size()][num_kv_heads][head_dim].
+  // Slots should be distinct: which of a repeated slot's rows is kept depends on the backend.
   absl::Status WriteKv(int layer, absl::Span<const int64_t> slots, absl::Span<const char> k,
                        absl::Span<const char> v);
 

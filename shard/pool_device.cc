@@ -1,8 +1,8 @@
 #include "shard/pool_device.h"
 
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "cache/cpu_kv_pool.h"
 #include "cache/cuda/cuda_kv_pool.h"
 
@@ -34,9 +34,8 @@ absl::Status CheckPoolDevice(absl::string_view field, const PoolDevice& device) 
         absl::StrCat(field, ": ", device.Name(), " is not usable: ", count.status().message()));
   }
   if (device.cuda_ordinal >= *count) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", device.Name(),
-                                                   " does not exist; this machine has cuda:0..",
-                                                   *count - 1));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", device.Name(), " does not exist; this machine has cuda:0..", *count - 1));
   }
   return absl::OkStatus();
 }
@@ -47,9 +46,8 @@ PoolFactory PoolFactoryFor(const PoolDevice& device, ThreadPool* threads) {
       return CreateCudaKvPool(shape, {.device = ordinal});
     };
   }
-  return [threads](const KvPoolShape& shape) {
-    return CreateCpuKvPool(shape, {.threads = threads});
-  };
+  return
+      [threads](const KvPoolShape& shape) { return CreateCpuKvPool(shape, {.threads = threads}); };
 }
 
 }  // namespace kvtier

@@ -36,10 +36,9 @@ absl::StatusOr<cuda::PagedAttentionLaunch> CudaAttentionBatch::Prepare(
   const int group = params.num_q_heads / shape.num_kv_heads;
   int max_rows = 0;
   for (const SequenceLayout& s : sequences) max_rows = std::max(max_rows, s.num_queries * group);
-  const AttentionPlan plan = PlanAttention(
-      sequences, params, shape.num_kv_heads, shape.block_size,
-      {.tile_rows = cuda::PagedAttentionTileRows(max_rows),
-       .target_units = int64_t{kUnitsPerSm} * num_sms});
+  const AttentionPlan plan = PlanAttention(sequences, params, shape.num_kv_heads, shape.block_size,
+                                           {.tile_rows = cuda::PagedAttentionTileRows(max_rows),
+                                            .target_units = int64_t{kUnitsPerSm} * num_sms});
 
   // Packed as [DeviceSequence x n][int32 block ids], each table cut to the blocks it uses.
   std::vector<cuda::DeviceSequence> packed(sequences.size());

@@ -17,23 +17,48 @@
 namespace kvtier {
 namespace {
 
-// Every call makes `device` current on the calling thread (gRPC threads move between pools),
-// holds mu_, stages its tensors through pinned_ and the device buffers, and waits for the
-// stream before returning.
+// One call of a pool on a thread: makes the pool's device current (gRPC threads move between
+// pools) and, however the call ends, waits for the pool's stream, so nothing queued outlives
+// the call that staged its buffers, and gives the thread its previous device back.
+class DeviceCall {
+ public:
+  DeviceCall(int device, cudaStream_t stream) : stream_(stream) {
+    if (cudaGetDevice(&previous_device_) != cudaSuccess) previous_device_ = device;
+    status_ = CudaCallStatus(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceCall() {
+    // Errors here were, or will be, reported by the call's own checks.
+    cudaStreamSynchronize(stream_);
+    cudaSetDevice(previous_device_);
+    cudaGetLastError();
+  }
+  DeviceCall(const DeviceCall&) = delete;
+  DeviceCall& operator=(const DeviceCall&) = delete;
+
+  // Whether the device could be made current.
+  const absl::Status& status() const { return status_; }
+
+ private:
+  const cudaStream_t stream_;
+  int previous_device_ = 0;
+  absl::Status status_;
+};
+
+// Every call holds mu_, stages its tensors through pinned_ and the device buffers under a
+// DeviceCall, and waits for its stream before returning.
 class CudaKvPool final : public KvPool {
  public:
   CudaKvPool(const KvPoolShape& shape, int device, int num_sms, char* slab, cudaStream_t stream)
       : KvPool(shape), device_(device), num_sms_(num_sms), slab_(slab), stream_(stream) {}
 
   ~CudaKvPool() override {
-    cudaSetDevice(device_);
+    { const DeviceCall drain(device_, stream_); }
     cudaStreamDestroy(stream_);
     cudaFree(slab_);
+    cudaGetLastError();
   }
 
-  CudaPoolMemory memory() const {
-    return {device_, slab_, layer_bytes(), shape().block_bytes()};
-  }
+  CudaPoolMemory memory() const { return {device_, slab_, layer_bytes(), shape().block_bytes()}; }
 
  private:
   int64_t layer_bytes() const { return shape().block_bytes() * shape().num_blocks; }
@@ -45,8 +70,7 @@ class CudaKvPool final : public KvPool {
   }
 
   // Stages [k][v][slots] for WriteKv and ReadKv; returns the slots' device address.
-  absl::StatusOr<const int64_t*> StageSlots(absl::Span<const int64_t> slots,
-                                            int64_t kv_bytes) const
+  absl::StatusOr<const int64_t*> StageSlots(absl::Span<const int64_t> slots, int64_t kv_bytes) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const size_t slot_bytes = slots.size() * sizeof(int64_t);
     const size_t bytes = 2 * kv_bytes + slot_bytes;
@@ -60,7 +84,8 @@ class CudaKvPool final : public KvPool {
   absl::Status DoWriteKv(int layer, absl::Span<const int64_t> slots, const char* k,
                          const char* v) override {
     absl::MutexLock lock(&mu_);
-    KVTIER_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    const DeviceCall call(device_, stream_);
+    if (!call.status().ok()) return call.status();
     const int64_t kv_bytes = static_cast<int64_t>(slots.size()) * shape().token_bytes();
     absl::StatusOr<const int64_t*> device_slots = StageSlots(slots, kv_bytes);
     if (!device_slots.ok()) return device_slots.status();
@@ -79,14 +104,14 @@ class CudaKvPool final : public KvPool {
   absl::Status DoReadKv(int layer, absl::Span<const int64_t> slots, char* k,
                         char* v) const override {
     absl::MutexLock lock(&mu_);
-    KVTIER_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    const DeviceCall call(device_, stream_);
+    if (!call.status().ok()) return call.status();
     const int64_t kv_bytes = static_cast<int64_t>(slots.size()) * shape().token_bytes();
     absl::StatusOr<const int64_t*> device_slots = StageSlots(slots, kv_bytes);
     if (!device_slots.ok()) return device_slots.status();
-    KVTIER_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(const_cast<int64_t*>(*device_slots),
-                                                pinned_.data() + 2 * kv_bytes,
-                                                slots.size() * sizeof(int64_t),
-                                                cudaMemcpyHostToDevice, stream_));
+    KVTIER_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(const_cast<int64_t*>(*device_slots), pinned_.data() + 2 * kv_bytes,
+                        slots.size() * sizeof(int64_t), cudaMemcpyHostToDevice, stream_));
     KVTIER_CUDA_RETURN_IF_ERROR(cuda::LaunchGatherKv(Layer(layer), *device_slots, slots.size(),
                                                      input_.data(), input_.data() + kv_bytes,
                                                      stream_));
@@ -101,12 +126,13 @@ class CudaKvPool final : public KvPool {
   absl::Status DoAttend(int layer, absl::Span<const SequenceLayout> sequences,
                         const AttentionParams& params, const char* q, char* out) const override {
     absl::MutexLock lock(&mu_);
-    KVTIER_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    const DeviceCall call(device_, stream_);
+    if (!call.status().ok()) return call.status();
     absl::StatusOr<cuda::PagedAttentionLaunch> launch =
         batch_.Prepare(sequences, params, shape(), num_sms_, stream_);
     if (!launch.ok()) return launch.status();
-    const size_t bytes = TotalQueries(sequences) * params.num_q_heads * shape().head_dim *
-                         DTypeSize(shape().dtype);
+    const size_t bytes =
+        TotalQueries(sequences) * params.num_q_heads * shape().head_dim * DTypeSize(shape().dtype);
     // q goes in [0, bytes) of the buffers, out comes back in [bytes, 2 bytes).
     for (CudaBuffer* buffer : {&pinned_, &input_}) {
       if (absl::Status status = buffer->Reserve(2 * bytes); !status.ok()) return status;
@@ -157,9 +183,9 @@ absl::StatusOr<std::unique_ptr<KvPool>> CreateOnDevice(const KvPoolShape& shape,
   void* slab = nullptr;
   if (cudaError_t error = cudaMalloc(&slab, shape.total_bytes()); error != cudaSuccess) {
     cudaGetLastError();  // not sticky: clear it
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "cudaMalloc: cannot allocate ", shape.total_bytes(), " bytes on cuda:", device,
-        " for the KV pool (", shape.DebugString(), "): ", cudaGetErrorString(error)));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cudaMalloc: cannot allocate ", shape.total_bytes(), " bytes on cuda:", device,
+                     " for the KV pool (", shape.DebugString(), "): ", cudaGetErrorString(error)));
   }
   cudaStream_t stream = nullptr;
   absl::Status status = CudaCallStatus(cudaMemset(slab, 0, shape.total_bytes()), "cudaMemset");
@@ -197,8 +223,8 @@ absl::StatusOr<std::unique_ptr<KvPool>> CreateCudaKvPool(const KvPoolShape& shap
   absl::StatusOr<int> count = CudaDeviceCount();
   if (!count.ok()) return count.status();
   if (options.device < 0 || options.device >= *count) {
-    return absl::InvalidArgumentError(absl::StrCat("device: expected cuda:0..cuda:", *count - 1,
-                                                   ", got cuda:", options.device));
+    return absl::InvalidArgumentError(
+        absl::StrCat("device: expected cuda:0..cuda:", *count - 1, ", got cuda:", options.device));
   }
   KVTIER_CUDA_RETURN_IF_ERROR(cudaSetDevice(options.device));
   return CreateOnDevice(shape, options.device);

@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<KvPool>> CreateCudaKvPool(const KvPoolShape& shap
 // the pool's calls on the same blocks (the coordinator's block ownership guarantees that).
 struct CudaPoolMemory {
   int device = 0;
-  char* slab = nullptr;  // a device address
+  char* slab = nullptr;     // a device address
   int64_t layer_bytes = 0;  // K (or V) of one layer, all blocks
   int64_t block_bytes = 0;  // K (or V) of one layer, one block
 };

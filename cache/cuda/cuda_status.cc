@@ -6,6 +6,7 @@ namespace kvtier {
 
 absl::Status CudaCallStatus(cudaError_t error, absl::string_view call) {
   if (error == cudaSuccess) return absl::OkStatus();
+  cudaGetLastError();
   const std::string message =
       absl::StrCat(call, ": ", cudaGetErrorName(error), ": ", cudaGetErrorString(error));
   switch (error) {

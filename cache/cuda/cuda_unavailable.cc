@@ -6,8 +6,8 @@ namespace {
 
 absl::Status NotBuilt() {
   return absl::FailedPreconditionError(
-      "this kvtier was built without the CUDA backend (no CUDA toolkit at configure time; "
-      "set CUDACXX or install the toolkit and reconfigure)");
+      "this kvtier was built without the CUDA backend (KVTIER_CUDA=OFF, or no CUDA toolkit "
+      "at configure time: install one or set CUDACXX, and reconfigure)");
 }
 
 }  // namespace

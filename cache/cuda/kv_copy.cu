@@ -51,12 +51,12 @@ int GridFor(int64_t threads) {
 }
 
 template <bool kToPool>
-cudaError_t LaunchCopyKvSlots(const DeviceKvLayer& layer, const int64_t* slots,
-                              int64_t num_tokens, char* k, char* v, cudaStream_t stream) {
+cudaError_t LaunchCopyKvSlots(const DeviceKvLayer& layer, const int64_t* slots, int64_t num_tokens,
+                              char* k, char* v, cudaStream_t stream) {
   const int64_t threads = num_tokens * layer.num_kv_heads * (layer.head_bytes / kChunk);
   if (threads == 0) return cudaSuccess;
-  CopyKvSlotsKernel<kToPool><<<GridFor(threads), kThreads, 0, stream>>>(layer, slots, num_tokens,
-                                                                        k, v);
+  CopyKvSlotsKernel<kToPool>
+      <<<GridFor(threads), kThreads, 0, stream>>>(layer, slots, num_tokens, k, v);
   return cudaGetLastError();
 }
 

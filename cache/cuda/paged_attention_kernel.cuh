@@ -8,7 +8,8 @@
 // the tile's kRows queries (pre-scaled by scale * log2 e) in registers, so a K/V row, once
 // loaded, serves every query head of the GQA group and every query token of the tile: K/V
 // cross the memory bus once per group, which makes decode a pure bandwidth problem.
-// kUnroll steps' K and V loads are issued before any is used, to keep enough bytes in flight.
+// kUnroll steps' K and V loads are issued before any is used, to keep enough bytes in flight,
+// and each lane fetches one of the warp's next 32 block ids, handed round by shuffles.
 //
 // Scores are reduced across a token's lanes with shuffles; softmax runs online per row in the
 // log2 domain (running max m, sum l, unnormalized accumulator). At the end the lane groups of
@@ -148,8 +149,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const PagedAtte
 
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
-  const int part = lane % kLanes;           // which kElems of the head this lane holds
-  const int step_token = lane / kLanes;     // which token of a step this lane reads
+  const int part = lane % kLanes;        // which kElems of the head this lane holds
+  const int step_token = lane / kLanes;  // which token of a step this lane reads
 
   // Rows past the real ones repeat the last real row; their results are never written.
   float q[kRows][kElems];
@@ -187,8 +188,16 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const PagedAtte
   // begin is a whole number of blocks whenever begin < end.
   const int first_block = begin / a.block_size;
   const int end_block = begin < end ? (end + a.block_size - 1) / a.block_size : first_block;
-  for (int b = first_block + warp; b < end_block; b += kWarps) {
-    const int64_t head_block = int64_t{table[b]} * a.num_kv_heads + kv_head;
+  // Lane i holds the block id of this warp's iteration 32 * (j / 32) + i: one table load per
+  // 32 blocks instead of a dependent load ahead of each.
+  int32_t block_ids = 0;
+  for (int b = first_block + warp, j = 0; b < end_block; b += kWarps, ++j) {
+    if (j % 32 == 0) {
+      const int lane_block = b + lane * kWarps;
+      block_ids = lane_block < end_block ? table[lane_block] : 0;
+    }
+    const int64_t block = __shfl_sync(kFullMask, block_ids, j % 32);
+    const int64_t head_block = block * a.num_kv_heads + kv_head;
     const T* k_block = k_layer + head_block * head_block_elems + part * kElems;
     const T* v_block = v_layer + head_block * head_block_elems + part * kElems;
     const int block_pos = b * a.block_size;
@@ -239,10 +248,12 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(const PagedAtte
         }
         const float m_new = fmaxf(m[r], step_max);
         if (m_new == NegInf()) continue;  // nothing seen yet by this row
-        const float alpha = exp2f(m[r] - m_new);
-        l[r] *= alpha;
+        if (m_new != m[r]) {
+          const float alpha = exp2f(m[r] - m_new);
+          l[r] *= alpha;
 #pragma unroll
-        for (int e = 0; e < kElems; ++e) acc[r][e] *= alpha;
+          for (int e = 0; e < kElems; ++e) acc[r][e] *= alpha;
+        }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
           const float p = exp2f(score[u][r] - m_new);

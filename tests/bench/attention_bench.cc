@@ -1,6 +1,8 @@
-// kvtier_bench_attention: how close CPU decode attention gets to the machine's memory read
-// bandwidth, measured in one run.
+// kvtier_bench_attention: how close decode attention gets to the memory bandwidth it could
+// use, measured in one run: on the CPU (the default, below) or, with --device=cuda:N, on a GPU
+// (attention_cuda_bench.h: device copy bandwidth and the kernels' effective bandwidth).
 //
+// On the CPU:
 // (a) Memory read bandwidth: a streaming read of a buffer far larger than the last-level cache,
 //     on one thread and on all threads.
 // (b) Decode attention over paged bf16 K/V with Llama-3-8B shapes (32 query heads, 8 KV heads,
@@ -29,7 +31,12 @@
 #include "cache/cpu_kv_pool.h"
 #include "cache/thread_pool.h"
 #include "proto/command_line.h"
+#include "shard/pool_device.h"
+#if KVTIER_BENCH_CUDA
+#include "tests/bench/attention_cuda_bench.h"
+#endif
 
+ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda:N to measure CUDA device N");
 ABSL_FLAG(int, threads, 0, "Threads for the 'all threads' runs; 0 = one per hardware thread");
 ABSL_FLAG(double, max_pool_gib, 8.0, "Largest K/V pool to allocate, GiB; bigger cases are skipped");
 ABSL_FLAG(double, read_buffer_gib, 1.0, "Buffer size for the memory read bandwidth test, GiB");
@@ -302,7 +309,24 @@ int Main() {
 int main(int argc, char** argv) {
   kvtier::ParseCommandLine(
       argc, argv,
-      "Measures memory read bandwidth and CPU paged decode attention bandwidth.\n"
-      "Usage: kvtier_bench_attention [--threads=N] [--max_pool_gib=G]");
-  return kvtier::Main();
+      "Measures memory bandwidth and paged decode attention bandwidth, on the CPU or a GPU.\n"
+      "Usage: kvtier_bench_attention [--device=cpu|cuda:N] [--threads=N] [--max_pool_gib=G]");
+  const absl::StatusOr<kvtier::PoolDevice> device =
+      kvtier::ParsePoolDevice("--device", absl::GetFlag(FLAGS_device));
+  if (!device.ok()) {
+    std::fprintf(stderr, "kvtier_bench_attention: %s\n",
+                 std::string(device.status().message()).c_str());
+    return 2;
+  }
+  if (device->kind == kvtier::PoolDevice::Kind::kCpu) return kvtier::Main();
+#if KVTIER_BENCH_CUDA
+  return kvtier::RunCudaAttentionBench(
+      {.device = device->cuda_ordinal, .max_pool_gib = absl::GetFlag(FLAGS_max_pool_gib)});
+#else
+  std::fprintf(stderr,
+               "kvtier_bench_attention: --device=%s: this build has no CUDA backend "
+               "(KVTIER_CUDA=OFF, or no CUDA toolkit at configure time)\n",
+               device->Name().c_str());
+  return 2;
+#endif
 }

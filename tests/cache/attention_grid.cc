@@ -141,10 +141,9 @@ void AttentionGridTest::ExpectMatches(const std::vector<SequenceSpec>& specs,
       const double bound = tolerance.Bound(want[s][i]);
       if (!(std::abs(got - want[s][i]) <= bound) && ++failures <= 5) {
         ADD_FAILURE() << "sequence " << s << " (context " << specs[s].context_len << ", queries "
-                      << specs[s].num_queries << ") element " << i << " [query "
-                      << i / query_elems << ", head " << i % query_elems / head_dim() << ", dim "
-                      << i % head_dim() << "]: got " << got << ", want " << want[s][i] << " +- "
-                      << bound;
+                      << specs[s].num_queries << ") element " << i << " [query " << i / query_elems
+                      << ", head " << i % query_elems / head_dim() << ", dim " << i % head_dim()
+                      << "]: got " << got << ", want " << want[s][i] << " +- " << bound;
       }
     }
     EXPECT_EQ(failures, 0) << "in sequence " << s;
@@ -154,7 +153,8 @@ void AttentionGridTest::ExpectMatches(const std::vector<SequenceSpec>& specs,
 std::vector<AttentionGridTest::SequenceSpec> AttentionGridTest::RaggedBatch(
     bool prefill, std::mt19937_64& rng) const {
   const int b = block_size();
-  std::vector<int> contexts = {1, b, 3 * b, std::uniform_int_distribution<int>(b + 1, 4 * b - 1)(rng),
+  std::vector<int> contexts = {1, b, 3 * b,
+                               std::uniform_int_distribution<int>(b + 1, 4 * b - 1)(rng),
                                std::uniform_int_distribution<int>(2, 600)(rng)};
   std::vector<SequenceSpec> specs;
   for (int context : contexts) {

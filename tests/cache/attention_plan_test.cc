@@ -84,9 +84,9 @@ TEST(AttentionPlanTest, CoversEveryUnitAndMergeExactlyOnce) {
     AttentionPlanOptions options;
     options.tile_rows = 1 << std::uniform_int_distribution<int>(0, 3)(rng);
     options.target_units = std::uniform_int_distribution<int>(0, 2000)(rng);
-    SCOPED_TRACE(absl::StrCat("trial ", trial, ": block ", block_size, ", kv heads ",
-                              num_kv_heads, ", group ", group, ", kv_split_tokens ",
-                              params.kv_split_tokens, ", target ", options.target_units));
+    SCOPED_TRACE(absl::StrCat("trial ", trial, ": block ", block_size, ", kv heads ", num_kv_heads,
+                              ", group ", group, ", kv_split_tokens ", params.kv_split_tokens,
+                              ", target ", options.target_units));
     const AttentionPlan plan =
         PlanAttention(batch.layouts, params, num_kv_heads, block_size, options);
     EXPECT_EQ(plan.group, group);

@@ -20,11 +20,11 @@ namespace {
 using ::testing::HasSubstr;
 
 // GTEST_SKIPs the calling test, saying why, when no CUDA device can be used.
-#define KVTIER_SKIP_WITHOUT_CUDA_DEVICE()                                        \
-  do {                                                                           \
-    if (absl::StatusOr<int> devices = CudaDeviceCount(); !devices.ok()) {        \
-      GTEST_SKIP() << "needs a CUDA device: " << devices.status().message();    \
-    }                                                                            \
+#define KVTIER_SKIP_WITHOUT_CUDA_DEVICE()                                    \
+  do {                                                                       \
+    if (absl::StatusOr<int> devices = CudaDeviceCount(); !devices.ok()) {    \
+      GTEST_SKIP() << "needs a CUDA device: " << devices.status().message(); \
+    }                                                                        \
   } while (0)
 
 class CudaAttentionTest : public test::AttentionGridTest {
@@ -42,8 +42,7 @@ class CudaAttentionTest : public test::AttentionGridTest {
 
 TEST_P(CudaAttentionTest, MatchesDenseReference) { RunGridCase("cuda"); }
 
-INSTANTIATE_TEST_SUITE_P(Grid, CudaAttentionTest, test::AttentionGrid(),
-                         test::AttentionGridName);
+INSTANTIATE_TEST_SUITE_P(Grid, CudaAttentionTest, test::AttentionGrid(), test::AttentionGridName);
 
 const KvPoolShape kShape{/*num_layers=*/2,  /*num_kv_heads=*/2, /*head_dim=*/128,
                          /*block_size=*/16, /*num_blocks=*/8,   DType::kBF16};

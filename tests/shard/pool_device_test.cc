@@ -24,8 +24,8 @@ TEST(PoolDeviceTest, ParsesCpuAndCudaOrdinals) {
   EXPECT_EQ(device->kind, PoolDevice::Kind::kCpu);
   EXPECT_EQ(device->Name(), "cpu");
 
-  for (const auto& [text, ordinal] : {std::pair<std::string, int>{"cuda", 0}, {"cuda:0", 0},
-                                      {"cuda:3", 3}, {"cuda:12", 12}}) {
+  for (const auto& [text, ordinal] :
+       {std::pair<std::string, int>{"cuda", 0}, {"cuda:0", 0}, {"cuda:3", 3}, {"cuda:12", 12}}) {
     device = ParsePoolDevice("--device", text);
     ASSERT_TRUE(device.ok()) << text << ": " << device.status();
     EXPECT_EQ(device->kind, PoolDevice::Kind::kCuda);
