@@ -32,6 +32,7 @@
 #include "cache/thread_pool.h"
 #include "proto/command_line.h"
 #include "shard/pool_device.h"
+#include "tests/bench/bench_kv_fill.h"
 #if KVTIER_BENCH_CUDA
 #include "tests/bench/attention_cuda_bench.h"
 #endif
@@ -145,23 +146,9 @@ std::unique_ptr<KvPool> MakeFilledPool(int num_blocks, ThreadPool* threads) {
     std::fprintf(stderr, "%s\n", pool.status().ToString().c_str());
     std::exit(1);
   }
-  constexpr int kChunkTokens = 4096;
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::string k(kChunkTokens * shape.token_bytes(), '\0');
-  std::string v(k.size(), '\0');
-  for (int64_t i = 0; i < static_cast<int64_t>(k.size()) / 2; ++i) {
-    StoreFromFloat(kDType, dist(rng), k.data(), i);
-    StoreFromFloat(kDType, dist(rng), v.data(), i);
-  }
-  std::vector<int64_t> slots;
-  for (int64_t first = 0; first < shape.num_slots(); first += kChunkTokens) {
-    slots.resize(std::min<int64_t>(kChunkTokens, shape.num_slots() - first));
-    std::iota(slots.begin(), slots.end(), first);
-    const size_t bytes = slots.size() * shape.token_bytes();
-    absl::Status status = (*pool)->WriteKv(0, slots, absl::MakeConstSpan(k.data(), bytes),
-                                           absl::MakeConstSpan(v.data(), bytes));
-    if (!status.ok()) std::exit(1);
+  if (absl::Status status = FillWithRandomKv(**pool); !status.ok()) {
+    std::fprintf(stderr, "%s\n", status.ToString().c_str());
+    std::exit(1);
   }
   return *std::move(pool);
 }

@@ -21,6 +21,7 @@
 #include "cache/cuda/cuda_status.h"
 #include "cache/cuda/kv_copy_cuda.h"
 #include "cache/cuda/paged_attention_cuda.h"
+#include "tests/bench/bench_kv_fill.h"
 
 namespace kvtier {
 namespace {
@@ -65,32 +66,6 @@ absl::StatusOr<double> MedianEventMs(const std::function<absl::Status()>& launch
   cudaEventDestroy(stop);
   if (!status.ok()) return status;
   return Median(ms);
-}
-
-// Fills every slot of the pool's one layer with the same random 4096-token chunk of bf16.
-absl::Status FillPool(KvPool& pool) {
-  constexpr int kChunkTokens = 4096;
-  const KvPoolShape& shape = pool.shape();
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::string k(kChunkTokens * shape.token_bytes(), '\0');
-  std::string v(k.size(), '\0');
-  for (int64_t i = 0; i < static_cast<int64_t>(k.size()) / 2; ++i) {
-    StoreFromFloat(kDType, dist(rng), k.data(), i);
-    StoreFromFloat(kDType, dist(rng), v.data(), i);
-  }
-  std::vector<int64_t> slots;
-  for (int64_t first = 0; first < shape.num_slots(); first += kChunkTokens) {
-    slots.resize(std::min<int64_t>(kChunkTokens, shape.num_slots() - first));
-    std::iota(slots.begin(), slots.end(), first);
-    const size_t bytes = slots.size() * shape.token_bytes();
-    if (absl::Status status = pool.WriteKv(0, slots, absl::MakeConstSpan(k.data(), bytes),
-                                           absl::MakeConstSpan(v.data(), bytes));
-        !status.ok()) {
-      return status;
-    }
-  }
-  return absl::OkStatus();
 }
 
 struct DecodeResult {
@@ -196,7 +171,7 @@ absl::Status Run(const CudaBenchOptions& options) {
       CreateCudaKvPool({/*num_layers=*/1, kKvHeads, kHeadDim, kBlockSize, num_blocks, kDType},
                        {.device = options.device});
   if (!pool.ok()) return pool.status();
-  if (absl::Status status = FillPool(**pool); !status.ok()) return status;
+  if (absl::Status status = FillWithRandomKv(**pool); !status.ok()) return status;
   absl::StatusOr<CudaPoolMemory> memory = CudaPoolMemoryOf(**pool);
   if (!memory.ok()) return memory.status();
   std::vector<int32_t> shuffled(num_blocks);
