@@ -32,7 +32,7 @@
 #include "cache/thread_pool.h"
 #include "proto/command_line.h"
 #include "shard/pool_device.h"
-#include "tests/bench/bench_kv_fill.h"
+#include "tests/bench/decode_bench_support.h"
 #if KVTIER_BENCH_CUDA
 #include "tests/bench/attention_cuda_bench.h"
 #endif
@@ -46,19 +46,14 @@ ABSL_FLAG(double, min_seconds, 1.0, "Minimum time spent timing each case");
 namespace kvtier {
 namespace {
 
-constexpr int kQueryHeads = 32;
-constexpr int kKvHeads = 8;
-constexpr int kHeadDim = 128;
-constexpr int kBlockSize = 16;
-constexpr DType kDType = DType::kBF16;
-constexpr int64_t kTokenKvBytes = 2 * int64_t{kKvHeads} * kHeadDim * 2;  // K + V, bf16
-
+using bench::kBlockSize;
+using bench::kDType;
+using bench::kHeadDim;
+using bench::kKvHeads;
+using bench::kQueryHeads;
+using bench::kTokenKvBytes;
+using bench::Median;
 using Clock = std::chrono::steady_clock;
-
-double Median(std::vector<double> values) {
-  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
-  return values[values.size() / 2];
-}
 
 double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -146,7 +141,7 @@ std::unique_ptr<KvPool> MakeFilledPool(int num_blocks, ThreadPool* threads) {
     std::fprintf(stderr, "%s\n", pool.status().ToString().c_str());
     std::exit(1);
   }
-  if (absl::Status status = FillWithRandomKv(**pool); !status.ok()) {
+  if (absl::Status status = bench::FillWithRandomKv(**pool); !status.ok()) {
     std::fprintf(stderr, "%s\n", status.ToString().c_str());
     std::exit(1);
   }
@@ -164,13 +159,9 @@ class DecodeStep {
  public:
   DecodeStep(const KvPool& pool, const std::vector<int32_t>& shuffled_blocks, int batch,
              int context)
-      : pool_(pool), bytes_(static_cast<double>(batch) * context * kTokenKvBytes) {
-    const int blocks_per_sequence = context / kBlockSize;
-    for (int s = 0; s < batch; ++s) {
-      layouts_.push_back({absl::MakeConstSpan(shuffled_blocks)
-                              .subspan(int64_t{s} * blocks_per_sequence, blocks_per_sequence),
-                          context, 1});
-    }
+      : pool_(pool),
+        bytes_(static_cast<double>(batch) * context * kTokenKvBytes),
+        layouts_(bench::DecodeLayouts(shuffled_blocks, batch, context)) {
     params_.num_q_heads = kQueryHeads;
     q_.resize(int64_t{batch} * kQueryHeads * kHeadDim * 2);
     for (size_t i = 0; i < q_.size() / 2; ++i) {
@@ -233,16 +224,9 @@ int Main() {
 
   const std::vector<int> batches = {1, 8, 32};
   const std::vector<int> contexts = {1024, 4096, 16384, 32768};
-  const int64_t max_tokens =
-      static_cast<int64_t>(absl::GetFlag(FLAGS_max_pool_gib) * (int64_t{1} << 30)) / kTokenKvBytes;
-  int64_t pool_tokens = 0;
-  for (int batch : batches) {
-    for (int context : contexts) {
-      if (int64_t{batch} * context <= max_tokens) {
-        pool_tokens = std::max(pool_tokens, int64_t{batch} * context);
-      }
-    }
-  }
+  const int64_t max_pool_bytes =
+      static_cast<int64_t>(absl::GetFlag(FLAGS_max_pool_gib) * (int64_t{1} << 30));
+  const int64_t pool_tokens = bench::PoolTokensFor(batches, contexts, max_pool_bytes);
   const int num_blocks = static_cast<int>(pool_tokens / kBlockSize);
   std::printf(
       "decode attention: bf16 K/V, %d query heads, %d KV heads, head_dim %d, block %d, "
@@ -271,7 +255,7 @@ int Main() {
                 threads, CacheResidentGbps(*pool, shuffled));
     for (int batch : batches) {
       for (int context : contexts) {
-        if (int64_t{batch} * context > max_tokens) {
+        if (int64_t{batch} * context > pool_tokens) {
           std::printf("%6d %7d %8d   skipped: needs more than --max_pool_gib\n", batch, context,
                       threads);
           continue;

@@ -21,26 +21,22 @@
 #include "cache/cuda/cuda_status.h"
 #include "cache/cuda/kv_copy_cuda.h"
 #include "cache/cuda/paged_attention_cuda.h"
-#include "tests/bench/bench_kv_fill.h"
+#include "tests/bench/decode_bench_support.h"
 
 namespace kvtier {
 namespace {
 
-// Llama-3-8B attention, one layer.
-constexpr int kQueryHeads = 32;
-constexpr int kKvHeads = 8;
-constexpr int kHeadDim = 128;
-constexpr int kBlockSize = 16;
-constexpr DType kDType = DType::kBF16;
-constexpr int64_t kTokenKvBytes = 2 * int64_t{kKvHeads} * kHeadDim * 2;  // K + V, bf16
+using bench::kBlockSize;
+using bench::kDType;
+using bench::kHeadDim;
+using bench::kKvHeads;
+using bench::kQueryHeads;
+using bench::kTokenKvBytes;
+using bench::Median;
+
 constexpr int kWarmupRuns = 5;
 // Each way of the copy: far past the 50 MiB L2 of an H100.
 constexpr int64_t kCopyBytes = int64_t{1} << 30;
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
 
 // Median milliseconds of `runs` launches queued by `launch` on `stream`, each between two
 // events, after warm-up.
@@ -78,13 +74,7 @@ struct DecodeResult {
 absl::StatusOr<DecodeResult> RunDecode(KvPool& pool, const CudaPoolMemory& memory,
                                        const std::vector<int32_t>& shuffled, int batch, int context,
                                        int num_sms, cudaStream_t stream, int runs) {
-  const int blocks_per_sequence = context / kBlockSize;
-  std::vector<SequenceLayout> layouts;
-  for (int s = 0; s < batch; ++s) {
-    layouts.push_back({absl::MakeConstSpan(shuffled).subspan(int64_t{s} * blocks_per_sequence,
-                                                             blocks_per_sequence),
-                       context, 1});
-  }
+  const std::vector<SequenceLayout> layouts = bench::DecodeLayouts(shuffled, batch, context);
   AttentionParams params;
   params.num_q_heads = kQueryHeads;
   std::string q(int64_t{batch} * kQueryHeads * kHeadDim * 2, '\0');
@@ -156,22 +146,14 @@ absl::Status Run(const CudaBenchOptions& options) {
   // (b) Decode attention, Llama-3-8B shapes.
   const std::vector<int> batches = {1, 16, 64};
   const std::vector<int> contexts = {1024, 4096, 16384, 32768};
-  const int64_t max_tokens =
-      static_cast<int64_t>(options.max_pool_gib * (int64_t{1} << 30)) / kTokenKvBytes;
-  int64_t pool_tokens = 0;
-  for (int batch : batches) {
-    for (int context : contexts) {
-      if (int64_t{batch} * context <= max_tokens) {
-        pool_tokens = std::max(pool_tokens, int64_t{batch} * context);
-      }
-    }
-  }
+  const int64_t pool_tokens = bench::PoolTokensFor(
+      batches, contexts, static_cast<int64_t>(options.max_pool_gib * (int64_t{1} << 30)));
   const int num_blocks = static_cast<int>(pool_tokens / kBlockSize);
   absl::StatusOr<std::unique_ptr<KvPool>> pool =
       CreateCudaKvPool({/*num_layers=*/1, kKvHeads, kHeadDim, kBlockSize, num_blocks, kDType},
                        {.device = options.device});
   if (!pool.ok()) return pool.status();
-  if (absl::Status status = FillWithRandomKv(**pool); !status.ok()) return status;
+  if (absl::Status status = bench::FillWithRandomKv(**pool); !status.ok()) return status;
   absl::StatusOr<CudaPoolMemory> memory = CudaPoolMemoryOf(**pool);
   if (!memory.ok()) return memory.status();
   std::vector<int32_t> shuffled(num_blocks);
@@ -188,7 +170,7 @@ absl::Status Run(const CudaBenchOptions& options) {
   double worst_target_ratio = 0;  // the lowest ratio at batch >= 16, context >= 4k
   for (int batch : batches) {
     for (int context : contexts) {
-      if (int64_t{batch} * context > max_tokens) {
+      if (int64_t{batch} * context > pool_tokens) {
         std::printf("%6d %7d   skipped: needs more than --max_pool_gib\n", batch, context);
         continue;
       }

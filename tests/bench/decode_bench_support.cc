@@ -1,4 +1,4 @@
-#include "tests/bench/bench_kv_fill.h"
+#include "tests/bench/decode_bench_support.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -7,7 +7,37 @@
 #include <string>
 #include <vector>
 
-namespace kvtier {
+namespace kvtier::bench {
+
+double Median(std::vector<double> values) {
+  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+  return values[values.size() / 2];
+}
+
+int64_t PoolTokensFor(const std::vector<int>& batches, const std::vector<int>& contexts,
+                      int64_t max_pool_bytes) {
+  int64_t tokens = 0;
+  for (int batch : batches) {
+    for (int context : contexts) {
+      if (int64_t{batch} * context * kTokenKvBytes <= max_pool_bytes) {
+        tokens = std::max(tokens, int64_t{batch} * context);
+      }
+    }
+  }
+  return tokens;
+}
+
+std::vector<SequenceLayout> DecodeLayouts(absl::Span<const int32_t> shuffled_blocks, int batch,
+                                          int context) {
+  const int blocks_per_sequence = context / kBlockSize;
+  std::vector<SequenceLayout> layouts;
+  for (int s = 0; s < batch; ++s) {
+    layouts.push_back(
+        {shuffled_blocks.subspan(int64_t{s} * blocks_per_sequence, blocks_per_sequence), context,
+         1});
+  }
+  return layouts;
+}
 
 absl::Status FillWithRandomKv(KvPool& pool) {
   constexpr int kChunkTokens = 4096;
@@ -37,4 +67,4 @@ absl::Status FillWithRandomKv(KvPool& pool) {
   return absl::OkStatus();
 }
 
-}  // namespace kvtier
+}  // namespace kvtier::bench
