@@ -19,11 +19,11 @@ struct RandomBatch {
   std::vector<SequenceLayout> layouts;
 };
 
-RandomBatch MakeBatch(int sequences, int block_size, std::mt19937_64& rng) {
+RandomBatch MakeBatch(int sequences, int block_size, std::mt19937_64& rng, int min_context = 1) {
   RandomBatch batch;
   batch.tables.resize(sequences);
   for (int s = 0; s < sequences; ++s) {
-    const int context = std::uniform_int_distribution<int>(1, 5000)(rng);
+    const int context = std::uniform_int_distribution<int>(min_context, 5000)(rng);
     const int queries = std::uniform_int_distribution<int>(1, std::min(context, 40))(rng);
     batch.tables[s].assign((context + block_size - 1) / block_size, 0);
     batch.layouts.push_back({batch.tables[s], context, queries});
@@ -93,15 +93,21 @@ TEST(AttentionPlanTest, CoversEveryUnitAndMergeExactlyOnce) {
     EXPECT_EQ(plan.tile_rows, options.tile_rows);
     ASSERT_NO_FATAL_FAILURE(ExpectCovers(plan, batch, num_kv_heads, block_size));
     if (params.kv_split_tokens > 0) {
-      EXPECT_EQ(plan.split_tokens,
-                (params.kv_split_tokens + block_size - 1) / block_size * block_size);
+      // Asked-for splits: whole blocks of at least kv_split_tokens (fewer tokens only when
+      // that still leaves every sequence in one split).
+      const int64_t asked = (params.kv_split_tokens + block_size - 1) / block_size * block_size;
+      for (size_t s = 0; s < batch.layouts.size(); ++s) {
+        EXPECT_EQ(plan.sequences[s].splits, (batch.layouts[s].context_len + asked - 1) / asked)
+            << "sequence " << s;
+      }
     }
   }
 }
 
 TEST(AttentionPlanTest, SplitsOnlyBelowTheTargetAndNeverBelowTheMinimum) {
   std::mt19937_64 rng(std::random_device{}());
-  const RandomBatch batch = MakeBatch(4, 16, rng);
+  // Contexts long enough that the minimum split, not the context, bounds the split.
+  const RandomBatch batch = MakeBatch(4, 16, rng, /*min_context=*/1024);
   AttentionParams params;
   params.num_q_heads = 8;  // 2 KV heads, group 4
   AttentionPlanOptions options;
