@@ -43,16 +43,9 @@ ABSL_FLAG(double, max_pool_gib, 8.0, "Largest K/V pool to allocate, GiB; bigger 
 ABSL_FLAG(double, read_buffer_gib, 1.0, "Buffer size for the memory read bandwidth test, GiB");
 ABSL_FLAG(double, min_seconds, 1.0, "Minimum time spent timing each case");
 
-namespace kvtier {
+namespace kvtier::bench {
 namespace {
 
-using bench::kBlockSize;
-using bench::kDType;
-using bench::kHeadDim;
-using bench::kKvHeads;
-using bench::kQueryHeads;
-using bench::kTokenKvBytes;
-using bench::Median;
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point start) {
@@ -141,7 +134,7 @@ std::unique_ptr<KvPool> MakeFilledPool(int num_blocks, ThreadPool* threads) {
     std::fprintf(stderr, "%s\n", pool.status().ToString().c_str());
     std::exit(1);
   }
-  if (absl::Status status = bench::FillWithRandomKv(**pool); !status.ok()) {
+  if (absl::Status status = FillWithRandomKv(**pool); !status.ok()) {
     std::fprintf(stderr, "%s\n", status.ToString().c_str());
     std::exit(1);
   }
@@ -161,7 +154,7 @@ class DecodeStep {
              int context)
       : pool_(pool),
         bytes_(static_cast<double>(batch) * context * kTokenKvBytes),
-        layouts_(bench::DecodeLayouts(shuffled_blocks, batch, context)) {
+        layouts_(DecodeLayouts(shuffled_blocks, batch, context)) {
     params_.num_q_heads = kQueryHeads;
     q_.resize(int64_t{batch} * kQueryHeads * kHeadDim * 2);
     for (size_t i = 0; i < q_.size() / 2; ++i) {
@@ -226,7 +219,7 @@ int Main() {
   const std::vector<int> contexts = {1024, 4096, 16384, 32768};
   const int64_t max_pool_bytes =
       static_cast<int64_t>(absl::GetFlag(FLAGS_max_pool_gib) * (int64_t{1} << 30));
-  const int64_t pool_tokens = bench::PoolTokensFor(batches, contexts, max_pool_bytes);
+  const int64_t pool_tokens = PoolTokensFor(batches, contexts, max_pool_bytes);
   const int num_blocks = static_cast<int>(pool_tokens / kBlockSize);
   std::printf(
       "decode attention: bf16 K/V, %d query heads, %d KV heads, head_dim %d, block %d, "
@@ -275,7 +268,7 @@ int Main() {
 }
 
 }  // namespace
-}  // namespace kvtier
+}  // namespace kvtier::bench
 
 int main(int argc, char** argv) {
   kvtier::ParseCommandLine(
@@ -289,9 +282,9 @@ int main(int argc, char** argv) {
                  std::string(device.status().message()).c_str());
     return 2;
   }
-  if (device->kind == kvtier::PoolDevice::Kind::kCpu) return kvtier::Main();
+  if (device->kind == kvtier::PoolDevice::Kind::kCpu) return kvtier::bench::Main();
 #if KVTIER_BENCH_CUDA
-  return kvtier::RunCudaAttentionBench(
+  return kvtier::bench::RunCudaAttentionBench(
       {.device = device->cuda_ordinal, .max_pool_gib = absl::GetFlag(FLAGS_max_pool_gib)});
 #else
   std::fprintf(stderr,

@@ -23,16 +23,8 @@
 #include "cache/cuda/paged_attention_cuda.h"
 #include "tests/bench/decode_bench_support.h"
 
-namespace kvtier {
+namespace kvtier::bench {
 namespace {
-
-using bench::kBlockSize;
-using bench::kDType;
-using bench::kHeadDim;
-using bench::kKvHeads;
-using bench::kQueryHeads;
-using bench::kTokenKvBytes;
-using bench::Median;
 
 constexpr int kWarmupRuns = 5;
 // Each way of the copy: far past the 50 MiB L2 of an H100.
@@ -74,7 +66,7 @@ struct DecodeResult {
 absl::StatusOr<DecodeResult> RunDecode(KvPool& pool, const CudaPoolMemory& memory,
                                        const std::vector<int32_t>& shuffled, int batch, int context,
                                        int num_sms, cudaStream_t stream, int runs) {
-  const std::vector<SequenceLayout> layouts = bench::DecodeLayouts(shuffled, batch, context);
+  const std::vector<SequenceLayout> layouts = DecodeLayouts(shuffled, batch, context);
   AttentionParams params;
   params.num_q_heads = kQueryHeads;
   std::string q(int64_t{batch} * kQueryHeads * kHeadDim * 2, '\0');
@@ -146,14 +138,14 @@ absl::Status Run(const CudaBenchOptions& options) {
   // (b) Decode attention, Llama-3-8B shapes.
   const std::vector<int> batches = {1, 16, 64};
   const std::vector<int> contexts = {1024, 4096, 16384, 32768};
-  const int64_t pool_tokens = bench::PoolTokensFor(
+  const int64_t pool_tokens = PoolTokensFor(
       batches, contexts, static_cast<int64_t>(options.max_pool_gib * (int64_t{1} << 30)));
   const int num_blocks = static_cast<int>(pool_tokens / kBlockSize);
   absl::StatusOr<std::unique_ptr<KvPool>> pool =
       CreateCudaKvPool({/*num_layers=*/1, kKvHeads, kHeadDim, kBlockSize, num_blocks, kDType},
                        {.device = options.device});
   if (!pool.ok()) return pool.status();
-  if (absl::Status status = bench::FillWithRandomKv(**pool); !status.ok()) return status;
+  if (absl::Status status = FillWithRandomKv(**pool); !status.ok()) return status;
   absl::StatusOr<CudaPoolMemory> memory = CudaPoolMemoryOf(**pool);
   if (!memory.ok()) return memory.status();
   std::vector<int32_t> shuffled(num_blocks);
@@ -207,4 +199,4 @@ int RunCudaAttentionBench(const CudaBenchOptions& options) {
   return 0;
 }
 
-}  // namespace kvtier
+}  // namespace kvtier::bench

@@ -4,7 +4,7 @@
 #ifndef KVTIER_TESTS_BENCH_ATTENTION_CUDA_BENCH_H_
 #define KVTIER_TESTS_BENCH_ATTENTION_CUDA_BENCH_H_
 
-namespace kvtier {
+namespace kvtier::bench {
 
 struct CudaBenchOptions {
   int device = 0;
@@ -15,6 +15,6 @@ struct CudaBenchOptions {
 // Returns the process exit code: 0, or 1 after printing why the device could not be used.
 int RunCudaAttentionBench(const CudaBenchOptions& options);
 
-}  // namespace kvtier
+}  // namespace kvtier::bench
 
 #endif  // KVTIER_TESTS_BENCH_ATTENTION_CUDA_BENCH_H_

@@ -13,23 +13,16 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cache/attention_grid.h"
+#include "tests/cuda_devices.h"
 
 namespace kvtier {
 namespace {
 
 using ::testing::HasSubstr;
 
-// GTEST_SKIPs the calling test, saying why, when no CUDA device can be used.
-#define KVTIER_SKIP_WITHOUT_CUDA_DEVICE()                                    \
-  do {                                                                       \
-    if (absl::StatusOr<int> devices = CudaDeviceCount(); !devices.ok()) {    \
-      GTEST_SKIP() << "needs a CUDA device: " << devices.status().message(); \
-    }                                                                        \
-  } while (0)
-
 class CudaAttentionTest : public test::AttentionGridTest {
  protected:
-  void SetUp() override { KVTIER_SKIP_WITHOUT_CUDA_DEVICE(); }
+  void SetUp() override { KVTIER_SKIP_WITHOUT_CUDA_DEVICES(1); }
 
   std::vector<test::PoolUnderTest> MakePools(const KvPoolShape& shape) override {
     std::vector<test::PoolUnderTest> pools;
@@ -71,7 +64,7 @@ TEST(CudaKvPoolTest, WithoutADeviceSaysWhy) {
 }
 
 TEST(CudaKvPoolTest, RejectsADeviceOrdinalOutOfRange) {
-  KVTIER_SKIP_WITHOUT_CUDA_DEVICE();
+  KVTIER_SKIP_WITHOUT_CUDA_DEVICES(1);
   const int devices = *CudaDeviceCount();
   for (int device : {-1, devices}) {
     const absl::Status status = CreateCudaKvPool(kShape, {.device = device}).status();
@@ -81,7 +74,7 @@ TEST(CudaKvPoolTest, RejectsADeviceOrdinalOutOfRange) {
 }
 
 TEST(CudaKvPoolTest, TooLargeAPoolIsResourceExhausted) {
-  KVTIER_SKIP_WITHOUT_CUDA_DEVICE();
+  KVTIER_SKIP_WITHOUT_CUDA_DEVICES(1);
   KvPoolShape shape = kShape;
   shape.num_blocks = 1 << 30;  // 2 layers x 2 x 8 KiB a block: 32 TiB
   const absl::Status status = CreateCudaKvPool(shape, {}).status();
@@ -92,7 +85,7 @@ TEST(CudaKvPoolTest, TooLargeAPoolIsResourceExhausted) {
 }
 
 TEST(CudaKvPoolTest, MemoryOfACudaPoolDescribesItsLayout) {
-  KVTIER_SKIP_WITHOUT_CUDA_DEVICE();
+  KVTIER_SKIP_WITHOUT_CUDA_DEVICES(1);
   absl::StatusOr<std::unique_ptr<KvPool>> pool = CreateCudaKvPool(kShape, {});
   ASSERT_TRUE(pool.ok()) << pool.status();
   const absl::StatusOr<CudaPoolMemory> memory = CudaPoolMemoryOf(**pool);

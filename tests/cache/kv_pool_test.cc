@@ -22,6 +22,7 @@
 #include "cache/dtype.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/cuda_devices.h"
 
 namespace kvtier {
 namespace {
@@ -58,11 +59,7 @@ enum class Backend { kCpu, kCuda };
 class KvPoolTest : public testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kCuda) {
-      if (absl::StatusOr<int> devices = CudaDeviceCount(); !devices.ok()) {
-        GTEST_SKIP() << "no CUDA device: " << devices.status().message();
-      }
-    }
+    if (GetParam() == Backend::kCuda) KVTIER_SKIP_WITHOUT_CUDA_DEVICES(1);
     absl::StatusOr<std::unique_ptr<KvPool>> pool = CreatePool(TestShape(DType::kBF16));
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *std::move(pool);

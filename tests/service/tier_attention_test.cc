@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "cache/cuda/cuda_kv_pool.h"
 #include "client/step.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/cuda_devices.h"
 #include "tests/server_probe.h"
 #include "tests/service/tier_harness.h"
 
@@ -87,9 +87,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TierAttentionTest,
 
 // The same with both shards' pools on cuda:0 (head_dim 64, which the CUDA kernels cover).
 TEST(TierCudaTest, ShardsOnCudaMatchReference) {
-  if (absl::StatusOr<int> devices = CudaDeviceCount(); !devices.ok()) {
-    GTEST_SKIP() << "needs a CUDA device: " << devices.status().message();
-  }
+  KVTIER_SKIP_WITHOUT_CUDA_DEVICES(1);
   for (DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
     SCOPED_TRACE(DTypeName(dtype));
     LocalTierOptions options =

@@ -11,13 +11,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cache/cuda/cuda_kv_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/model_spec.h"
 #include "shard/nccl_block_transfer.h"
+#include "tests/cuda_devices.h"
 #include "tests/shard/block_transfer_fixture.h"
 
 namespace kvtier {
@@ -33,11 +33,9 @@ PoolDevice Cuda(int ordinal) {
 // Why this machine cannot run a test that needs `gpus` GPUs (and NCCL when `nccl`); empty when
 // it can.
 std::string Missing(int gpus, bool nccl) {
-  absl::StatusOr<int> count = CudaDeviceCount();
-  if (!count.ok()) return absl::StrCat("needs ", gpus, " CUDA GPU(s): ", count.status().message());
-  if (*count < gpus) return absl::StrCat("needs ", gpus, " CUDA GPUs, this machine has ", *count);
-  if (nccl && !NcclTransferBuilt()) return "needs NCCL, and this build has none";
-  return "";
+  const std::string missing = test::MissingCudaDevices(gpus);
+  if (missing.empty() && nccl && !NcclTransferBuilt()) return "needs NCCL, and this build has none";
+  return missing;
 }
 
 class BlockTransferGpuTest : public BlockTransferFixture {};

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shard/shard_server.h"
+#include "tests/cuda_devices.h"
 #include "tests/shard/test_shard.h"
 
 namespace kvtier {
@@ -61,8 +62,8 @@ TEST(PoolDeviceTest, CudaWithoutAUsableDeviceIsRefusedWithTheReason) {
 }
 
 TEST(PoolDeviceTest, CudaOrdinalBeyondTheMachineIsInvalid) {
+  KVTIER_SKIP_WITHOUT_CUDA_DEVICES(1);
   const absl::StatusOr<int> devices = CudaDeviceCount();
-  if (!devices.ok()) GTEST_SKIP() << "needs a CUDA device: " << devices.status().message();
   EXPECT_TRUE(CheckPoolDevice("device", {PoolDevice::Kind::kCuda, *devices - 1}).ok());
   const absl::Status status = CheckPoolDevice("device", {PoolDevice::Kind::kCuda, *devices});
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
