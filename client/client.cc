@@ -9,7 +9,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "proto/status_convert.h"
+#include "proto/wire/status_convert.h"
 
 namespace kvtier {
 namespace {

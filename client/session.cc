@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "client/step.h"
-#include "proto/status_convert.h"
+#include "proto/wire/status_convert.h"
 
 namespace kvtier {
 

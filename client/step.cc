@@ -4,11 +4,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "cache/dtype.h"
 #include "client/client.h"
 #include "client/session.h"
-#include "proto/model_spec.h"
-#include "proto/status_convert.h"
+#include "proto/wire/layer_shapes.h"
+#include "proto/wire/model_spec.h"
+#include "proto/wire/status_convert.h"
 
 namespace kvtier {
 namespace {
@@ -83,8 +83,7 @@ absl::Status Step::CheckSizes(int layer, absl::Span<const char> q, absl::Span<co
     return absl::InvalidArgumentError(
         absl::StrCat("layer: expected 0..", model_.num_layers() - 1, ", got ", layer));
   }
-  const int64_t row_bytes =
-      int64_t{model_.head_dim()} * DTypeSize(DTypeFromProto(model_.dtype()).value_or(DType::kF32));
+  const int64_t row_bytes = int64_t{model_.head_dim()} * DTypeBytes(model_.dtype());
   const struct {
     const char* name;
     size_t actual;
@@ -121,7 +120,7 @@ absl::Status Step::Attend(int layer, absl::Span<const char> q, absl::Span<const 
       *plan = plan_;
       plan->set_slot(shard->endpoint.slot());
       *plan->mutable_shapes() =
-          LayerShapesForSlot(model_, shard->endpoint.slot(), static_cast<int>(num_tokens_));
+          LayerShapesFor(model_, shard->endpoint.heads(), static_cast<int>(num_tokens_));
     }
     v1::LayerTensors* tensors = request.mutable_layer();
     tensors->set_layer(layer);

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "proto/lease_signature.h"
-#include "proto/model_spec.h"
+#include "proto/wire/lease_signature.h"
+#include "service/head_placement.h"
 
 namespace kvtier {
 namespace {
@@ -287,7 +287,7 @@ void Coordinator::FillVacancies() {
     for (size_t slot = 0; slot < model->slots.size(); ++slot) {
       HeadSlot& head_slot = model->slots[slot];
       if (head_slot.shard_id != 0) continue;
-      const int64_t bytes = PoolShapeForSlot(model->spec, static_cast<int>(slot)).total_bytes();
+      const int64_t bytes = SlotPoolBytes(model->spec, static_cast<int>(slot));
       ShardMember* best = nullptr;
       for (ShardMember* member : shards_.All()) {
         const bool holds_this_model =

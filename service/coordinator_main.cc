@@ -12,9 +12,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
-#include "proto/command_line.h"
-#include "proto/model_spec.h"
-#include "proto/stop_signals.h"
+#include "proto/wire/command_line.h"
+#include "proto/wire/model_spec.h"
+#include "proto/wire/stop_signals.h"
 #include "service/coordinator_server.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "host:port to serve on (port 0: any free port)");

@@ -7,7 +7,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "proto/listen_address.h"
+#include "proto/wire/listen_address.h"
 
 namespace kvtier {
 

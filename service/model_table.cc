@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "proto/model_spec.h"
+#include "proto/wire/model_spec.h"
 
 namespace kvtier {
 

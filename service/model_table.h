@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cache/block_allocator.h"
+#include "cache/blocks/block_allocator.h"
 #include "kvtier/v1/common.pb.h"
 
 namespace kvtier {

@@ -18,7 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "cache/block_allocator.h"
+#include "cache/blocks/block_allocator.h"
 #include "service/model_table.h"
 
 namespace kvtier {

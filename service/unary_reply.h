@@ -8,7 +8,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
-#include "proto/status_convert.h"
+#include "proto/wire/status_convert.h"
 
 namespace kvtier {
 

@@ -5,8 +5,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "cache/attention.h"
-#include "proto/status_convert.h"
+#include "cache/kv/attention.h"
+#include "proto/wire/status_convert.h"
 
 namespace kvtier {
 namespace {

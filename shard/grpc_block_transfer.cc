@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "proto/status_convert.h"
+#include "proto/wire/status_convert.h"
 
 namespace kvtier {
 namespace {

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "cache/kv_pool.h"
+#include "cache/kv/kv_pool.h"
 #include "grpcpp/grpcpp.h"
 #include "kvtier/v1/transfer.grpc.pb.h"
 

@@ -4,8 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "proto/lease_signature.h"
-#include "proto/model_spec.h"
+#include "proto/wire/lease_signature.h"
+#include "proto/wire/model_spec.h"
+#include "shard/pool_shape.h"
 
 namespace kvtier {
 namespace {
@@ -33,15 +34,14 @@ absl::StatusOr<std::unique_ptr<HostedModel>> HostedModel::Create(const v1::Hoste
     return absl::InvalidArgumentError(
         absl::StrCat("slot: expected 0..", spec.num_shards() - 1, ", got ", range.slot()));
   }
-  const v1::HeadRange heads = HeadRangeForSlot(spec, range.slot());
-  if (range.heads().kv_head_begin() != heads.kv_head_begin() ||
-      range.heads().kv_head_end() != heads.kv_head_end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("heads: slot ", range.slot(), " of model ", spec.name(), " holds KV heads [",
-                     heads.kv_head_begin(), ", ", heads.kv_head_end(), "), got [",
-                     range.heads().kv_head_begin(), ", ", range.heads().kv_head_end(), ")"));
+  const v1::HeadRange& heads = range.heads();
+  if (heads.kv_head_begin() < 0 || heads.kv_head_begin() >= heads.kv_head_end() ||
+      heads.kv_head_end() > spec.num_kv_heads()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "heads: expected a non-empty range of model ", spec.name(), "'s KV heads [0, ",
+        spec.num_kv_heads(), "), got [", heads.kv_head_begin(), ", ", heads.kv_head_end(), ")"));
   }
-  const KvPoolShape shape = PoolShapeForSlot(spec, range.slot());
+  const KvPoolShape shape = PoolShapeFor(spec, heads);
   if (shape.total_bytes() > max_pool_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "slot ", range.slot(), " needs ", shape.total_bytes(), " bytes for its pool (",

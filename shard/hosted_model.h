@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "cache/kv_pool.h"
+#include "cache/kv/kv_pool.h"
 #include "kvtier/v1/common.pb.h"
 #include "kvtier/v1/registry.pb.h"
 #include "shard/pool_device.h"
@@ -34,7 +34,7 @@ namespace kvtier {
 
 class HostedModel {
  public:
-  // Checks the range (a valid spec, a slot in range, the heads HeadRangeForSlot gives) and
+  // Checks the range (a valid spec, a slot in range, heads within the model's) and
   // allocates its pool with `create_pool`: INVALID_ARGUMENT naming the field;
   // RESOURCE_EXHAUSTED when the pool would take more than `max_pool_bytes` or cannot be
   // allocated.

@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "cache/cuda/cuda_kv_pool.h"
-#include "cache/cuda/cuda_status.h"
+#include "cache/kv/cuda/cuda_kv_pool.h"
+#include "cache/kv/cuda/cuda_status.h"
 
 namespace kvtier {
 namespace {

@@ -33,7 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "cache/kv_pool.h"
+#include "cache/kv/kv_pool.h"
 
 namespace kvtier {
 

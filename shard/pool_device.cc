@@ -3,8 +3,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "cache/cpu_kv_pool.h"
-#include "cache/cuda/cuda_kv_pool.h"
+#include "cache/kv/cpu_kv_pool.h"
+#include "cache/kv/cuda/cuda_kv_pool.h"
 
 namespace kvtier {
 

@@ -13,8 +13,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "cache/kv_pool.h"
-#include "cache/thread_pool.h"
+#include "cache/kv/kv_pool.h"
+#include "cache/kv/thread_pool.h"
 
 namespace kvtier {
 

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "proto/status_convert.h"
+#include "proto/wire/status_convert.h"
 
 namespace kvtier {
 namespace {

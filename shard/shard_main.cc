@@ -15,8 +15,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "proto/command_line.h"
-#include "proto/stop_signals.h"
+#include "proto/wire/command_line.h"
+#include "proto/wire/stop_signals.h"
 #include "shard/shard_server.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50061",

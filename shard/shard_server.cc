@@ -6,7 +6,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "proto/listen_address.h"
+#include "proto/wire/listen_address.h"
 
 namespace kvtier {
 namespace {

@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "cache/thread_pool.h"
+#include "cache/kv/thread_pool.h"
 #include "grpcpp/grpcpp.h"
 #include "shard/attention_service.h"
 #include "shard/block_transfer_service.h"

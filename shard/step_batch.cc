@@ -1,7 +1,8 @@
 #include "shard/step_batch.h"
 
 #include "absl/strings/str_cat.h"
-#include "proto/model_spec.h"
+#include "proto/wire/layer_shapes.h"
+#include "proto/wire/model_spec.h"
 
 namespace kvtier {
 namespace {
@@ -77,9 +78,9 @@ absl::StatusOr<StepBatch> StepBatch::Build(const v1::StepPlan& plan, const Hoste
     return absl::InvalidArgumentError(
         absl::StrCat("plan.sequences: ", num_tokens, " new tokens in all, at most ", kMaxTokens));
   }
-  if (absl::Status status =
-          CheckShapes(plan.shapes(),
-                      LayerShapesForSlot(model.spec(), plan.slot(), static_cast<int>(num_tokens)));
+  if (absl::Status status = CheckShapes(
+          plan.shapes(),
+          LayerShapesFor(model.spec(), model.range().heads(), static_cast<int>(num_tokens)));
       !status.ok()) {
     return status;
   }

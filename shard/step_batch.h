@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "cache/attention.h"
+#include "cache/kv/attention.h"
 #include "kvtier/v1/attention.pb.h"
 #include "shard/hosted_model.h"
 

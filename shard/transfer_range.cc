@@ -2,7 +2,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "proto/model_spec.h"
+#include "proto/wire/model_spec.h"
+#include "shard/pool_shape.h"
 
 namespace kvtier {
 namespace {
@@ -57,17 +58,17 @@ absl::StatusOr<std::shared_ptr<HostedModel>> FindTransferRange(const ShardState&
     return absl::InvalidArgumentError(
         absl::StrCat("range.slot: expected 0..", spec.num_shards() - 1, ", got ", range.slot()));
   }
-  const KvPoolShape requested = PoolShapeForSlot(spec, range.slot());
-  const v1::HeadRange requested_heads = HeadRangeForSlot(spec, range.slot());
-  const KvPoolShape& held = (*hosted)->pool().shape();
+  // The same spec (so the same placement) gives the same heads: only the pools can differ.
   const v1::HeadRange& held_heads = (*hosted)->range().heads();
-  if (!SamePoolShape(requested, held) ||
-      requested_heads.kv_head_begin() != held_heads.kv_head_begin() ||
-      requested_heads.kv_head_end() != held_heads.kv_head_end()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "range.model: slot ", range.slot(), " of model \"", spec.name(), "\" here is ",
-        held.DebugString(), " over ", HeadsString(held_heads), "; the request's spec gives ",
-        requested.DebugString(), " over ", HeadsString(requested_heads)));
+  const KvPoolShape requested = PoolShapeFor(spec, held_heads);
+  const KvPoolShape& held = (*hosted)->pool().shape();
+  const int held_shards = (*hosted)->spec().num_shards();
+  if (!SamePoolShape(requested, held) || spec.num_shards() != held_shards) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("range.model: slot ", range.slot(), " of model \"", spec.name(), "\" here is ",
+                     held.DebugString(), " over ", HeadsString(held_heads), " of ", held_shards,
+                     " head ranges; the request's spec gives ", requested.DebugString(), " of ",
+                     spec.num_shards()));
   }
   return hosted;
 }

@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "cache/cuda/cuda_kv_pool.h"
+#include "cache/kv/cuda/cuda_kv_pool.h"
 #include "gtest/gtest.h"
 
 namespace kvtier::test {

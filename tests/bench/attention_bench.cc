@@ -28,9 +28,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
-#include "cache/cpu_kv_pool.h"
-#include "cache/thread_pool.h"
-#include "proto/command_line.h"
+#include "cache/kv/cpu_kv_pool.h"
+#include "cache/kv/thread_pool.h"
+#include "proto/wire/command_line.h"
 #include "shard/pool_device.h"
 #include "tests/bench/decode_bench_support.h"
 #if KVTIER_BENCH_CUDA

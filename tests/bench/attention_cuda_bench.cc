@@ -15,12 +15,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cache/cuda/cuda_attention_batch.h"
-#include "cache/cuda/cuda_buffers.h"
-#include "cache/cuda/cuda_kv_pool.h"
-#include "cache/cuda/cuda_status.h"
-#include "cache/cuda/kv_copy_cuda.h"
-#include "cache/cuda/paged_attention_cuda.h"
+#include "cache/kv/cuda/cuda_attention_batch.h"
+#include "cache/kv/cuda/cuda_buffers.h"
+#include "cache/kv/cuda/cuda_kv_pool.h"
+#include "cache/kv/cuda/cuda_status.h"
+#include "cache/kv/cuda/kv_copy_cuda.h"
+#include "cache/kv/cuda/paged_attention_cuda.h"
 #include "tests/bench/decode_bench_support.h"
 
 namespace kvtier::bench {

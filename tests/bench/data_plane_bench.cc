@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "cache/dtype.h"
+#include "cache/kv/dtype.h"
 #include "client/client.h"
 #include "client/session.h"
 #include "client/step.h"
@@ -26,9 +26,9 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "kvtier/v1/attention.grpc.pb.h"
-#include "proto/command_line.h"
-#include "proto/model_spec.h"
-#include "service/local_tier.h"
+#include "proto/wire/command_line.h"
+#include "proto/wire/model_spec.h"
+#include "service/local/local_tier.h"
 
 ABSL_FLAG(int, context, 16, "tokens cached before the timed decode token");
 ABSL_FLAG(std::vector<std::string>, shards, std::vector<std::string>({"1", "2"}),

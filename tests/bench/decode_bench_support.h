@@ -10,8 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "cache/attention.h"
-#include "cache/kv_pool.h"
+#include "cache/kv/attention.h"
+#include "cache/kv/kv_pool.h"
 
 namespace kvtier::bench {
 

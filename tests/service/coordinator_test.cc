@@ -7,8 +7,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "proto/lease_signature.h"
-#include "proto/model_spec.h"
+#include "proto/wire/lease_signature.h"
+#include "proto/wire/model_spec.h"
+#include "service/head_placement.h"
 #include "tests/service/tier_harness.h"
 
 namespace kvtier::test {
@@ -129,7 +130,7 @@ TEST_F(CoordinatorTest, AssignsUnevenHeadRangesAndOpensOnlyWhenEverySlotIsReady)
 TEST_F(CoordinatorTest, ShardWithoutRoomGetsNoRange) {
   v1::ModelSpec model = TestModel("m", 2, 4, 1, DType::kBF16, 1024);
   ASSERT_TRUE(coordinator_.RegisterModel(model).ok());
-  const int64_t pool = PoolShapeForSlot(model, 0).total_bytes();
+  const int64_t pool = SlotPoolBytes(model, 0);
   JoinShard("small:1", pool - 1);
   EXPECT_EQ(Stats().live_shards(), 0);
   JoinShard("big:1", pool);

@@ -12,8 +12,10 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "kvtier/v1/attention.grpc.pb.h"
-#include "proto/model_spec.h"
-#include "proto/status_convert.h"
+#include "proto/wire/layer_shapes.h"
+#include "proto/wire/model_spec.h"
+#include "proto/wire/status_convert.h"
+#include "service/head_placement.h"
 #include "tests/service/tier_harness.h"
 
 namespace kvtier::test {
@@ -78,7 +80,8 @@ class TierBadInputTest : public ::testing::Test {
     *request.mutable_plan()->add_sequences() = sequence;
     const int tokens = sequence.num_new_tokens();
     *request.mutable_plan()->mutable_shapes() =
-        LayerShapesForSlot(TestModel("m", kKvHeads, kQHeads, 2), 0, tokens);
+        LayerShapesFor(TestModel("m", kKvHeads, kQHeads, 2),
+                       HeadRangeForSlot(TestModel("m", kKvHeads, kQHeads, 2), 0), tokens);
     v1::LayerTensors* tensors = request.mutable_layer();
     tensors->set_layer(layer);
     tensors->mutable_q()->assign(tokens * (kQHeads / 2) * kHeadDim * 2, '\0');

@@ -4,10 +4,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "cache/reference_attention.h"
+#include "cache/kv/reference_attention.h"
 #include "client/step.h"
 #include "gtest/gtest.h"
-#include "proto/model_spec.h"
+#include "proto/wire/model_spec.h"
+#include "shard/pool_shape.h"
 
 namespace kvtier::test {
 namespace {

@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "cache/dtype.h"
+#include "cache/kv/dtype.h"
 #include "client/client.h"
 #include "client/session.h"
 #include "kvtier/v1/common.pb.h"
-#include "service/local_tier.h"
+#include "service/local/local_tier.h"
 
 namespace kvtier::test {
 

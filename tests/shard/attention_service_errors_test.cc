@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "cache/dtype.h"
+#include "cache/kv/dtype.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "proto/lease_signature.h"
+#include "proto/wire/lease_signature.h"
 #include "tests/shard/test_shard.h"
 
 namespace kvtier {

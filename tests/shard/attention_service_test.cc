@@ -13,11 +13,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "cache/dtype.h"
-#include "cache/reference_attention.h"
+#include "cache/kv/dtype.h"
+#include "cache/kv/reference_attention.h"
 #include "gtest/gtest.h"
-#include "proto/lease_signature.h"
-#include "proto/model_spec.h"
+#include "proto/wire/lease_signature.h"
+#include "proto/wire/layer_shapes.h"
+#include "proto/wire/model_spec.h"
+#include "service/head_placement.h"
 #include "tests/shard/test_shard.h"
 
 namespace kvtier {
@@ -140,7 +142,7 @@ class AttentionServiceTest : public testing::TestWithParam<DType> {
         sequence->set_num_new_tokens(chunk.num_new_tokens);
         num_tokens += chunk.num_new_tokens;
       }
-      *plan.mutable_shapes() = LayerShapesForSlot(spec_, slot, num_tokens);
+      *plan.mutable_shapes() = LayerShapesFor(spec_, heads, num_tokens);
       std::vector<v1::LayerTensors> layers(kTestLayers);
       for (int layer = 0; layer < kTestLayers; ++layer) {
         layers[layer].set_layer(layer);

@@ -3,14 +3,17 @@
 #include <algorithm>
 
 #include "absl/time/clock.h"
-#include "proto/model_spec.h"
+#include "proto/wire/model_spec.h"
+#include "service/head_placement.h"
+#include "shard/pool_shape.h"
 
 namespace kvtier {
 
 v1::ModelSpec TransferSpec() { return TestModelSpec(kTransferDType); }
 
 int64_t TransferBlockBytes() {
-  return PoolShapeForSlot(TransferSpec(), kTransferSlot).block_bytes();
+  return PoolShapeFor(TransferSpec(), HeadRangeForSlot(TransferSpec(), kTransferSlot))
+      .block_bytes();
 }
 
 std::unique_ptr<v1::BlockTransfer::Stub> TransferStub(const std::string& address) {

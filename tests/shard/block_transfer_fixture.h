@@ -15,11 +15,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "cache/dtype.h"
+#include "cache/kv/dtype.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "kvtier/v1/transfer.grpc.pb.h"
-#include "proto/lease_signature.h"
+#include "proto/wire/lease_signature.h"
 #include "shard/pool_device.h"
 #include "tests/shard/test_shard.h"
 

@@ -12,11 +12,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
-#include "cache/cuda/cuda_kv_pool.h"
+#include "cache/kv/cuda/cuda_kv_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "proto/model_spec.h"
+#include "proto/wire/model_spec.h"
+#include "service/head_placement.h"
 #include "shard/nccl_block_transfer.h"
+#include "shard/pool_shape.h"
 #include "tests/cuda_devices.h"
 #include "tests/shard/block_transfer_fixture.h"
 
@@ -59,7 +61,8 @@ TEST_F(BlockTransferGpuTest, PoolsOnOneGpuCopyOverGrpc) {
 TEST_F(BlockTransferGpuTest, NcclRankWithoutItsPeerGivesUpAtTheDeadlineOrWhenCancelled) {
   if (const std::string why = Missing(1, true); !why.empty()) GTEST_SKIP() << why;
   absl::StatusOr<std::unique_ptr<KvPool>> pool = CreateCudaKvPool(
-      PoolShapeForSlot(TransferSpec(), kTransferSlot), CudaKvPoolOptions{.device = 0});
+      PoolShapeFor(TransferSpec(), HeadRangeForSlot(TransferSpec(), kTransferSlot)),
+      CudaKvPoolOptions{.device = 0});
   ASSERT_TRUE(pool.ok()) << pool.status();
   const std::vector<int32_t> blocks = {1, 2};
 

@@ -125,7 +125,7 @@ TEST_F(BlockTransferTest, RefusesBadPullsNamingTheFieldAndKeepsServing) {
        edited([&](auto& r) { r.set_source_address(other_shape.server->address()); }),
        StatusCode::FAILED_PRECONDITION,
        "range.model: slot 0 of model \"m\" here is 2 layers x 16 blocks x 2 heads x 4 tokens x "
-       "64 bf16 over KV heads [0, 2); the request's spec gives 2 layers x 32 blocks"},
+       "64 bf16 over KV heads [0, 2) of 2 head ranges; the request's spec gives 2 layers x 32 blocks"},
       {"a source that is not there", edited([](auto& r) { r.set_source_address("127.0.0.1:1"); }),
        StatusCode::UNAVAILABLE, "source 127.0.0.1:1: DescribeRange"},
   };

@@ -4,7 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "proto/model_spec.h"
+#include "proto/wire/model_spec.h"
+#include "service/head_placement.h"
+#include "shard/pool_shape.h"
 
 namespace kvtier {
 
@@ -31,7 +33,9 @@ grpc::Status FakeBlockSource::DescribeRange(grpc::ServerContext* context,
 grpc::Status FakeBlockSource::ReadBlocks(grpc::ServerContext* context,
                                          const v1::ReadBlocksRequest* request,
                                          grpc::ServerWriter<v1::BlockData>* writer) {
-  const KvPoolShape shape = PoolShapeForSlot(request->range().model(), request->range().slot());
+  const KvPoolShape shape =
+      PoolShapeFor(request->range().model(),
+                   HeadRangeForSlot(request->range().model(), request->range().slot()));
   v1::BlockData data;
   data.set_block_id(request->block_ids(0));
   data.set_layer(behavior_ == Behavior::kWrongOrder ? 1 : 0);

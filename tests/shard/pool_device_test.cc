@@ -7,7 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cache/cuda/cuda_kv_pool.h"
+#include "cache/kv/cuda/cuda_kv_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shard/shard_server.h"

@@ -13,10 +13,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "cache/dtype.h"
+#include "cache/kv/dtype.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "proto/lease_signature.h"
+#include "proto/wire/lease_signature.h"
 #include "tests/server_probe.h"
 #include "tests/shard/test_shard.h"
 

@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "cache/dtype.h"
-#include "cache/thread_pool.h"
+#include "absl/strings/str_cat.h"
+#include "cache/kv/dtype.h"
+#include "cache/kv/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "proto/model_spec.h"
+#include "proto/wire/model_spec.h"
 #include "tests/shard/test_shard.h"
 
 namespace kvtier {
@@ -106,7 +107,7 @@ TEST_F(ShardStateTest, HostsWithinCapacityAndRefusesTheRangesBeyond) {
 
 TEST_F(ShardStateTest, RefusesInvalidRangesNamingThemAndHostsTheRest) {
   v1::HostedRange bad_heads = Range("h", 1);
-  bad_heads.mutable_heads()->set_kv_head_end(3);
+  bad_heads.mutable_heads()->set_kv_head_end(bad_heads.model().num_kv_heads() + 1);
   v1::HostedRange bad_slot = Range("s", 1);
   bad_slot.set_slot(2);
   v1::HostedRange bad_spec = Range("p", 1);
@@ -117,8 +118,10 @@ TEST_F(ShardStateTest, RefusesInvalidRangesNamingThemAndHostsTheRest) {
   };
   const std::vector<Case> cases = {
       {bad_heads,
-       "assignment.ranges[1] (model \"h\"): heads: slot 0 of model h holds KV heads "
-       "[0, 2), got [0, 3)"},
+       absl::StrCat("assignment.ranges[1] (model \"h\"): heads: expected a non-empty range of "
+                    "model h's KV heads [0, ",
+                    bad_heads.model().num_kv_heads(), "), got [0, ",
+                    bad_heads.model().num_kv_heads() + 1, ")")},
       {bad_slot, "assignment.ranges[1] (model \"s\"): slot: expected 0..1, got 2"},
       {bad_spec, "assignment.ranges[1] (model \"p\"): model.head_dim: expected 1..512, got 0"},
       {Range("a", 2), "assignment.ranges[1] (model \"a\"): listed twice"},

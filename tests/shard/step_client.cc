@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
-#include "proto/lease_signature.h"
+#include "proto/wire/lease_signature.h"
 
 namespace kvtier {
 

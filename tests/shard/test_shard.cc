@@ -3,7 +3,10 @@
 #include <utility>
 
 #include "gtest/gtest.h"
-#include "proto/model_spec.h"
+#include "proto/wire/layer_shapes.h"
+#include "proto/wire/model_spec.h"
+#include "service/head_placement.h"
+#include "shard/pool_shape.h"
 
 namespace kvtier {
 
@@ -40,9 +43,9 @@ std::vector<v1::StepRequest> ZeroStep(const v1::ModelSpec& spec, int slot,
   *sequence->mutable_lease() = lease;
   sequence->set_context_len(context_len);
   sequence->set_num_new_tokens(num_new_tokens);
-  *plan.mutable_shapes() = LayerShapesForSlot(spec, slot, num_new_tokens);
+  *plan.mutable_shapes() = LayerShapesFor(spec, HeadRangeForSlot(spec, slot), num_new_tokens);
   const size_t kv_bytes = size_t{1} * num_new_tokens * NumHeads(HeadRangeForSlot(spec, slot)) *
-                          spec.head_dim() * DTypeSize(DTypeFromProto(spec.dtype()).value());
+                          spec.head_dim() * DTypeBytes(spec.dtype());
   std::vector<v1::LayerTensors> layers(spec.num_layers());
   for (int layer = 0; layer < spec.num_layers(); ++layer) {
     layers[layer].set_layer(layer);

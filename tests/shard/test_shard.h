@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "cache/dtype.h"
+#include "cache/kv/dtype.h"
 #include "kvtier/v1/common.pb.h"
 #include "kvtier/v1/registry.pb.h"
 #include "shard/shard_server.h"

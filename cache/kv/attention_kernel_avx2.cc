@@ -1,0 +1,176 @@
+// AVX2 + FMA + F16C tile kernels, for head_dim a multiple of 16. Compiled for those extensions
+// by the pragma below (not by flags for the whole file, so that no inline function from a
+// shared header is emitted with instructions a CPU without AVX2 would fault on), and chosen at
+// run time only on CPUs that have them.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "cache/kv/attention_tile.h"
+#include "cache/kv/cpu_isa.h"
+#include "cache/kv/dtype.h"
+
+namespace kvtier::attention_internal {
+namespace {
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+static_assert(kTileRows == 4, "the AVX2 kernels hold 4 rows in registers");
+
+template <DType kDType>
+inline __m256 Load8(const std::conditional_t<kDType == DType::kF32, float, uint16_t>* p) {
+  if constexpr (kDType == DType::kF32) {
+    return _mm256_loadu_ps(p);
+  } else if constexpr (kDType == DType::kF16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    const __m256i wide =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+}
+
+// The 8 horizontal sums of v[0..7], in order, as one vector.
+inline __m256 HorizontalSums(const __m256 v[8]) {
+  const __m256 s01 = _mm256_hadd_ps(v[0], v[1]);
+  const __m256 s23 = _mm256_hadd_ps(v[2], v[3]);
+  const __m256 s45 = _mm256_hadd_ps(v[4], v[5]);
+  const __m256 s67 = _mm256_hadd_ps(v[6], v[7]);
+  const __m256 s0123 = _mm256_hadd_ps(s01, s23);
+  const __m256 s4567 = _mm256_hadd_ps(s45, s67);
+  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20),
+                       _mm256_permute2f128_ps(s0123, s4567, 0x31));
+}
+
+// 2^x for x <= 0 (Cephes exp2f polynomial on the fraction, relative error ~1e-7), and 0 for
+// x < -126, which covers -inf (masked positions).
+inline __m256 Exp2NonPositive(__m256 x) {
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ);
+  x = _mm256_max_ps(x, _mm256_set1_ps(-126.0f));
+  const __m256 whole = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 f = _mm256_sub_ps(x, whole);  // [-0.5, 0.5]
+  __m256 poly = _mm256_set1_ps(1.535336188319500e-4f);
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(1.339887440266574e-3f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(9.618437357674640e-3f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(5.550332471162809e-2f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(2.402264791363012e-1f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(6.931472028550421e-1f));
+  poly = _mm256_fmadd_ps(poly, f, _mm256_set1_ps(1.0f));
+  const __m256i exponent =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(whole), _mm256_set1_epi32(127)), 23);
+  const __m256 result = _mm256_mul_ps(poly, _mm256_castsi256_ps(exponent));
+  return _mm256_andnot_ps(underflow, result);
+}
+
+template <DType kDType>
+class Avx2Ops {
+ public:
+  using Elem = std::conditional_t<kDType == DType::kF32, float, uint16_t>;
+
+  Avx2Ops(const float* q, int d, float scale) : q_(q), d_(d), scale_(scale) {}
+
+  // Two tokens at a time: 8 accumulators (4 rows x 2 tokens), each K chunk loaded once.
+  void Scores(const Elem* k, int n, float* scores) const {
+    const int d = d_;
+    const float* q0 = q_;
+    const float* q1 = q_ + d;
+    const float* q2 = q_ + 2 * d;
+    const float* q3 = q_ + 3 * d;
+    const __m256 scale = _mm256_set1_ps(scale_);
+    for (int t = 0; t < n; t += 2) {
+      const Elem* k0 = k + int64_t{t} * d;
+      // An odd last token pairs with itself; only its first half is stored.
+      const Elem* k1 = t + 1 < n ? k0 + d : k0;
+      __m256 acc[8];
+      for (__m256& a : acc) a = _mm256_setzero_ps();
+      for (int j = 0; j < d; j += 8) {
+        const __m256 key0 = Load8<kDType>(k0 + j);
+        const __m256 key1 = Load8<kDType>(k1 + j);
+        const __m256 x0 = _mm256_loadu_ps(q0 + j);
+        const __m256 x1 = _mm256_loadu_ps(q1 + j);
+        const __m256 x2 = _mm256_loadu_ps(q2 + j);
+        const __m256 x3 = _mm256_loadu_ps(q3 + j);
+        acc[0] = _mm256_fmadd_ps(x0, key0, acc[0]);
+        acc[1] = _mm256_fmadd_ps(x1, key0, acc[1]);
+        acc[2] = _mm256_fmadd_ps(x2, key0, acc[2]);
+        acc[3] = _mm256_fmadd_ps(x3, key0, acc[3]);
+        acc[4] = _mm256_fmadd_ps(x0, key1, acc[4]);
+        acc[5] = _mm256_fmadd_ps(x1, key1, acc[5]);
+        acc[6] = _mm256_fmadd_ps(x2, key1, acc[6]);
+        acc[7] = _mm256_fmadd_ps(x3, key1, acc[7]);
+      }
+      const __m256 sums = _mm256_mul_ps(HorizontalSums(acc), scale);
+      if (t + 1 < n) {
+        _mm256_storeu_ps(scores + t * kTileRows, sums);
+      } else {
+        _mm_storeu_ps(scores + t * kTileRows, _mm256_castps256_ps128(sums));
+      }
+    }
+  }
+
+  void Exp2(float* x, const float* shift, int n, float* sum) const {
+    const __m128 shift4 = _mm_loadu_ps(shift);
+    const __m256 shift8 = _mm256_set_m128(shift4, shift4);
+    __m256 total = _mm256_setzero_ps();
+    const int count = n * kTileRows;
+    int i = 0;
+    for (; i + 8 <= count; i += 8) {
+      const __m256 e = Exp2NonPositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift8));
+      _mm256_storeu_ps(x + i, e);
+      total = _mm256_add_ps(total, e);
+    }
+    __m128 rows = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
+    if (i < count) {  // one token left: 4 lanes (the upper 4 of the cast are undefined)
+      const __m256 tail = _mm256_castps128_ps256(_mm_sub_ps(_mm_loadu_ps(x + i), shift4));
+      const __m128 e = _mm256_castps256_ps128(Exp2NonPositive(tail));
+      _mm_storeu_ps(x + i, e);
+      rows = _mm_add_ps(rows, e);
+    }
+    _mm_storeu_ps(sum, _mm_add_ps(_mm_loadu_ps(sum), rows));
+  }
+
+  // Sixteen output dims of all 4 rows in registers while the tokens stream by.
+  void AccumulateValues(const float* p, const Elem* v, int n, float* acc) const {
+    const int d = d_;
+    for (int j = 0; j < d; j += 16) {
+      __m256 a[8];
+      for (int r = 0; r < kTileRows; ++r) {
+        a[2 * r] = _mm256_loadu_ps(acc + r * d + j);
+        a[2 * r + 1] = _mm256_loadu_ps(acc + r * d + j + 8);
+      }
+      for (int t = 0; t < n; ++t) {
+        const Elem* row = v + int64_t{t} * d + j;
+        const __m256 v0 = Load8<kDType>(row);
+        const __m256 v1 = Load8<kDType>(row + 8);
+        const float* pt = p + t * kTileRows;
+        for (int r = 0; r < kTileRows; ++r) {
+          const __m256 weight = _mm256_broadcast_ss(pt + r);
+          a[2 * r] = _mm256_fmadd_ps(weight, v0, a[2 * r]);
+          a[2 * r + 1] = _mm256_fmadd_ps(weight, v1, a[2 * r + 1]);
+        }
+      }
+      for (int r = 0; r < kTileRows; ++r) {
+        _mm256_storeu_ps(acc + r * d + j, a[2 * r]);
+        _mm256_storeu_ps(acc + r * d + j + 8, a[2 * r + 1]);
+      }
+    }
+  }
+
+ private:
+  const float* const q_;
+  const int d_;
+  const float scale_;
+};
+
+}  // namespace
+
+#pragma GCC pop_options
+
+TileKernel Avx2TileKernel(DType dtype, int head_dim) {
+  if (head_dim % 16 != 0 || !CpuSupports(CpuIsa::kAvx2)) return nullptr;
+  return TileKernelFor<Avx2Ops>(dtype);
+}
+
+}  // namespace kvtier::attention_internal

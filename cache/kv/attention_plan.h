@@ -1,0 +1,65 @@
+// AttentionPlan: how a batch of paged attention (attention.h) is cut into units of parallel
+// work, the same way for every backend.
+//
+// A unit is one tile of query rows of one sequence, for one KV head, over one split of the
+// sequence's context. A sequence's rows are its n new tokens times the G query heads of a GQA
+// group, token-major (row = token * G + head within the group), so a tile of tile_rows rows
+// reads one KV head: each K/V block is loaded once for the whole group. Units are numbered
+// sequence by sequence, [kv_head][tile][split] within one.
+//
+// A sequence whose context spans several splits (split_tokens each, whole blocks) leaves one
+// online-softmax state per unit, and a merge per (kv_head, tile) combines its splits exactly;
+// merges are numbered like units, without the split.
+//
+// Plain data; PlanAttention is a pure function.
+#ifndef KVTIER_CACHE_KV_ATTENTION_PLAN_H_
+#define KVTIER_CACHE_KV_ATTENTION_PLAN_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "cache/kv/attention.h"
+
+namespace kvtier {
+
+struct SequencePlan {
+  int64_t first_query = 0;  // index of its first query token in q and out
+  int rows = 0;             // query rows per KV head: n * G
+  int tiles = 0;            // ceil(rows / tile_rows)
+  int splits = 1;           // KV splits of its context
+  int64_t first_unit = 0;
+  int64_t first_merge = 0;  // meaningful when splits > 1
+};
+
+struct AttentionPlan {
+  int group = 1;  // G
+  int tile_rows = 1;
+  int split_tokens = 0;  // context tokens per split, a multiple of the block size
+  std::vector<SequencePlan> sequences;
+  int64_t num_units = 0;
+  int64_t num_merges = 0;  // (kv_head, tile) pairs of split sequences
+
+  // The sequence that unit `unit` (or merge `merge`) belongs to.
+  int SequenceOfUnit(int64_t unit) const;
+  int SequenceOfMerge(int64_t merge) const;
+};
+
+struct AttentionPlanOptions {
+  int tile_rows = 1;
+  // Units the backend can run at once. A batch with fewer unsplit units has its contexts split
+  // until about this many exist; 0 never splits unless params.kv_split_tokens asks to.
+  int64_t target_units = 0;
+  // With automatic splitting a split covers at least this much context: below it, the merge
+  // costs more than the parallelism buys.
+  int min_split_tokens = 256;
+};
+
+// `sequences` and `params` must have passed ValidateAttentionBatch.
+AttentionPlan PlanAttention(absl::Span<const SequenceLayout> sequences,
+                            const AttentionParams& params, int num_kv_heads, int block_size,
+                            const AttentionPlanOptions& options);
+
+}  // namespace kvtier
+
+#endif  // KVTIER_CACHE_KV_ATTENTION_PLAN_H_

@@ -1,0 +1,57 @@
+// ThreadPool: a fixed set of worker threads that run data-parallel loops.
+//
+// ParallelFor(n, fn) runs fn(0) .. fn(n-1) on the workers and the calling thread, handing out
+// indices one at a time (so uneven tasks balance), and returns when all have finished. A pool
+// of one thread has no workers: the caller runs everything.
+//
+// Thread-safe: any number of threads may call ParallelFor; loops run one at a time (run_mu_),
+// each using every thread of the pool. mu_ guards the published loop and the worker states.
+#ifndef KVTIER_CACHE_KV_THREAD_POOL_H_
+#define KVTIER_CACHE_KV_THREAD_POOL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/synchronization/mutex.h"
+
+namespace kvtier {
+
+class ThreadPool {
+ public:
+  // `num_threads` counts the calling thread; 0 means one per hardware thread.
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void ParallelFor(int64_t n, absl::FunctionRef<void(int64_t)> fn) ABSL_LOCKS_EXCLUDED(run_mu_);
+
+ private:
+  struct Loop {
+    absl::FunctionRef<void(int64_t)> fn;
+    int64_t n;
+    std::atomic<int64_t> next{0};
+  };
+
+  void WorkerMain();
+  static void RunIndices(Loop& loop);
+
+  absl::Mutex run_mu_;  // serializes ParallelFor calls
+  absl::Mutex mu_;
+  Loop* loop_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped for each published loop
+  int busy_workers_ ABSL_GUARDED_BY(mu_) = 0;     // workers still inside the current loop
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_CACHE_KV_THREAD_POOL_H_

@@ -1,0 +1,106 @@
+#include "client/generate/greedy_generate.h"
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/generate/recompute_attention.h"
+
+namespace kvtier {
+namespace {
+
+absl::Status CheckArguments(const ToyTransformer& model, absl::Span<const int32_t> prompt,
+                            int num_tokens) {
+  if (prompt.empty()) return absl::InvalidArgumentError("prompt: empty");
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= model.config().vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt[", i, "]: expected a token id in [0, ",
+                                                     model.config().vocab_size, "), got ",
+                                                     prompt[i]));
+    }
+  }
+  if (num_tokens < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("num_tokens: must be >= 0, got ", num_tokens));
+  }
+  return absl::OkStatus();
+}
+
+// The greedy pick, or INTERNAL when every logit is NaN.
+absl::StatusOr<int32_t> PickToken(absl::Span<const float> logits) {
+  const int32_t token = GreedyToken(logits);
+  if (token < 0) return absl::InternalError("logits: no token to pick (all NaN)");
+  return token;
+}
+
+}  // namespace
+
+int32_t GreedyToken(absl::Span<const float> logits) {
+  int32_t best = -1;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    // Strictly greater: ties keep the lower index, and NaN compares false.
+    if (best < 0 ? !std::isnan(logits[i]) : logits[i] > logits[best]) {
+      best = static_cast<int32_t>(i);
+    }
+  }
+  return best;
+}
+
+absl::StatusOr<GenerateResult> GenerateRecompute(const ToyTransformer& model,
+                                                 absl::Span<const int32_t> prompt, int num_tokens) {
+  if (absl::Status s = CheckArguments(model, prompt, num_tokens); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<RecomputeAttention>> recompute =
+      RecomputeAttention::Create(model.attention_shape());
+  if (!recompute.ok()) return recompute.status();
+
+  GenerateResult result;
+  result.tokens.reserve(num_tokens);
+  std::vector<int32_t> sequence(prompt.begin(), prompt.end());
+  sequence.reserve(prompt.size() + num_tokens);
+  std::vector<float> logits;
+  // Timed from here: every pass, the first (the prompt's prefill) included, as in
+  // GenerateCached.
+  const absl::Time start = absl::Now();
+  for (int step = 0; step < num_tokens; ++step) {
+    if (absl::Status s = model.Forward(sequence, 0, recompute->get(), &logits); !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<int32_t> token = PickToken(logits);
+    if (!token.ok()) return token.status();
+    result.tokens.push_back(*token);
+    sequence.push_back(*token);
+  }
+  result.elapsed = absl::Now() - start;
+  return result;
+}
+
+absl::StatusOr<GenerateResult> GenerateCached(const ToyTransformer& model,
+                                              absl::Span<const int32_t> prompt, int num_tokens,
+                                              LayerAttention* cache) {
+  if (absl::Status s = CheckArguments(model, prompt, num_tokens); !s.ok()) return s;
+  if (cache == nullptr) return absl::InvalidArgumentError("cache: null");
+
+  GenerateResult result;
+  result.tokens.reserve(num_tokens);
+  std::vector<float> logits;
+  // Timed from here: every pass, the prompt's prefill included, as in GenerateRecompute.
+  const absl::Time start = absl::Now();
+  int position = 0;
+  int32_t last_token = 0;
+  absl::Span<const int32_t> pass = prompt;  // the prefill, then one generated token a pass
+  for (int step = 0; step < num_tokens; ++step) {
+    if (absl::Status s = model.Forward(pass, position, cache, &logits); !s.ok()) return s;
+    position += static_cast<int>(pass.size());
+    absl::StatusOr<int32_t> token = PickToken(logits);
+    if (!token.ok()) return token.status();
+    last_token = *token;
+    result.tokens.push_back(last_token);
+    pass = absl::MakeConstSpan(&last_token, 1);
+  }
+  result.elapsed = absl::Now() - start;
+  return result;
+}
+
+}  // namespace kvtier

@@ -1,0 +1,19 @@
+// The command line of kvtier's binaries: Abseil flags, with --help listing the flags their own
+// main file defines (Abseil's default looks for a file named after the program, which ours are
+// not: kvtier-shard is built from shard/shard_main.cc).
+#ifndef KVTIER_PROTO_WIRE_COMMAND_LINE_H_
+#define KVTIER_PROTO_WIRE_COMMAND_LINE_H_
+
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace kvtier {
+
+// Sets `usage` as the program's usage message and parses the flags (exiting on --help or a
+// bad flag, as absl::ParseCommandLine does). Returns the positional arguments, argv[0] first.
+std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage);
+
+}  // namespace kvtier
+
+#endif  // KVTIER_PROTO_WIRE_COMMAND_LINE_H_

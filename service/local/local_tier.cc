@@ -1,0 +1,90 @@
+#include "service/local/local_tier.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace kvtier {
+
+absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptions& options) {
+  if (options.num_shards < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_shards: expected >= 1, got ", options.num_shards));
+  }
+  auto tier = absl::WrapUnique(new LocalTier(options));
+  CoordinatorServerOptions coordinator;
+  coordinator.listen_address = absl::StrCat(options.host, ":", options.coordinator_port);
+  coordinator.max_message_bytes = options.max_message_bytes;
+  coordinator.coordinator = options.coordinator;
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(coordinator);
+  if (!server.ok()) return server.status();
+  tier->coordinator_ = *std::move(server);
+  if (options.model.has_value()) {
+    if (absl::Status status = tier->coordinator().RegisterModel(*options.model).status();
+        !status.ok()) {
+      return status;
+    }
+  }
+  for (int i = 0; i < options.num_shards; ++i) {
+    const int port = options.first_shard_port == 0 ? 0 : options.first_shard_port + i;
+    absl::StatusOr<std::unique_ptr<ShardServer>> shard =
+        tier->StartShard(absl::StrCat(options.host, ":", port));
+    if (!shard.ok()) return shard.status();
+    tier->shard_addresses_.push_back((*shard)->address());
+    tier->shards_.push_back(*std::move(shard));
+  }
+  if (options.model.has_value()) {
+    if (absl::Status status = tier->WaitUntilReady(options.model->name(), options.start_timeout);
+        !status.ok()) {
+      return status;
+    }
+  }
+  return tier;
+}
+
+absl::StatusOr<std::unique_ptr<ShardServer>> LocalTier::StartShard(
+    const std::string& listen_address) {
+  ShardServerOptions shard;
+  shard.listen_address = listen_address;
+  shard.coordinator_address = coordinator_->address();
+  shard.capacity_bytes = options_.shard_capacity_bytes;
+  shard.device = options_.device;
+  shard.attention_threads = options_.attention_threads_per_shard;
+  shard.max_message_bytes = options_.max_message_bytes;
+  absl::StatusOr<std::unique_ptr<ShardServer>> server = ShardServer::Start(shard);
+  if (!server.ok()) return server.status();
+  if (!(*server)->WaitUntilRegistered(options_.start_timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("shard at ", (*server)->address(),
+                                                    " did not register within ",
+                                                    absl::FormatDuration(options_.start_timeout)));
+  }
+  return server;
+}
+
+void LocalTier::KillShard(int i) { shards_[i]->Kill(); }
+
+void LocalTier::StopShard(int i) { shards_[i]->Shutdown(); }
+
+absl::Status LocalTier::RestartShard(int i) {
+  shards_[i]->Kill();
+  absl::StatusOr<std::unique_ptr<ShardServer>> shard = StartShard(shard_addresses_[i]);
+  if (!shard.ok()) return shard.status();
+  shards_[i] = *std::move(shard);
+  return absl::OkStatus();
+}
+
+absl::Status LocalTier::WaitUntilReady(const std::string& model, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    const v1::GetStatsResponse stats_now = coordinator().GetStats();
+    for (const v1::ModelStats& stats : stats_now.models()) {
+      if (stats.model().name() == model && stats.ready()) return absl::OkStatus();
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "model ", model, ": not every head range served after ", absl::FormatDuration(timeout)));
+}
+
+}  // namespace kvtier

@@ -1,0 +1,127 @@
+// kvtier-generate's three modes agree: recompute, the local KV cache and kvtier (a LocalTier
+// with 2 shards on loopback) generate the same tokens, and a pass through the tier gives the
+// local cache's logits within fp32 tolerance.
+#include <memory>
+#include <vector>
+
+#include "client/client.h"
+#include "client/generate/greedy_generate.h"
+#include "client/generate/local_kv_cache.h"
+#include "client/generate/tier_attention.h"
+#include "client/generate/toy_transformer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/wire/model_spec.h"
+#include "service/local/local_tier.h"
+#include "shard/pool_shape.h"
+
+namespace kvtier {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::ModelSpec TierModelFor(const ToyTransformerConfig& config, DType dtype = DType::kF32) {
+  v1::ModelSpec model;
+  model.set_name("toy");
+  model.set_num_layers(config.num_layers);
+  model.set_num_q_heads(config.num_q_heads);
+  model.set_num_kv_heads(config.num_kv_heads);
+  model.set_head_dim(config.head_dim);
+  model.set_dtype(DTypeToProto(dtype));
+  model.set_block_size(16);
+  model.set_num_blocks(64);
+  model.set_num_shards(2);
+  return model;
+}
+
+class GenerateTierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LocalTierOptions options;
+    options.model = TierModelFor(config_);
+    options.num_shards = 2;
+    absl::StatusOr<std::unique_ptr<LocalTier>> tier = LocalTier::Start(options);
+    ASSERT_TRUE(tier.ok()) << tier.status();
+    tier_ = *std::move(tier);
+    ClientOptions client;
+    client.coordinator_address = tier_->coordinator_address();
+    client_ = *Client::Connect(client);
+  }
+
+  std::unique_ptr<TierAttention> NewTierAttention(const ToyTransformer& model) {
+    absl::StatusOr<std::unique_ptr<Session>> session = client_->OpenSession("toy", "test");
+    EXPECT_TRUE(session.ok()) << session.status();
+    absl::StatusOr<std::unique_ptr<TierAttention>> tier =
+        TierAttention::Create(model.attention_shape(), *std::move(session));
+    EXPECT_TRUE(tier.ok()) << tier.status();
+    return *std::move(tier);
+  }
+
+  ToyTransformerConfig config_;  // the default model, the one kvtier-generate runs
+  std::unique_ptr<LocalTier> tier_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(GenerateTierTest, ThreeModesGenerateTheSameTokens) {
+  const std::vector<std::vector<int32_t>> prompts = {{1, 2, 3, 4, 5, 6, 7, 8}, {511, 0, 256, 9, 9}};
+  for (uint64_t seed : {1, 3}) {
+    ToyTransformerConfig config = config_;
+    config.seed = seed;
+    std::unique_ptr<ToyTransformer> model = *ToyTransformer::Create(config);
+    for (const std::vector<int32_t>& prompt : prompts) {
+      constexpr int kTokens = 20;  // crosses a block boundary of the tier (16 tokens)
+      absl::StatusOr<GenerateResult> none = GenerateRecompute(*model, prompt, kTokens);
+      ASSERT_TRUE(none.ok()) << none.status();
+      std::unique_ptr<LocalKvCache> cache =
+          *LocalKvCache::Create(model->attention_shape(), prompt.size() + kTokens);
+      absl::StatusOr<GenerateResult> local = GenerateCached(*model, prompt, kTokens, cache.get());
+      ASSERT_TRUE(local.ok()) << local.status();
+      std::unique_ptr<TierAttention> tier = NewTierAttention(*model);
+      absl::StatusOr<GenerateResult> remote = GenerateCached(*model, prompt, kTokens, tier.get());
+      ASSERT_TRUE(remote.ok()) << remote.status();
+
+      EXPECT_EQ(none->tokens, local->tokens) << "seed " << seed;
+      EXPECT_EQ(none->tokens, remote->tokens) << "seed " << seed;
+      EXPECT_EQ(tier->session().context_len(), static_cast<int>(prompt.size()) + kTokens - 1);
+      EXPECT_TRUE(tier->session().Close().ok());
+    }
+  }
+}
+
+TEST_F(GenerateTierTest, TierLogitsMatchTheLocalCache) {
+  std::unique_ptr<ToyTransformer> model = *ToyTransformer::Create(config_);
+  std::unique_ptr<LocalKvCache> cache = *LocalKvCache::Create(model->attention_shape(), 64);
+  std::unique_ptr<TierAttention> tier = NewTierAttention(*model);
+  const std::vector<std::vector<int32_t>> passes = {{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5}, {8}, {9, 7}};
+  int position = 0;
+  for (const std::vector<int32_t>& pass : passes) {
+    std::vector<float> want, got;
+    ASSERT_TRUE(model->Forward(pass, position, cache.get(), &want).ok());
+    ASSERT_TRUE(model->Forward(pass, position, tier.get(), &got).ok());
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-5 + 1e-4 * std::abs(want[i])) << "logit " << i;
+    }
+    position += static_cast<int>(pass.size());
+  }
+}
+
+TEST_F(GenerateTierTest, RejectsAMismatchedModelOrPosition) {
+  ToyTransformerConfig other = config_;
+  other.head_dim = 32;
+  std::unique_ptr<ToyTransformer> model = *ToyTransformer::Create(other);
+  absl::StatusOr<std::unique_ptr<Session>> session = client_->OpenSession("toy", "test");
+  ASSERT_TRUE(session.ok());
+  absl::Status status =
+      TierAttention::Create(model->attention_shape(), *std::move(session)).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("head_dim"));
+
+  std::unique_ptr<ToyTransformer> right = *ToyTransformer::Create(config_);
+  std::unique_ptr<TierAttention> tier = NewTierAttention(*right);
+  const std::vector<int32_t> tokens = {1, 2};
+  EXPECT_EQ(tier->BeginStep(3, tokens).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace kvtier
