@@ -9,6 +9,8 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "proto/wire/error_reason.h"
+#include "proto/wire/model_spec.h"
 #include "proto/wire/status_convert.h"
 
 namespace kvtier {
@@ -23,7 +25,9 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, int max_me
 
 }  // namespace
 
-bool IsReprefillRequired(const absl::Status& status) { return absl::IsAborted(status); }
+bool IsReprefillRequired(const absl::Status& status) {
+  return ReasonOf(status) == v1::ERROR_REASON_REPREFILL_REQUIRED;
+}
 
 Client::Client(const ClientOptions& options)
     : options_(options),
@@ -47,11 +51,11 @@ std::unique_ptr<grpc::ClientContext> Client::ControlContext() const {
   return context;
 }
 
-std::shared_ptr<v1::Attention::Stub> Client::Shard(const std::string& address) {
+std::shared_ptr<v1::AttentionService::Stub> Client::Shard(const std::string& address) {
   absl::MutexLock lock(&mu_);
-  std::shared_ptr<v1::Attention::Stub>& stub = shards_[address];
+  std::shared_ptr<v1::AttentionService::Stub>& stub = shards_[address];
   if (stub == nullptr) {
-    stub = v1::Attention::NewStub(NewChannel(address, options_.max_message_bytes));
+    stub = v1::AttentionService::NewStub(NewChannel(address, options_.max_message_bytes));
   }
   return stub;
 }
@@ -72,27 +76,28 @@ absl::StatusOr<v1::ModelSpec> Client::RegisterModel(const v1::ModelSpec& model) 
   return response.model();
 }
 
-absl::StatusOr<std::unique_ptr<Session>> Client::OpenSession(const std::string& model,
+absl::StatusOr<std::unique_ptr<Session>> Client::OpenSession(const v1::ModelId& model,
                                                              const std::string& tenant) {
   v1::OpenSessionRequest request;
-  request.set_model(model);
+  *request.mutable_model() = model;
   request.set_tenant(tenant);
-  v1::SessionInfo info;
-  grpc::Status status = coordinator_->OpenSession(ControlContext().get(), request, &info);
+  v1::OpenSessionResponse response;
+  grpc::Status status = coordinator_->OpenSession(ControlContext().get(), request, &response);
   if (!status.ok()) return FromGrpcStatus(status, "OpenSession");
-  return std::make_unique<Session>(this, tenant, std::move(info));
+  return std::make_unique<Session>(this, tenant, std::move(*response.mutable_session()),
+                                   std::move(*response.mutable_grant()));
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Client::ResumeSession(const std::string& session_id,
                                                                const std::string& tenant) {
-  v1::GetSessionRequest request;
+  v1::TakeOverSessionRequest request;
   request.set_session_id(session_id);
   request.set_tenant(tenant);
-  request.set_take_over(true);
-  v1::SessionInfo info;
-  grpc::Status status = coordinator_->GetSession(ControlContext().get(), request, &info);
-  if (!status.ok()) return FromGrpcStatus(status, "GetSession");
-  return std::make_unique<Session>(this, tenant, std::move(info));
+  v1::TakeOverSessionResponse response;
+  grpc::Status status = coordinator_->TakeOverSession(ControlContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status, "TakeOverSession");
+  return std::make_unique<Session>(this, tenant, std::move(*response.mutable_session()),
+                                   std::move(*response.mutable_grant()));
 }
 
 absl::StatusOr<std::unique_ptr<Step>> Client::BeginStep(absl::Span<Session* const> sessions) {
@@ -106,13 +111,13 @@ absl::StatusOr<std::unique_ptr<Step>> Client::BeginStep(absl::Span<Session* cons
 absl::StatusOr<std::unique_ptr<Step>> Client::OpenStep(absl::Span<Session* const> sessions) {
   if (sessions.empty()) return absl::InvalidArgumentError("sessions: expected at least one");
   for (size_t i = 0; i < sessions.size(); ++i) {
-    if (sessions[i]->model().name() != sessions[0]->model().name()) {
+    if (!SameModel(sessions[i]->model().id(), sessions[0]->model().id())) {
       return absl::InvalidArgumentError(
-          absl::StrCat("sessions[", i, "]: model ", sessions[i]->model().name(), ", the step's is ",
-                       sessions[0]->model().name()));
+          absl::StrCat("sessions[", i, "]: model ", ModelIdString(sessions[i]->model().id()),
+                       ", the step's is ", ModelIdString(sessions[0]->model().id())));
     }
     if (absl::Status status = sessions[i]->PrepareStep(); !status.ok()) {
-      return absl::Status(status.code(), absl::StrCat("sessions[", i, "]: ", status.message()));
+      return Prefixed(absl::StrCat("sessions[", i, "]: "), status);
     }
   }
   auto step = absl::WrapUnique(new Step(this, {sessions.begin(), sessions.end()}));

@@ -38,7 +38,8 @@ struct ClientOptions {
 };
 
 // True for the status that means "the session's K/V was lost; open a new session and
-// re-prefill" (ABORTED, from the coordinator or a shard).
+// re-prefill": reason REPREFILL_REQUIRED (kvtier/v1/errors.proto), from the coordinator or a
+// shard.
 bool IsReprefillRequired(const absl::Status& status);
 
 class Client {
@@ -47,7 +48,7 @@ class Client {
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
 
   absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
-  absl::StatusOr<std::unique_ptr<Session>> OpenSession(const std::string& model,
+  absl::StatusOr<std::unique_ptr<Session>> OpenSession(const v1::ModelId& model,
                                                        const std::string& tenant);
   // Continues a session opened by any client, from what the tier holds, taking it over: the
   // client that wrote it before can no longer (session.h).
@@ -61,7 +62,8 @@ class Client {
   const ClientOptions& options() const { return options_; }
   v1::SessionService::Stub& coordinator() { return *coordinator_; }
   // The data-plane stub for a shard, its channel shared by every step.
-  std::shared_ptr<v1::Attention::Stub> Shard(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
+  std::shared_ptr<v1::AttentionService::Stub> Shard(const std::string& address)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the shard's channel after it failed to connect, so the next step dials afresh
   // (a restarted shard) instead of waiting out the old channel's reconnect backoff.
   void ForgetShard(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
@@ -71,13 +73,11 @@ class Client {
  private:
   explicit Client(const ClientOptions& options);
   absl::StatusOr<std::unique_ptr<Step>> OpenStep(absl::Span<Session* const> sessions);
-  absl::StatusOr<std::unique_ptr<Session>> SessionFrom(absl::StatusOr<v1::SessionInfo> info,
-                                                       const std::string& tenant);
 
   const ClientOptions options_;
   std::unique_ptr<v1::SessionService::Stub> coordinator_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<v1::Attention::Stub>> shards_
+  absl::flat_hash_map<std::string, std::shared_ptr<v1::AttentionService::Stub>> shards_
       ABSL_GUARDED_BY(mu_);
 };
 

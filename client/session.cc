@@ -5,19 +5,22 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "client/step.h"
+#include "proto/wire/error_reason.h"
 #include "proto/wire/status_convert.h"
+#include "proto/wire/time_convert.h"
 
 namespace kvtier {
 
-Session::Session(Client* client, std::string tenant, v1::SessionInfo info)
+Session::Session(Client* client, std::string tenant, v1::SessionInfo info, v1::WriterGrant grant)
     : client_(client),
       tenant_(std::move(tenant)),
       info_(std::move(info)),
+      grant_(std::move(grant)),
       committed_len_(info_.context_len()),
       written_len_(info_.context_len()) {}
 
 int32_t Session::leased_tokens() const {
-  return info_.lease().blocks_size() * info_.model().block_size();
+  return lease().blocks_size() * info_.model().block_size();
 }
 
 absl::Status Session::Extend(absl::Span<const int32_t> tokens) {
@@ -36,14 +39,14 @@ absl::Status Session::Extend(absl::Span<const int32_t> tokens) {
     request.set_expected_context_len(committed_len_);
     request.mutable_tokens()->Add(written_.begin(), written_.end());
     request.set_reserve_tokens(static_cast<int32_t>(wanted - written_len_));
-    request.set_writer(info_.writer());
+    request.set_writer(grant_.writer());
     v1::ExtendResponse response;
     grpc::Status status =
         client_->coordinator().Extend(client_->ControlContext().get(), request, &response);
     if (!status.ok()) return FromGrpcStatus(status, "Extend");
     committed_len_ = response.context_len();
     written_.clear();
-    *info_.mutable_lease() = std::move(*response.mutable_lease());
+    *grant_.mutable_lease() = std::move(*response.mutable_lease());
   }
   pending_.insert(pending_.end(), tokens.begin(), tokens.end());
   return absl::OkStatus();
@@ -59,16 +62,28 @@ absl::Status Session::PrepareStep() {
     return absl::FailedPreconditionError("no tokens added by Extend since the last step");
   }
   // The lease must outlive the step: renew it when it may not.
-  const absl::Time expires = absl::FromUnixMicros(info_.lease().expires_unix_micros());
+  const absl::Time expires = FromProtoTimestamp(lease().expires_at());
   if (expires > absl::Now() + client_->options().step_deadline) return absl::OkStatus();
-  absl::StatusOr<v1::SessionInfo> info = Fetch(info_.writer());
-  if (!info.ok()) return info.status();
-  if (info->context_len() != committed_len_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "session ", id(), " holds ", info->context_len(), " tokens, this client committed ",
-        committed_len_, " (another client advanced it?)"));
+  return RenewLease();
+}
+
+absl::Status Session::RenewLease() {
+  v1::RenewLeaseRequest request;
+  request.set_session_id(id());
+  request.set_tenant(tenant_);
+  request.set_writer(grant_.writer());
+  v1::RenewLeaseResponse response;
+  grpc::Status status =
+      client_->coordinator().RenewLease(client_->ControlContext().get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status, "RenewLease");
+  if (response.context_len() != committed_len_) {
+    return WithReason(
+        absl::AbortedError(absl::StrCat("session ", id(), " holds ", response.context_len(),
+                                        " tokens, this client committed ", committed_len_,
+                                        " (another client advanced it?)")),
+        v1::ERROR_REASON_CONTEXT_CHANGED);
   }
-  info_ = *std::move(info);
+  *grant_.mutable_lease() = std::move(*response.mutable_lease());
   return absl::OkStatus();
 }
 
@@ -79,20 +94,14 @@ void Session::StepWritten() {
 }
 
 absl::Status Session::Explain(const absl::Status& failure) {
-  absl::Status status = Fetch(/*writer=*/0).status();
-  return IsReprefillRequired(status) ? status : failure;
-}
-
-absl::StatusOr<v1::SessionInfo> Session::Fetch(uint64_t writer) {
   v1::GetSessionRequest request;
   request.set_session_id(id());
   request.set_tenant(tenant_);
-  request.set_writer(writer);
-  v1::SessionInfo info;
-  grpc::Status status =
-      client_->coordinator().GetSession(client_->ControlContext().get(), request, &info);
-  if (!status.ok()) return FromGrpcStatus(status, "GetSession");
-  return info;
+  v1::GetSessionResponse response;
+  const absl::Status status = FromGrpcStatus(
+      client_->coordinator().GetSession(client_->ControlContext().get(), request, &response),
+      "GetSession");
+  return IsReprefillRequired(status) ? status : failure;
 }
 
 absl::Status Session::EndTurn(absl::Duration retain_for) {
@@ -105,8 +114,8 @@ absl::Status Session::EndTurn(absl::Duration retain_for) {
   request.set_tenant(tenant_);
   request.set_expected_context_len(committed_len_);
   request.mutable_tokens()->Add(written_.begin(), written_.end());
-  request.set_retain_for_seconds(absl::ToDoubleSeconds(retain_for));
-  request.set_writer(info_.writer());
+  *request.mutable_retain_for() = ToProtoDuration(retain_for);
+  request.set_writer(grant_.writer());
   v1::EndTurnResponse response;
   grpc::Status status =
       client_->coordinator().EndTurn(client_->ControlContext().get(), request, &response);

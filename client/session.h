@@ -8,8 +8,8 @@
 // after a step wrote their K/V on every shard.
 //
 // One client writes a session at a time: the one that opened it, until another resumes it
-// (Client::ResumeSession takes it over); the earlier one's calls then fail with
-// FAILED_PRECONDITION or PERMISSION_DENIED, never corrupting what the new writer wrote.
+// (Client::ResumeSession takes it over); the earlier one's calls then fail with ABORTED
+// (reason WRITER_SUPERSEDED) or PERMISSION_DENIED, never corrupting what the new writer wrote.
 //
 // Not thread-safe: one thread at a time.
 #ifndef KVTIER_CLIENT_SESSION_H_
@@ -32,7 +32,7 @@ class Step;
 
 class Session {
  public:
-  Session(Client* client, std::string tenant, v1::SessionInfo info);
+  Session(Client* client, std::string tenant, v1::SessionInfo info, v1::WriterGrant grant);
 
   const std::string& id() const { return info_.session_id(); }
   const std::string& tenant() const { return tenant_; }
@@ -66,19 +66,21 @@ class Session {
   void StepWritten();
   // A step that failed or never ran: its tokens are dropped, to be extended again.
   void DropPending() { pending_.clear(); }
-  // Asks the coordinator what became of the session after a data-plane failure: ABORTED if
-  // it was lost with a shard, else `failure`.
+  // Asks the coordinator what became of the session after a data-plane failure: the
+  // re-prefill status if it was lost with a shard, else `failure`.
   absl::Status Explain(const absl::Status& failure);
-  // The coordinator's view of the session (GetSession): with a renewed lease for `writer`, or
-  // only described when it is 0.
-  absl::StatusOr<v1::SessionInfo> Fetch(uint64_t writer);
+  // A fresh lease from the coordinator (RenewLease), checked against what this client
+  // committed.
+  absl::Status RenewLease();
   const v1::SessionInfo& info() const { return info_; }
+  const v1::BlockLease& lease() const { return grant_.lease(); }
 
   int32_t leased_tokens() const;
 
   Client* const client_;
   const std::string tenant_;
-  v1::SessionInfo info_;          // model, shards and the current lease
+  const v1::SessionInfo info_;    // model and shards
+  v1::WriterGrant grant_;         // this client's writer id and current lease
   int32_t committed_len_;         // the coordinator's context_len
   int32_t written_len_;           // committed + written_
   std::vector<int32_t> written_;  // written by steps, not yet committed

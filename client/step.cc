@@ -39,10 +39,10 @@ void ScatterHeads(const std::string& slice, int64_t rows, int64_t head_bytes, in
 
 Step::Step(Client* client, std::vector<Session*> sessions)
     : client_(client), sessions_(std::move(sessions)), model_(sessions_[0]->model()) {
-  plan_.set_model(model_.name());
+  *plan_.mutable_model() = model_.id();
   for (Session* session : sessions_) {
     v1::SequenceStep* sequence = plan_.add_sequences();
-    *sequence->mutable_lease() = session->info().lease();
+    *sequence->mutable_lease() = session->lease();
     sequence->set_context_len(session->context_len() + session->pending_tokens());
     sequence->set_num_new_tokens(session->pending_tokens());
     num_tokens_ += session->pending_tokens();
@@ -64,8 +64,9 @@ absl::Status Step::Open() {
   const auto deadline = absl::ToChronoTime(absl::Now() + client_->options().step_deadline);
   for (const v1::ShardEndpoint& endpoint : sessions_[0]->info().shards()) {
     if (endpoint.address().empty()) {
-      return sessions_[0]->Explain(absl::UnavailableError(absl::StrCat(
-          "model ", model_.name(), ": head range ", endpoint.slot(), " has no shard")));
+      return sessions_[0]->Explain(
+          absl::UnavailableError(absl::StrCat("model ", ModelIdString(model_.id()), ": head range ",
+                                              endpoint.slot(), " has no shard")));
     }
     auto shard = std::make_unique<ShardStream>();
     shard->endpoint = endpoint;

@@ -46,7 +46,7 @@ class Step {
 
   struct ShardStream {
     v1::ShardEndpoint endpoint;
-    std::shared_ptr<v1::Attention::Stub> stub;  // keeps the channel alive for the stream
+    std::shared_ptr<v1::AttentionService::Stub> stub;  // keeps the channel alive for the stream
     grpc::ClientContext context;
     std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepResponse>> stream;
   };

@@ -4,7 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
+#include "proto/wire/model_spec.h"
+#include "proto/wire/time_convert.h"
 #include "service/head_placement.h"
 
 namespace kvtier {
@@ -29,39 +32,61 @@ absl::StatusOr<v1::ModelSpec> Coordinator::RegisterModel(const v1::ModelSpec& mo
   return (*state)->spec;
 }
 
-absl::StatusOr<v1::SessionInfo> Coordinator::OpenSession(const v1::OpenSessionRequest& request) {
+absl::StatusOr<v1::OpenSessionResponse> Coordinator::OpenSession(
+    const v1::OpenSessionRequest& request) {
   if (absl::Status status = CheckTenant(request.tenant()); !status.ok()) return status;
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<ModelState*> model = models_.Find(request.model());
+  absl::StatusOr<ModelState*> model = models_.Find("model", request.model());
   if (!model.ok()) return model.status();
   if (!(*model)->Ready()) {
     return absl::UnavailableError(absl::StrCat(
-        "model ", request.model(), ": waiting for shards (", (*model)->LiveSlots(), " of ",
-        (*model)->slots.size(), " head ranges assigned, not all serving yet)"));
+        "model ", ModelIdString(request.model()), ": waiting for shards (", (*model)->LiveSlots(),
+        " of ", (*model)->slots.size(), " head ranges assigned, not all serving yet)"));
   }
   SessionRecord* session =
       sessions_.Open(*model, request.tenant(), options_.clock() + options_.session_idle_timeout);
-  return DescribeSession(*session);
+  v1::OpenSessionResponse response;
+  *response.mutable_session() = DescribeSession(*session);
+  *response.mutable_grant() = GrantWriter(*session);
+  return response;
 }
 
-absl::StatusOr<v1::SessionInfo> Coordinator::GetSession(const v1::GetSessionRequest& request) {
+absl::StatusOr<v1::GetSessionResponse> Coordinator::GetSession(
+    const v1::GetSessionRequest& request) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<SessionRecord*> session = FindSession(request.session_id(), request.tenant());
+  if (!session.ok()) return session.status();
+  v1::GetSessionResponse response;
+  *response.mutable_session() = DescribeSession(**session);
+  return response;
+}
+
+absl::StatusOr<v1::TakeOverSessionResponse> Coordinator::TakeOverSession(
+    const v1::TakeOverSessionRequest& request) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<SessionRecord*> found = FindSession(request.session_id(), request.tenant());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
-  session.expires_at =
-      std::max(session.expires_at, options_.clock() + options_.session_idle_timeout);
-  if (request.take_over()) {
-    sessions_.TakeOver(&session);
-  } else if (request.writer() != 0) {
-    if (absl::Status status = CheckWriter(session, request.writer()); !status.ok()) return status;
-  } else {
-    v1::SessionInfo info = DescribeSession(session);
-    info.clear_lease();
-    info.clear_writer();
-    return info;
-  }
-  return DescribeSession(session);
+  sessions_.TakeOver(&session);
+  Touch(session);
+  v1::TakeOverSessionResponse response;
+  *response.mutable_session() = DescribeSession(session);
+  *response.mutable_grant() = GrantWriter(session);
+  return response;
+}
+
+absl::StatusOr<v1::RenewLeaseResponse> Coordinator::RenewLease(
+    const v1::RenewLeaseRequest& request) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<SessionRecord*> found =
+      FindWritable(request.session_id(), request.tenant(), request.writer());
+  if (!found.ok()) return found.status();
+  SessionRecord& session = **found;
+  Touch(session);
+  v1::RenewLeaseResponse response;
+  response.set_context_len(session.context_len());
+  *response.mutable_lease() = GrantLease(session);
+  return response;
 }
 
 absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& request) {
@@ -71,17 +96,18 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   }
   absl::MutexLock lock(&mu_);
   absl::StatusOr<SessionRecord*> found =
-      CommitWritten(request.session_id(), request.tenant(), request.writer(),
-                    request.expected_context_len(), request.tokens());
+      CheckCommit(request.session_id(), request.tenant(), request.writer(),
+                  request.expected_context_len(), request.tokens());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
   const v1::ModelSpec& spec = session.model->spec;
-  const int64_t wanted = int64_t{session.context_len()} + request.reserve_tokens();
+  const int64_t wanted =
+      int64_t{session.context_len()} + request.tokens_size() + request.reserve_tokens();
   const int64_t capacity = int64_t{spec.num_blocks()} * spec.block_size();
   if (wanted > capacity) {
     return absl::ResourceExhaustedError(
         absl::StrCat("reserve_tokens: the session would hold ", wanted, " tokens, more than model ",
-                     spec.name(), " holds (", capacity, " = blocks x block_size)"));
+                     ModelIdString(spec.id()), " holds (", capacity, " = blocks x block_size)"));
   }
   const int64_t more = (wanted + spec.block_size() - 1) / spec.block_size() -
                        static_cast<int64_t>(session.blocks.size());
@@ -92,8 +118,8 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
       return status;
     }
   }
-  session.expires_at =
-      std::max(session.expires_at, options_.clock() + options_.session_idle_timeout);
+  session.tokens.insert(session.tokens.end(), request.tokens().begin(), request.tokens().end());
+  Touch(session);
 
   v1::ExtendResponse response;
   response.set_context_len(session.context_len());
@@ -102,20 +128,20 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
 }
 
 absl::StatusOr<v1::EndTurnResponse> Coordinator::EndTurn(const v1::EndTurnRequest& request) {
-  const absl::Duration retain = request.retain_for_seconds() == 0
-                                    ? options_.default_retention
-                                    : absl::Seconds(request.retain_for_seconds());
-  if (!(request.retain_for_seconds() >= 0) || retain > options_.max_retention) {
-    return absl::InvalidArgumentError(absl::StrCat("retain_for_seconds: expected 0..",
-                                                   absl::ToDoubleSeconds(options_.max_retention),
-                                                   ", got ", request.retain_for_seconds()));
+  const absl::Duration asked = FromProtoDuration(request.retain_for());
+  if (asked < absl::ZeroDuration() || asked > options_.max_retention) {
+    return absl::InvalidArgumentError(absl::StrCat("retain_for: expected 0s..",
+                                                   absl::FormatDuration(options_.max_retention),
+                                                   ", got ", absl::FormatDuration(asked)));
   }
+  const absl::Duration retain = asked == absl::ZeroDuration() ? options_.default_retention : asked;
   absl::MutexLock lock(&mu_);
   absl::StatusOr<SessionRecord*> found =
-      CommitWritten(request.session_id(), request.tenant(), request.writer(),
-                    request.expected_context_len(), request.tokens());
+      CheckCommit(request.session_id(), request.tenant(), request.writer(),
+                  request.expected_context_len(), request.tokens());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
+  session.tokens.insert(session.tokens.end(), request.tokens().begin(), request.tokens().end());
   session.expires_at = options_.clock() + retain;
 
   v1::EndTurnResponse response;
@@ -215,25 +241,42 @@ absl::StatusOr<SessionRecord*> Coordinator::FindSession(const std::string& id,
   return sessions_.Find(id, tenant);
 }
 
-absl::Status Coordinator::CheckWriter(const SessionRecord& session, uint64_t writer) const {
-  if (writer == session.writer) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat("writer: session ", session.id,
-                   " is written by another client (it was taken over); resume it to continue"));
+absl::StatusOr<SessionRecord*> Coordinator::FindWritable(const std::string& id,
+                                                         const std::string& tenant,
+                                                         uint64_t writer) {
+  absl::StatusOr<SessionRecord*> session = FindSession(id, tenant);
+  if (!session.ok() || writer == (*session)->writer) return session;
+  return WithReason(
+      absl::AbortedError(absl::StrCat("writer: session ", id,
+                                      " is written by another client (it was taken over); take "
+                                      "it over again to continue")),
+      v1::ERROR_REASON_WRITER_SUPERSEDED);
+}
+
+void Coordinator::Touch(SessionRecord& session) {
+  session.expires_at =
+      std::max(session.expires_at, options_.clock() + options_.session_idle_timeout);
 }
 
 v1::BlockLease Coordinator::GrantLease(const SessionRecord& session) const {
   v1::BlockLease lease;
   lease.set_session_id(session.id);
-  lease.set_model(session.model->spec.name());
+  *lease.mutable_model() = session.model->spec.id();
   for (BlockId block : session.blocks) {
     lease.add_blocks(block);
     lease.add_generations(session.model->generations[block]);
   }
   for (uint64_t incarnation : session.placement) lease.add_shard_incarnations(incarnation);
-  lease.set_expires_unix_micros(absl::ToUnixMicros(session.expires_at));
+  *lease.mutable_expires_at() = ToProtoTimestamp(session.expires_at);
   SignLease(lease_key_, &lease);
   return lease;
+}
+
+v1::WriterGrant Coordinator::GrantWriter(const SessionRecord& session) const {
+  v1::WriterGrant grant;
+  grant.set_writer(session.writer);
+  *grant.mutable_lease() = GrantLease(session);
+  return grant;
 }
 
 v1::SessionInfo Coordinator::DescribeSession(const SessionRecord& session) {
@@ -241,7 +284,6 @@ v1::SessionInfo Coordinator::DescribeSession(const SessionRecord& session) {
   info.set_session_id(session.id);
   *info.mutable_model() = session.model->spec;
   info.set_context_len(session.context_len());
-  info.set_writer(session.writer);
   for (size_t slot = 0; slot < session.model->slots.size(); ++slot) {
     v1::ShardEndpoint* endpoint = info.add_shards();
     endpoint->set_slot(static_cast<int32_t>(slot));
@@ -250,21 +292,21 @@ v1::SessionInfo Coordinator::DescribeSession(const SessionRecord& session) {
     *endpoint->mutable_heads() = HeadRangeForSlot(session.model->spec, static_cast<int>(slot));
     endpoint->set_incarnation(session.model->slots[slot].incarnation);
   }
-  *info.mutable_lease() = GrantLease(session);
   return info;
 }
 
-absl::StatusOr<SessionRecord*> Coordinator::CommitWritten(
+absl::StatusOr<SessionRecord*> Coordinator::CheckCommit(
     const std::string& session_id, const std::string& tenant, uint64_t writer,
     int32_t expected_context_len, const google::protobuf::RepeatedField<int32_t>& tokens) {
-  absl::StatusOr<SessionRecord*> found = FindSession(session_id, tenant);
+  absl::StatusOr<SessionRecord*> found = FindWritable(session_id, tenant, writer);
   if (!found.ok()) return found.status();
   SessionRecord* session = *found;
-  if (absl::Status status = CheckWriter(*session, writer); !status.ok()) return status;
   if (expected_context_len != session->context_len()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "expected_context_len: the session holds ", session->context_len(),
-        " tokens, the request expected ", expected_context_len, " (another client advanced it?)"));
+    return WithReason(
+        absl::AbortedError(absl::StrCat("expected_context_len: the session holds ",
+                                        session->context_len(), " tokens, the request expected ",
+                                        expected_context_len, " (another client advanced it?)")),
+        v1::ERROR_REASON_CONTEXT_CHANGED);
   }
   for (int i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0) {
@@ -274,11 +316,10 @@ absl::StatusOr<SessionRecord*> Coordinator::CommitWritten(
   }
   const int64_t new_len = int64_t{session->context_len()} + tokens.size();
   if (new_len > session->capacity_tokens()) {
-    return absl::InvalidArgumentError(absl::StrCat(
+    return absl::FailedPreconditionError(absl::StrCat(
         "tokens: ", new_len, " tokens exceed the ", session->capacity_tokens(),
         " that the session's blocks hold; reserve them with Extend and write them first"));
   }
-  session->tokens.insert(session->tokens.end(), tokens.begin(), tokens.end());
   return session;
 }
 
@@ -323,7 +364,7 @@ v1::ShardAssignment Coordinator::AssignmentFor(const ShardMember& member) {
   v1::ShardAssignment assignment;
   assignment.set_shard_id(member.id);
   assignment.set_lease_key(lease_key_);
-  assignment.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  *assignment.mutable_heartbeat_interval() = ToProtoDuration(options_.heartbeat_interval);
   for (ModelState* model : models_.All()) {
     for (size_t slot = 0; slot < model->slots.size(); ++slot) {
       if (model->slots[slot].shard_id != member.id) continue;

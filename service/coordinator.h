@@ -7,12 +7,13 @@
 //
 // A shard that leaves (DeregisterShard), stops heartbeating for `heartbeat_timeout`, or
 // registers again from the same address (it restarted) vacates its slots; every session of
-// the affected models whose K/V lived there is dropped, and its calls answer ABORTED with a
-// message saying to re-prefill. A vacant slot goes to the next shard with room.
+// the affected models whose K/V lived there is dropped, and its calls answer
+// FAILED_PRECONDITION with reason REPREFILL_REQUIRED. A vacant slot goes to the next shard with
+// room.
 //
 // One client at a time writes a session: the holder of its writer id, issued by OpenSession and
-// by a take-over (GetSession), which also gives the session's blocks new generations so shards
-// refuse the previous writer's leases.
+// by TakeOverSession, which also gives the session's blocks new generations so shards refuse
+// the previous writer's leases. A refused call changes nothing.
 //
 // Thread-safe: one mutex guards all state; every method holds it briefly and never blocks on
 // I/O under it.
@@ -57,8 +58,11 @@ class Coordinator {
 
   // Session service (session.proto says what each does).
   absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
-  absl::StatusOr<v1::SessionInfo> OpenSession(const v1::OpenSessionRequest& request);
-  absl::StatusOr<v1::SessionInfo> GetSession(const v1::GetSessionRequest& request);
+  absl::StatusOr<v1::OpenSessionResponse> OpenSession(const v1::OpenSessionRequest& request);
+  absl::StatusOr<v1::GetSessionResponse> GetSession(const v1::GetSessionRequest& request);
+  absl::StatusOr<v1::TakeOverSessionResponse> TakeOverSession(
+      const v1::TakeOverSessionRequest& request);
+  absl::StatusOr<v1::RenewLeaseResponse> RenewLease(const v1::RenewLeaseRequest& request);
   absl::StatusOr<v1::ExtendResponse> Extend(const v1::ExtendRequest& request);
   absl::StatusOr<v1::EndTurnResponse> EndTurn(const v1::EndTurnRequest& request);
   absl::Status CloseSession(const v1::CloseSessionRequest& request);
@@ -76,17 +80,22 @@ class Coordinator {
  private:
   absl::StatusOr<SessionRecord*> FindSession(const std::string& id, const std::string& tenant)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // FAILED_PRECONDITION unless `writer` is the session's current writer.
-  absl::Status CheckWriter(const SessionRecord& session, uint64_t writer) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // As FindSession, and ABORTED (WRITER_SUPERSEDED) unless `writer` is its current writer.
+  absl::StatusOr<SessionRecord*> FindWritable(const std::string& id, const std::string& tenant,
+                                              uint64_t writer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the session's idle deadline to at least now + the idle timeout.
+  void Touch(SessionRecord& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::BlockLease GrantLease(const SessionRecord& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::WriterGrant GrantWriter(const SessionRecord& session) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::SessionInfo DescribeSession(const SessionRecord& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Extend's and EndTurn's common part: finds the session, checks the writer, and appends
-  // `tokens` (written by the caller) to its history; the caller must agree on the context
-  // length, and the tokens must fit the session's blocks.
-  absl::StatusOr<SessionRecord*> CommitWritten(
-      const std::string& session_id, const std::string& tenant, uint64_t writer,
-      int32_t expected_context_len, const google::protobuf::RepeatedField<int32_t>& tokens)
+  // Extend's and EndTurn's common check, changing nothing: finds the session for its writer,
+  // which must agree on the context length; `tokens` (written by the caller) must be valid
+  // ids that fit the session's blocks. Returns the session to commit them to.
+  absl::StatusOr<SessionRecord*> CheckCommit(const std::string& session_id,
+                                             const std::string& tenant, uint64_t writer,
+                                             int32_t expected_context_len,
+                                             const google::protobuf::RepeatedField<int32_t>& tokens)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives vacant slots to live shards with room, each a fresh incarnation.
   void FillVacancies() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

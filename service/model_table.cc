@@ -37,9 +37,9 @@ std::vector<uint64_t> ModelState::Placement() const {
 absl::Status ModelState::AllocateBlocks(int32_t count, std::vector<BlockId>* blocks) {
   const size_t first = blocks->size();
   if (absl::Status status = allocator.AllocateMany(count, blocks); !status.ok()) {
-    return absl::ResourceExhaustedError(absl::StrCat("model ", spec.name(), ": ", count,
-                                                     " more blocks needed, ", allocator.num_free(),
-                                                     " of ", allocator.num_blocks(), " free"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("model ", ModelIdString(spec.id()), ": ", count, " more blocks needed, ",
+                     allocator.num_free(), " of ", allocator.num_blocks(), " free"));
   }
   for (size_t i = first; i < blocks->size(); ++i) ++generations[(*blocks)[i]];
   return absl::OkStatus();
@@ -52,25 +52,34 @@ void ModelState::ReleaseBlocks(const std::vector<BlockId>& blocks) {
 
 absl::StatusOr<ModelState*> ModelTable::Register(const v1::ModelSpec& model) {
   if (absl::Status status = ValidateModelSpec(model); !status.ok()) return status;
-  auto it = models_.find(model.name());
+  const std::string& name = model.id().name();
+  auto it = models_.find(name);
   if (it != models_.end()) {
     if (google::protobuf::util::MessageDifferencer::Equals(it->second->spec, model)) {
       return it->second.get();
     }
-    return absl::AlreadyExistsError(
-        absl::StrCat("model.name: a different model named \"", model.name(), "\" is registered"));
+    return absl::AlreadyExistsError(absl::StrCat("model.id.name: a different model named \"", name,
+                                                 "\" is registered (",
+                                                 ModelIdString(it->second->spec.id()), ")"));
   }
   auto state = std::make_unique<ModelState>(model);
   ModelState* raw = state.get();
-  models_.emplace(model.name(), std::move(state));
+  models_.emplace(name, std::move(state));
   order_.push_back(raw);
   return raw;
 }
 
-absl::StatusOr<ModelState*> ModelTable::Find(const std::string& name) {
-  auto it = models_.find(name);
+absl::StatusOr<ModelState*> ModelTable::Find(absl::string_view field, const v1::ModelId& model) {
+  if (absl::Status status = ValidateModelId(field, model); !status.ok()) return status;
+  auto it = models_.find(model.name());
   if (it == models_.end()) {
-    return absl::NotFoundError(absl::StrCat("model: no model named \"", name, "\""));
+    return absl::NotFoundError(absl::StrCat(field, ".name: no model named \"", model.name(), "\""));
+  }
+  const std::string& registered = it->second->spec.id().version();
+  if (registered != model.version()) {
+    return absl::NotFoundError(absl::StrCat(field, ".version: model ", model.name(),
+                                            " is registered as version \"", registered,
+                                            "\", not \"", model.version(), "\""));
   }
   return it->second.get();
 }

@@ -1,6 +1,6 @@
-// ModelTable: the registered models and, per model, what the coordinator owns of it: the
-// global block id space (allocator plus a generation per block, signed into leases) and the
-// head-range slots with the shard that holds each.
+// ModelTable: the registered models (one version per name for now) and, per model, what the
+// coordinator owns of it: the global block id space (allocator plus a generation per block, signed
+// into leases) and the head-range slots with the shard that holds each.
 //
 // A slot is vacant (shard_id 0), assigned, or ready (its shard reported the pool allocated).
 // Every assignment gets a fresh incarnation, unique across the coordinator's life, so a
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "cache/blocks/block_allocator.h"
 #include "kvtier/v1/common.pb.h"
 
@@ -53,8 +54,9 @@ class ModelTable {
   // under the same name is ALREADY_EXISTS.
   absl::StatusOr<ModelState*> Register(const v1::ModelSpec& model);
 
-  // NOT_FOUND naming the model.
-  absl::StatusOr<ModelState*> Find(const std::string& name);
+  // The model `model` names (both name and version): INVALID_ARGUMENT for a malformed id,
+  // NOT_FOUND for one not registered, each naming `field`.
+  absl::StatusOr<ModelState*> Find(absl::string_view field, const v1::ModelId& model);
 
   // In registration order.
   std::vector<ModelState*> All();

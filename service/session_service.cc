@@ -1,5 +1,7 @@
 #include "service/session_service.h"
 
+#include <utility>
+
 #include "service/unary_reply.h"
 
 namespace kvtier {
@@ -14,14 +16,26 @@ grpc::ServerUnaryReactor* SessionServiceImpl::RegisterModel(grpc::CallbackServer
 
 grpc::ServerUnaryReactor* SessionServiceImpl::OpenSession(grpc::CallbackServerContext* context,
                                                           const v1::OpenSessionRequest* request,
-                                                          v1::SessionInfo* response) {
+                                                          v1::OpenSessionResponse* response) {
   return Reply(context, coordinator_->OpenSession(*request), response);
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::GetSession(grpc::CallbackServerContext* context,
                                                          const v1::GetSessionRequest* request,
-                                                         v1::SessionInfo* response) {
+                                                         v1::GetSessionResponse* response) {
   return Reply(context, coordinator_->GetSession(*request), response);
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::TakeOverSession(
+    grpc::CallbackServerContext* context, const v1::TakeOverSessionRequest* request,
+    v1::TakeOverSessionResponse* response) {
+  return Reply(context, coordinator_->TakeOverSession(*request), response);
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::RenewLease(grpc::CallbackServerContext* context,
+                                                         const v1::RenewLeaseRequest* request,
+                                                         v1::RenewLeaseResponse* response) {
+  return Reply(context, coordinator_->RenewLease(*request), response);
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Extend(grpc::CallbackServerContext* context,
@@ -50,14 +64,18 @@ grpc::ServerUnaryReactor* SessionServiceImpl::GetStats(grpc::CallbackServerConte
 
 grpc::ServerUnaryReactor* ShardRegistryImpl::RegisterShard(grpc::CallbackServerContext* context,
                                                            const v1::RegisterShardRequest* request,
-                                                           v1::ShardAssignment* response) {
-  return Reply(context, coordinator_->RegisterShard(*request), response);
+                                                           v1::RegisterShardResponse* response) {
+  absl::StatusOr<v1::ShardAssignment> assignment = coordinator_->RegisterShard(*request);
+  if (assignment.ok()) *response->mutable_assignment() = *std::move(assignment);
+  return Reply(context, assignment.status());
 }
 
 grpc::ServerUnaryReactor* ShardRegistryImpl::Heartbeat(grpc::CallbackServerContext* context,
                                                        const v1::HeartbeatRequest* request,
-                                                       v1::ShardAssignment* response) {
-  return Reply(context, coordinator_->Heartbeat(*request), response);
+                                                       v1::HeartbeatResponse* response) {
+  absl::StatusOr<v1::ShardAssignment> assignment = coordinator_->Heartbeat(*request);
+  if (assignment.ok()) *response->mutable_assignment() = *std::move(assignment);
+  return Reply(context, assignment.status());
 }
 
 grpc::ServerUnaryReactor* ShardRegistryImpl::DeregisterShard(

@@ -1,4 +1,4 @@
-// The kvtier.v1.SessionService and kvtier.v1.ShardRegistry gRPC services: thin callback-API
+// The kvtier.v1.SessionService and kvtier.v1.ShardRegistryService gRPC services: thin callback-API
 // edges over a Coordinator, whose calls hold its lock briefly and never block, so every
 // reaction finishes inline.
 #ifndef KVTIER_SERVICE_SESSION_SERVICE_H_
@@ -19,10 +19,16 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
                                           v1::RegisterModelResponse* response) override;
   grpc::ServerUnaryReactor* OpenSession(grpc::CallbackServerContext* context,
                                         const v1::OpenSessionRequest* request,
-                                        v1::SessionInfo* response) override;
+                                        v1::OpenSessionResponse* response) override;
   grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* context,
                                        const v1::GetSessionRequest* request,
-                                       v1::SessionInfo* response) override;
+                                       v1::GetSessionResponse* response) override;
+  grpc::ServerUnaryReactor* TakeOverSession(grpc::CallbackServerContext* context,
+                                            const v1::TakeOverSessionRequest* request,
+                                            v1::TakeOverSessionResponse* response) override;
+  grpc::ServerUnaryReactor* RenewLease(grpc::CallbackServerContext* context,
+                                       const v1::RenewLeaseRequest* request,
+                                       v1::RenewLeaseResponse* response) override;
   grpc::ServerUnaryReactor* Extend(grpc::CallbackServerContext* context,
                                    const v1::ExtendRequest* request,
                                    v1::ExtendResponse* response) override;
@@ -40,16 +46,16 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
   Coordinator* const coordinator_;
 };
 
-class ShardRegistryImpl final : public v1::ShardRegistry::CallbackService {
+class ShardRegistryImpl final : public v1::ShardRegistryService::CallbackService {
  public:
   explicit ShardRegistryImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
 
   grpc::ServerUnaryReactor* RegisterShard(grpc::CallbackServerContext* context,
                                           const v1::RegisterShardRequest* request,
-                                          v1::ShardAssignment* response) override;
+                                          v1::RegisterShardResponse* response) override;
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
                                       const v1::HeartbeatRequest* request,
-                                      v1::ShardAssignment* response) override;
+                                      v1::HeartbeatResponse* response) override;
   grpc::ServerUnaryReactor* DeregisterShard(grpc::CallbackServerContext* context,
                                             const v1::DeregisterShardRequest* request,
                                             v1::DeregisterShardResponse* response) override;

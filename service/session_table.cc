@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "proto/wire/error_reason.h"
 
 namespace kvtier {
 namespace {
@@ -65,8 +66,8 @@ absl::StatusOr<SessionRecord*> SessionTable::Find(const std::string& id,
   if (!found.ok()) return found;
   SessionRecord* session = *found;
   if (!session->lost_reason.empty()) {
-    return absl::AbortedError(absl::StrCat("session ", id, ": ", session->lost_reason,
-                                           "; open a new session and re-prefill"));
+    return ReprefillRequiredError(absl::StrCat("session ", id, ": ", session->lost_reason,
+                                               "; open a new session and re-prefill"));
   }
   return session;
 }

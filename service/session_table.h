@@ -4,7 +4,7 @@
 // Session ids are 128 random bits from the system's cryptographic source, hex-encoded: a
 // session can be resumed by whoever knows its id and tenant, and by no one else. A session
 // whose K/V went with a shard is kept as a tombstone until it expires, so its calls answer
-// ABORTED ("re-prefill") rather than NOT_FOUND.
+// FAILED_PRECONDITION with reason REPREFILL_REQUIRED rather than NOT_FOUND.
 //
 // Thread-compatible: the Coordinator's lock guards it.
 #ifndef KVTIER_SERVICE_SESSION_TABLE_H_
@@ -51,7 +51,7 @@ class SessionTable {
   // NOT_FOUND for an unknown id or another tenant's session (indistinguishable on purpose).
   absl::StatusOr<SessionRecord*> Lookup(const std::string& id, const std::string& tenant);
 
-  // As Lookup, and ABORTED for a lost session.
+  // As Lookup, and FAILED_PRECONDITION (REPREFILL_REQUIRED) for a lost session.
   absl::StatusOr<SessionRecord*> Find(const std::string& id, const std::string& tenant);
 
   // Releases the session's blocks and forgets it.

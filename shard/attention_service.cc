@@ -6,33 +6,30 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cache/kv/attention.h"
+#include "proto/wire/error_reason.h"
 #include "proto/wire/status_convert.h"
 
 namespace kvtier {
 namespace {
 
-absl::Status Prefixed(absl::string_view prefix, const absl::Status& status) {
-  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
-}
-
 std::string SequenceField(int index) { return absl::StrCat("plan.sequences[", index, "]."); }
 
 }  // namespace
 
-grpc::Status AttentionService::Step(
+grpc::Status AttentionServiceImpl::Step(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
   return ToGrpcStatus(RunStep(*stream));
 }
 
-absl::Status AttentionService::RunStep(
+absl::Status AttentionServiceImpl::RunStep(
     grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>& stream) const {
   v1::StepRequest request;
   if (!stream.Read(&request) || !request.has_plan()) {
     return absl::InvalidArgumentError("plan: the first message of a step must carry a plan");
   }
   const v1::StepPlan plan = std::move(*request.mutable_plan());
-  absl::StatusOr<ShardState::Hosted> hosted = state_->Find(plan.model());
+  absl::StatusOr<ShardState::Hosted> hosted = state_->Find("plan.model", plan.model());
   if (!hosted.ok()) return hosted.status();
   HostedModel& model = *hosted->model;
   absl::StatusOr<StepBatch> batch = StepBatch::Build(plan, model);
@@ -58,9 +55,9 @@ absl::Status AttentionService::RunStep(
   }
 }
 
-absl::Status AttentionService::RunLayer(HostedModel& model, const v1::StepPlan& plan,
-                                        const StepBatch& batch, const v1::LayerTensors& layer,
-                                        std::string& out) {
+absl::Status AttentionServiceImpl::RunLayer(HostedModel& model, const v1::StepPlan& plan,
+                                            const StepBatch& batch, const v1::LayerTensors& layer,
+                                            std::string& out) {
   const int num_layers = model.spec().num_layers();
   if (layer.layer() < 0 || layer.layer() >= num_layers) {
     return absl::InvalidArgumentError(

@@ -1,5 +1,5 @@
-// AttentionService: the shard's data plane, kvtier.v1.Attention (attention.proto). A Step
-// stream opens with a plan: the service finds the model's hosted range, builds the batch and
+// AttentionServiceImpl: the shard's data plane, kvtier.v1.AttentionService (attention.proto). A
+// Step stream opens with a plan: the service finds the model's hosted range, builds the batch and
 // admits every sequence's lease; then each message's layer tensors are checked, the new
 // tokens' K/V written to their slots and this range's slice of the attention output sent
 // back. The first error ends the stream with its status; other streams are unaffected.
@@ -25,10 +25,10 @@
 
 namespace kvtier {
 
-class AttentionService final : public v1::Attention::Service {
+class AttentionServiceImpl final : public v1::AttentionService::Service {
  public:
   // `state` must outlive the service.
-  explicit AttentionService(const ShardState* state) : state_(state) {}
+  explicit AttentionServiceImpl(const ShardState* state) : state_(state) {}
 
   grpc::Status Step(grpc::ServerContext* context,
                     grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) override;

@@ -19,14 +19,14 @@
 namespace kvtier {
 namespace {
 
-constexpr RangeFieldNames kPullFields = {.model = "model", .version = "version", .slot = "slot"};
+constexpr RangeFieldNames kPullFields = {.model = "model", .slot = "slot"};
 
-std::unique_ptr<v1::BlockTransfer::Stub> SourceStub(const std::string& address,
-                                                    int max_message_bytes) {
+std::unique_ptr<v1::BlockTransferService::Stub> SourceStub(const std::string& address,
+                                                           int max_message_bytes) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);
-  return v1::BlockTransfer::NewStub(
+  return v1::BlockTransferService::NewStub(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
 }
 
@@ -41,18 +41,18 @@ std::unique_ptr<grpc::ClientContext> SourceCall(const grpc::ServerContext& incom
 
 }  // namespace
 
-grpc::Status BlockTransferService::PullBlocks(grpc::ServerContext* context,
-                                              const v1::PullBlocksRequest* request,
-                                              v1::PullBlocksResponse* response) {
+grpc::Status BlockTransferServiceImpl::PullBlocks(grpc::ServerContext* context,
+                                                  const v1::PullBlocksRequest* request,
+                                                  v1::PullBlocksResponse* response) {
   absl::StatusOr<v1::PullBlocksResponse> pulled = Pull(*context, *request);
   if (pulled.ok()) *response = *std::move(pulled);
   return ToGrpcStatus(pulled.status());
 }
 
-absl::StatusOr<v1::PullBlocksResponse> BlockTransferService::Pull(
+absl::StatusOr<v1::PullBlocksResponse> BlockTransferServiceImpl::Pull(
     const grpc::ServerContext& incoming, const v1::PullBlocksRequest& request) const {
   absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
-      FindHostedRange(*state_, request.model(), request.version(), request.slot(), kPullFields);
+      FindHostedRange(*state_, request.model(), request.slot(), kPullFields);
   if (!hosted.ok()) return hosted.status();
   KvPool& pool = (*hosted)->pool();
   const KvPoolShape& shape = pool.shape();
@@ -70,7 +70,7 @@ absl::StatusOr<v1::PullBlocksResponse> BlockTransferService::Pull(
 
   const absl::Time deadline = DeadlineOf(incoming);
   const std::string& source_name = request.source_address();
-  const std::unique_ptr<v1::BlockTransfer::Stub> source =
+  const std::unique_ptr<v1::BlockTransferService::Stub> source =
       SourceStub(source_name, options_.max_message_bytes);
   const v1::TransferRange range = TransferRangeOf(**hosted);
   v1::DescribeRangeRequest describe;
@@ -110,9 +110,9 @@ absl::StatusOr<v1::PullBlocksResponse> BlockTransferService::Pull(
   return response;
 }
 
-grpc::Status BlockTransferService::DescribeRange(grpc::ServerContext* context,
-                                                 const v1::DescribeRangeRequest* request,
-                                                 v1::DescribeRangeResponse* response) {
+grpc::Status BlockTransferServiceImpl::DescribeRange(grpc::ServerContext* context,
+                                                     const v1::DescribeRangeRequest* request,
+                                                     v1::DescribeRangeResponse* response) {
   absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
       FindTransferRange(*state_, request->range());
   if (!hosted.ok()) return ToGrpcStatus(hosted.status());
@@ -125,9 +125,9 @@ grpc::Status BlockTransferService::DescribeRange(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status BlockTransferService::ReadBlocks(grpc::ServerContext* context,
-                                              const v1::ReadBlocksRequest* request,
-                                              grpc::ServerWriter<v1::BlockData>* writer) {
+grpc::Status BlockTransferServiceImpl::ReadBlocks(
+    grpc::ServerContext* context, const v1::ReadBlocksRequest* request,
+    grpc::ServerWriter<v1::ReadBlocksResponse>* writer) {
   absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
       FindTransferRange(*state_, request->range());
   if (!hosted.ok()) return ToGrpcStatus(hosted.status());
@@ -138,9 +138,9 @@ grpc::Status BlockTransferService::ReadBlocks(grpc::ServerContext* context,
   return ToGrpcStatus(status);
 }
 
-grpc::Status BlockTransferService::SendBlocksNccl(grpc::ServerContext* context,
-                                                  const v1::SendBlocksNcclRequest* request,
-                                                  v1::SendBlocksNcclResponse* response) {
+grpc::Status BlockTransferServiceImpl::SendBlocksNccl(grpc::ServerContext* context,
+                                                      const v1::SendBlocksNcclRequest* request,
+                                                      v1::SendBlocksNcclResponse* response) {
   absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
       FindTransferRange(*state_, request->range());
   if (!hosted.ok()) return ToGrpcStatus(hosted.status());
@@ -154,7 +154,7 @@ grpc::Status BlockTransferService::SendBlocksNccl(grpc::ServerContext* context,
   return ToGrpcStatus(status);
 }
 
-absl::Time BlockTransferService::DeadlineOf(const grpc::ServerContext& context) const {
+absl::Time BlockTransferServiceImpl::DeadlineOf(const grpc::ServerContext& context) const {
   if (context.deadline() == std::chrono::system_clock::time_point::max()) {
     return absl::Now() + options_.default_deadline;
   }

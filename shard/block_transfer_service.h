@@ -1,5 +1,5 @@
-// BlockTransferService: kvtier.v1.BlockTransfer (transfer.proto) on a shard, both ends of a
-// block copy between shards. As the destination, PullBlocks finds the hosted range, asks the
+// BlockTransferServiceImpl: kvtier.v1.BlockTransferService (transfer.proto) on a shard, both ends
+// of a block copy between shards. As the destination, PullBlocks finds the hosted range, asks the
 // source about its own (DescribeRange), picks the transport (transport_choice.h) and copies
 // over gRPC (grpc_block_transfer.h) or NCCL (nccl_block_pull.h), through a channel to the
 // source opened for that pull. As the source, it answers DescribeRange, ReadBlocks and
@@ -30,10 +30,10 @@ struct BlockTransferOptions {
   absl::Duration default_deadline = absl::Minutes(5);
 };
 
-class BlockTransferService final : public v1::BlockTransfer::Service {
+class BlockTransferServiceImpl final : public v1::BlockTransferService::Service {
  public:
   // `state` must outlive the service.
-  BlockTransferService(const ShardState* state, const BlockTransferOptions& options)
+  BlockTransferServiceImpl(const ShardState* state, const BlockTransferOptions& options)
       : state_(state), options_(options) {}
 
   grpc::Status PullBlocks(grpc::ServerContext* context, const v1::PullBlocksRequest* request,
@@ -41,7 +41,7 @@ class BlockTransferService final : public v1::BlockTransfer::Service {
   grpc::Status DescribeRange(grpc::ServerContext* context, const v1::DescribeRangeRequest* request,
                              v1::DescribeRangeResponse* response) override;
   grpc::Status ReadBlocks(grpc::ServerContext* context, const v1::ReadBlocksRequest* request,
-                          grpc::ServerWriter<v1::BlockData>* writer) override;
+                          grpc::ServerWriter<v1::ReadBlocksResponse>* writer) override;
   grpc::Status SendBlocksNccl(grpc::ServerContext* context,
                               const v1::SendBlocksNcclRequest* request,
                               v1::SendBlocksNcclResponse* response) override;

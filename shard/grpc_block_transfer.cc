@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "proto/wire/error_reason.h"
 #include "proto/wire/status_convert.h"
 
 namespace kvtier {
@@ -23,7 +24,7 @@ std::vector<int64_t> BlockSlots(int32_t block, int block_size) {
 // Writes the `index`-th message of a ReadBlocks stream over `block_ids` into `pool`, after
 // checking it is the block and layer that come `index`-th.
 absl::Status WriteBlockData(KvPool& pool, absl::Span<const int32_t> block_ids, int64_t index,
-                            const v1::BlockData& data) {
+                            const v1::ReadBlocksResponse& data) {
   const int num_layers = pool.shape().num_layers;
   const int64_t total = static_cast<int64_t>(block_ids.size()) * num_layers;
   if (index >= total) {
@@ -63,9 +64,9 @@ absl::Status SourceCallStatus(const grpc::Status& status, absl::string_view sour
 }
 
 absl::Status StreamBlocks(const KvPool& pool, absl::Span<const int32_t> block_ids,
-                          grpc::ServerWriterInterface<v1::BlockData>& writer) {
+                          grpc::ServerWriterInterface<v1::ReadBlocksResponse>& writer) {
   const KvPoolShape& shape = pool.shape();
-  v1::BlockData data;
+  v1::ReadBlocksResponse data;
   std::string& k = *data.mutable_k();
   std::string& v = *data.mutable_v();
   k.resize(shape.block_bytes());
@@ -87,16 +88,16 @@ absl::Status StreamBlocks(const KvPool& pool, absl::Span<const int32_t> block_id
   return absl::OkStatus();
 }
 
-absl::Status PullBlocksOverGrpc(v1::BlockTransfer::Stub& source, absl::string_view source_name,
-                                const v1::ReadBlocksRequest& request, KvPool& pool,
-                                grpc::ClientContext& context) {
+absl::Status PullBlocksOverGrpc(v1::BlockTransferService::Stub& source,
+                                absl::string_view source_name, const v1::ReadBlocksRequest& request,
+                                KvPool& pool, grpc::ClientContext& context) {
   const absl::Span<const int32_t> block_ids = request.block_ids();
   const int64_t total = static_cast<int64_t>(block_ids.size()) * pool.shape().num_layers;
-  std::unique_ptr<grpc::ClientReaderInterface<v1::BlockData>> reader =
+  std::unique_ptr<grpc::ClientReaderInterface<v1::ReadBlocksResponse>> reader =
       source.ReadBlocks(&context, request);
   int64_t received = 0;
   absl::Status status;
-  v1::BlockData data;
+  v1::ReadBlocksResponse data;
   while (status.ok() && reader->Read(&data)) {
     status = WriteBlockData(pool, block_ids, received, data);
     if (status.ok()) ++received;
@@ -110,8 +111,7 @@ absl::Status PullBlocksOverGrpc(v1::BlockTransfer::Stub& source, absl::string_vi
   const std::string what =
       absl::StrCat("ReadBlocks after ", received, " of ", total, " block-layers");
   if (!status.ok()) {
-    return absl::Status(status.code(),
-                        absl::StrCat("source ", source_name, ": ", what, ": ", status.message()));
+    return Prefixed(absl::StrCat("source ", source_name, ": ", what, ": "), status);
   }
   if (!finished.ok()) return SourceCallStatus(finished, source_name, what);
   if (received != total) {

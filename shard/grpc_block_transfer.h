@@ -1,5 +1,5 @@
 // The gRPC transport of block transfers (transfer.proto), both ends: the source streams
-// v1::BlockData messages, one block of one layer each, read from its pool with ReadKv; the
+// v1::ReadBlocksResponse messages, one block of one layer each, read from its pool with ReadKv; the
 // destination checks each against what it asked for and writes it with WriteKv. Works for any
 // pool (CPU, or CUDA through the pool's host staging).
 //
@@ -31,16 +31,16 @@ absl::Status SourceCallStatus(const grpc::Status& status, absl::string_view sour
 // The source: writes every layer of each of `block_ids` (checked by the caller) to `writer`,
 // block by block in order, each block's layers in order. CANCELLED when the reader went away.
 absl::Status StreamBlocks(const KvPool& pool, absl::Span<const int32_t> block_ids,
-                          grpc::ServerWriterInterface<v1::BlockData>& writer);
+                          grpc::ServerWriterInterface<v1::ReadBlocksResponse>& writer);
 
 // The destination: reads `request`'s blocks from `source` (named `source_name` in errors) by
 // ReadBlocks in `context` (its deadline set), and writes them into `pool`, which has the source's
 // shape (DescribeRange checked it). Source errors keep their code, prefixed with the source and the
 // progress; INTERNAL for a message that breaks the order or sizes above, or a stream that ends
 // early.
-absl::Status PullBlocksOverGrpc(v1::BlockTransfer::Stub& source, absl::string_view source_name,
-                                const v1::ReadBlocksRequest& request, KvPool& pool,
-                                grpc::ClientContext& context);
+absl::Status PullBlocksOverGrpc(v1::BlockTransferService::Stub& source,
+                                absl::string_view source_name, const v1::ReadBlocksRequest& request,
+                                KvPool& pool, grpc::ClientContext& context);
 
 }  // namespace kvtier
 

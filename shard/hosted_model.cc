@@ -4,8 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/time_convert.h"
 #include "shard/pool_shape.h"
 
 namespace kvtier {
@@ -38,7 +40,7 @@ absl::StatusOr<std::unique_ptr<HostedModel>> HostedModel::Create(const v1::Hoste
   if (heads.kv_head_begin() < 0 || heads.kv_head_begin() >= heads.kv_head_end() ||
       heads.kv_head_end() > spec.num_kv_heads()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "heads: expected a non-empty range of model ", spec.name(), "'s KV heads [0, ",
+        "heads: expected a non-empty range of model ", spec.id().name(), "'s KV heads [0, ",
         spec.num_kv_heads(), "), got [", heads.kv_head_begin(), ", ", heads.kv_head_end(), ")"));
   }
   const KvPoolShape shape = PoolShapeFor(spec, heads);
@@ -64,15 +66,15 @@ absl::Status HostedModel::AdmitLease(const v1::BlockLease& lease, absl::string_v
   if (!LeaseSignatureValid(lease_key, lease)) {
     return absl::PermissionDeniedError("lease: bad signature");
   }
-  if (lease.model() != spec().name()) {
-    return absl::PermissionDeniedError(absl::StrCat("lease.model: the lease is for model \"",
-                                                    lease.model(), "\", the step for \"",
-                                                    spec().name(), "\""));
+  if (!SameModel(lease.model(), spec().id())) {
+    return absl::PermissionDeniedError(absl::StrCat("lease.model: the lease is for model ",
+                                                    ModelIdString(lease.model()), ", the step for ",
+                                                    ModelIdString(spec().id())));
   }
   if (absl::Status status = CheckIncarnation(lease); !status.ok()) return status;
-  if (absl::FromUnixMicros(lease.expires_unix_micros()) < now) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "lease: expired at ", absl::FormatTime(absl::FromUnixMicros(lease.expires_unix_micros()))));
+  if (const absl::Time expires = FromProtoTimestamp(lease.expires_at()); expires < now) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("lease.expires_at: expired at ", absl::FormatTime(expires)));
   }
   if (absl::Status status = CheckBlocks(lease); !status.ok()) return status;
   if (absl::Status status = CheckLeaseCurrent(lease); !status.ok()) return status;
@@ -103,7 +105,7 @@ absl::Status HostedModel::CheckIncarnation(const v1::BlockLease& lease) const {
   }
   const uint64_t leased = lease.shard_incarnations(range_.slot());
   if (leased == range_.incarnation()) return absl::OkStatus();
-  return absl::AbortedError(absl::StrCat(
+  return ReprefillRequiredError(absl::StrCat(
       "lease: issued for incarnation ", leased, " of slot ", range_.slot(),
       ", this shard is incarnation ", range_.incarnation(),
       leased < range_.incarnation() ? ": its K/V was lost" : ": its K/V is not on this shard",

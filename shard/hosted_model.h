@@ -55,8 +55,9 @@ class HostedModel {
   bool Holds(const v1::HostedRange& range) const;
 
   // Admits `lease` for a step at `now`: PERMISSION_DENIED for a bad signature, another model,
-  // an expired lease or a stale block generation; ABORTED for another incarnation of this
-  // slot (the K/V is lost: re-prefill); INVALID_ARGUMENT for malformed block lists. Messages
+  // an expired lease or a stale block generation; FAILED_PRECONDITION with reason
+  // REPREFILL_REQUIRED for another incarnation of this slot (the K/V is lost);
+  // INVALID_ARGUMENT for malformed block lists. Messages
   // name the lease field ("lease.blocks[3]: ...").
   absl::Status AdmitLease(const v1::BlockLease& lease, absl::string_view lease_key, absl::Time now);
 

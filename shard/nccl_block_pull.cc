@@ -6,14 +6,16 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "proto/wire/error_reason.h"
 #include "shard/grpc_block_transfer.h"
 #include "shard/nccl_block_transfer.h"
 
 namespace kvtier {
 
-absl::Status PullBlocksOverNccl(v1::BlockTransfer::Stub& source, absl::string_view source_name,
-                                const v1::TransferRange& range, absl::Span<const int32_t> block_ids,
-                                KvPool& pool, grpc::ClientContext& context) {
+absl::Status PullBlocksOverNccl(v1::BlockTransferService::Stub& source,
+                                absl::string_view source_name, const v1::TransferRange& range,
+                                absl::Span<const int32_t> block_ids, KvPool& pool,
+                                grpc::ClientContext& context) {
   absl::StatusOr<std::string> unique_id = NewNcclUniqueId();
   if (!unique_id.ok()) return unique_id.status();
   v1::SendBlocksNcclRequest request;
@@ -38,8 +40,7 @@ absl::Status PullBlocksOverNccl(v1::BlockTransfer::Stub& source, absl::string_vi
 
   // A receive that was cancelled stopped because the call failed: the call says why.
   if (!received.ok() && !absl::IsCancelled(received)) {
-    return absl::Status(received.code(), absl::StrCat("NCCL receive from source ", source_name,
-                                                      ": ", received.message()));
+    return Prefixed(absl::StrCat("NCCL receive from source ", source_name, ": "), received);
   }
   if (!sent.ok()) return SourceCallStatus(sent, source_name, "SendBlocksNccl");
   return received;

@@ -23,9 +23,10 @@ namespace kvtier {
 // errors) into `pool` over NCCL, calling the source in `context` (its deadline set), at which
 // both sides give up. The source's errors keep their code, prefixed with the source; the
 // receive's as nccl_block_transfer.h.
-absl::Status PullBlocksOverNccl(v1::BlockTransfer::Stub& source, absl::string_view source_name,
-                                const v1::TransferRange& range, absl::Span<const int32_t> block_ids,
-                                KvPool& pool, grpc::ClientContext& context);
+absl::Status PullBlocksOverNccl(v1::BlockTransferService::Stub& source,
+                                absl::string_view source_name, const v1::TransferRange& range,
+                                absl::Span<const int32_t> block_ids, KvPool& pool,
+                                grpc::ClientContext& context);
 
 }  // namespace kvtier
 

@@ -5,7 +5,7 @@
 
 namespace kvtier {
 
-absl::StatusOr<DType> DTypeFromProto(v1::DType dtype) {
+absl::StatusOr<DType> DTypeFromProto(v1::Dtype dtype) {
   switch (dtype) {
     case v1::DTYPE_FP32:
       return DType::kF32;
@@ -16,12 +16,12 @@ absl::StatusOr<DType> DTypeFromProto(v1::DType dtype) {
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("dtype: expected DTYPE_FP32, DTYPE_FP16 or DTYPE_BF16, got ",
-                       v1::DType_Name(dtype).empty() ? absl::StrCat(static_cast<int>(dtype))
-                                                     : v1::DType_Name(dtype)));
+                       v1::Dtype_Name(dtype).empty() ? absl::StrCat(static_cast<int>(dtype))
+                                                     : v1::Dtype_Name(dtype)));
   }
 }
 
-v1::DType DTypeToProto(DType dtype) {
+v1::Dtype DTypeToProto(DType dtype) {
   switch (dtype) {
     case DType::kF32:
       return v1::DTYPE_FP32;

@@ -12,8 +12,8 @@
 namespace kvtier {
 
 // INVALID_ARGUMENT naming `dtype` for DTYPE_UNSPECIFIED or an unknown value.
-absl::StatusOr<DType> DTypeFromProto(v1::DType dtype);
-v1::DType DTypeToProto(DType dtype);
+absl::StatusOr<DType> DTypeFromProto(v1::Dtype dtype);
+v1::Dtype DTypeToProto(DType dtype);
 
 // The pool of `heads` of `model` (a valid spec): every block of the model, for those heads.
 KvPoolShape PoolShapeFor(const v1::ModelSpec& model, const v1::HeadRange& heads);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/wire/status_convert.h"
+#include "proto/wire/time_convert.h"
 
 namespace kvtier {
 namespace {
@@ -21,7 +22,7 @@ void Log(absl::string_view message) {
 ShardRegistration::ShardRegistration(const RegistrationOptions& options, ShardState* state)
     : options_(options),
       state_(state),
-      stub_(v1::ShardRegistry::NewStub(
+      stub_(v1::ShardRegistryService::NewStub(
           grpc::CreateChannel(options.coordinator_address, grpc::InsecureChannelCredentials()))),
       thread_([this] { Run(); }) {}
 
@@ -91,14 +92,15 @@ absl::Status ShardRegistration::Register() {
   v1::RegisterShardRequest request;
   request.set_address(options_.advertised_address);
   request.set_capacity_bytes(options_.capacity_bytes);
-  v1::ShardAssignment assignment;
+  v1::RegisterShardResponse response;
   if (absl::Status status = Call("RegisterShard",
                                  [&](grpc::ClientContext* context) {
-                                   return stub_->RegisterShard(context, request, &assignment);
+                                   return stub_->RegisterShard(context, request, &response);
                                  });
       !status.ok()) {
     return status;
   }
+  const v1::ShardAssignment& assignment = response.assignment();
   Adopt(assignment);
   absl::MutexLock lock(&mu_);
   registered_ = true;
@@ -118,9 +120,9 @@ absl::Status ShardRegistration::Heartbeat() {
   for (uint64_t incarnation : state_->ReadyIncarnations()) {
     request.add_ready_incarnations(incarnation);
   }
-  v1::ShardAssignment assignment;
+  v1::HeartbeatResponse response;
   absl::Status status = Call("Heartbeat", [&](grpc::ClientContext* context) {
-    return stub_->Heartbeat(context, request, &assignment);
+    return stub_->Heartbeat(context, request, &response);
   });
   if (absl::IsNotFound(status)) {
     absl::MutexLock lock(&mu_);
@@ -128,16 +130,15 @@ absl::Status ShardRegistration::Heartbeat() {
     return absl::NotFoundError(
         absl::StrCat(status.message(), "; the K/V held here is void, registering again"));
   }
-  if (status.ok()) Adopt(assignment);
+  if (status.ok()) Adopt(response.assignment());
   return status;
 }
 
 void ShardRegistration::Adopt(const v1::ShardAssignment& assignment) {
   if (absl::Status status = state_->Apply(assignment); !status.ok()) Log(status.ToString());
   absl::MutexLock lock(&mu_);
-  heartbeat_interval_ = assignment.heartbeat_interval_ms() > 0
-                            ? absl::Milliseconds(assignment.heartbeat_interval_ms())
-                            : kDefaultHeartbeatInterval;
+  const absl::Duration interval = FromProtoDuration(assignment.heartbeat_interval());
+  heartbeat_interval_ = interval > absl::ZeroDuration() ? interval : kDefaultHeartbeatInterval;
 }
 
 absl::Status ShardRegistration::Call(absl::string_view method,

@@ -1,9 +1,9 @@
 // ShardRegistration: this shard's membership in the tier, kept by a background thread talking
-// to the coordinator's kvtier.v1.ShardRegistry.
+// to the coordinator's kvtier.v1.ShardRegistryService.
 //
 // The thread registers (retrying with exponential backoff until the coordinator answers),
 // applies the assignment it gets to the ShardState, heartbeats at once to report the ranges
-// ready, then heartbeats every heartbeat_interval_ms of the latest assignment, reporting the
+// ready, then heartbeats every heartbeat_interval of the latest assignment, reporting the
 // ranges ready and applying each answer. A heartbeat answered NOT_FOUND means the coordinator
 // dropped this shard: the state is reset (the K/V it held is void) and the thread registers
 // again. Every registration starts from an empty state, since it brings a new incarnation and
@@ -33,8 +33,8 @@
 namespace kvtier {
 
 struct RegistrationOptions {
-  std::string coordinator_address;  // host:port of kvtier.v1.ShardRegistry
-  std::string advertised_address;   // host:port where this shard serves kvtier.v1.Attention
+  std::string coordinator_address;  // host:port of kvtier.v1.ShardRegistryService
+  std::string advertised_address;   // host:port where this shard serves kvtier.v1.AttentionService
   int64_t capacity_bytes = 0;
   absl::Duration rpc_timeout = absl::Seconds(5);
   // Registration retries wait initial_backoff, doubling up to max_backoff.
@@ -83,7 +83,7 @@ class ShardRegistration {
 
   const RegistrationOptions options_;
   ShardState* const state_;
-  const std::unique_ptr<v1::ShardRegistry::Stub> stub_;
+  const std::unique_ptr<v1::ShardRegistryService::Stub> stub_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

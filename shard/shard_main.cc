@@ -1,4 +1,4 @@
-// kvtier-shard: the shard worker process. Serves kvtier.v1.Attention for the head ranges the
+// kvtier-shard: the shard worker process. Serves kvtier.v1.AttentionService for the head ranges the
 // coordinator assigns it, until SIGTERM or SIGINT, then leaves the tier cleanly.
 
 #include <cmath>
@@ -20,12 +20,12 @@
 #include "shard/shard_server.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50061",
-          "host:port to serve kvtier.v1.Attention on (port 0: any free port)");
+          "host:port to serve kvtier.v1.AttentionService on (port 0: any free port)");
 ABSL_FLAG(std::string, advertise, "",
           "host:port the coordinator gives clients for this shard (default: this machine's "
           "host name and the bound port)");
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051",
-          "host:port of the coordinator's kvtier.v1.ShardRegistry");
+          "host:port of the coordinator's kvtier.v1.ShardRegistryService");
 ABSL_FLAG(double, capacity_gib, 4.0,
           "memory the shard may spend on K/V pools (host or device memory), in GiB");
 ABSL_FLAG(std::string, device, "cpu",
@@ -75,7 +75,7 @@ int Fail(const absl::Status& status, int exit_code) {
 int Main(int argc, char** argv) {
   const std::vector<char*> positional = ParseCommandLine(
       argc, argv,
-      "the kvtier shard worker: holds K/V head ranges and serves kvtier.v1.Attention.\n"
+      "the kvtier shard worker: holds K/V head ranges and serves kvtier.v1.AttentionService.\n"
       "Usage: kvtier-shard [--listen=host:port] [--advertise=host:port] "
       "[--coordinator=host:port] [--device=cpu|cuda:N] [--capacity_gib=G] [--threads=N] "
       "[--max_message_mib=M]");

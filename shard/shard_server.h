@@ -1,7 +1,7 @@
-// ShardServer: a running shard worker: the gRPC server with kvtier.v1.Attention,
-// kvtier.v1.BlockTransfer, grpc.health.v1 and reflection, the attention thread pool, the hosted
-// state, and the registration with the coordinator. kvtier-shard runs one; tests and kvtier-local
-// run several in one process.
+// ShardServer: a running shard worker: the gRPC server with kvtier.v1.AttentionService,
+// kvtier.v1.BlockTransferService, grpc.health.v1 and reflection, the attention thread pool, the
+// hosted state, and the registration with the coordinator. kvtier-shard runs one; tests and
+// kvtier-local run several in one process.
 //
 // Shutdown leaves the tier cleanly (deregisters, so the coordinator fails the shard's sessions
 // at once); Kill stops serving and heartbeating without a word and drops the pools, which is
@@ -91,8 +91,8 @@ class ShardServer {
 
   ThreadPool threads_;  // outlives the pools that run attention on it
   ShardState state_;
-  AttentionService service_;
-  BlockTransferService transfer_service_;
+  AttentionServiceImpl service_;
+  BlockTransferServiceImpl transfer_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<ShardRegistration> registration_;
 

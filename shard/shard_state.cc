@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "proto/wire/error_reason.h"
 
 namespace kvtier {
 
@@ -14,7 +15,7 @@ ShardState::Models ShardState::Unchanged(const Models& current,
                                          const v1::ShardAssignment& assignment) {
   Models kept;
   for (const v1::HostedRange& range : assignment.ranges()) {
-    auto it = current.find(range.model().name());
+    auto it = current.find(range.model().id().name());
     if (it != current.end() && it->second->Holds(range)) kept.insert(*it);
   }
   return kept;
@@ -40,7 +41,7 @@ absl::Status ShardState::Apply(const v1::ShardAssignment& assignment) {
   absl::flat_hash_set<std::string> listed;
   for (int i = 0; i < assignment.ranges_size(); ++i) {
     const v1::HostedRange& range = assignment.ranges(i);
-    const std::string& name = range.model().name();
+    const std::string& name = range.model().id().name();
     const std::string field = absl::StrCat("assignment.ranges[", i, "] (model \"", name, "\")");
     if (!listed.insert(name).second) {
       status.Update(absl::InvalidArgumentError(absl::StrCat(field, ": listed twice")));
@@ -50,8 +51,7 @@ absl::Status ShardState::Apply(const v1::ShardAssignment& assignment) {
     absl::StatusOr<std::unique_ptr<HostedModel>> created =
         HostedModel::Create(range, available, create_pool_);
     if (!created.ok()) {
-      status.Update(absl::Status(created.status().code(),
-                                 absl::StrCat(field, ": ", created.status().message())));
+      status.Update(Prefixed(absl::StrCat(field, ": "), created.status()));
       continue;
     }
     available -= (*created)->pool().shape().total_bytes();
@@ -70,12 +70,19 @@ void ShardState::Reset() {
   models_.clear();
 }
 
-absl::StatusOr<ShardState::Hosted> ShardState::Find(absl::string_view model) const {
+absl::StatusOr<ShardState::Hosted> ShardState::Find(absl::string_view field,
+                                                    const v1::ModelId& model) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = models_.find(model);
+  auto it = models_.find(model.name());
   if (it == models_.end()) {
     return absl::NotFoundError(
-        absl::StrCat("plan.model: this shard holds no range of model \"", model, "\""));
+        absl::StrCat(field, ".name: this shard holds no range of model \"", model.name(), "\""));
+  }
+  const std::string& version = it->second->spec().id().version();
+  if (version != model.version()) {
+    return absl::NotFoundError(absl::StrCat(field, ".version: this shard holds version \"", version,
+                                            "\" of model \"", model.name(), "\", not \"",
+                                            model.version(), "\""));
   }
   return Hosted{it->second, lease_key_};
 }

@@ -57,8 +57,10 @@ class ShardState {
   // in heartbeats, so the coordinator opens sessions only on ready ranges).
   std::vector<uint64_t> ReadyIncarnations() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // NOT_FOUND naming plan.model when no range of `model` is hosted.
-  absl::StatusOr<Hosted> Find(absl::string_view model) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The hosted range of `model` (name and version); NOT_FOUND naming `field` ("plan.model")
+  // when none is hosted.
+  absl::StatusOr<Hosted> Find(absl::string_view field, const v1::ModelId& model) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   using Models = absl::flat_hash_map<std::string, std::shared_ptr<HostedModel>>;

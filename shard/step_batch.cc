@@ -46,8 +46,8 @@ absl::Status CheckShapes(const v1::LayerShapes& got, const v1::LayerShapes& want
   }
   if (got.dtype() != want.dtype()) {
     return absl::InvalidArgumentError(absl::StrCat("plan.shapes.dtype: expected ",
-                                                   v1::DType_Name(want.dtype()), ", got ",
-                                                   v1::DType_Name(got.dtype())));
+                                                   v1::Dtype_Name(want.dtype()), ", got ",
+                                                   v1::Dtype_Name(got.dtype())));
   }
   return absl::OkStatus();
 }
@@ -57,9 +57,9 @@ absl::Status CheckShapes(const v1::LayerShapes& got, const v1::LayerShapes& want
 absl::StatusOr<StepBatch> StepBatch::Build(const v1::StepPlan& plan, const HostedModel& model) {
   const KvPoolShape& shape = model.pool().shape();
   if (plan.slot() != model.range().slot()) {
-    return absl::FailedPreconditionError(absl::StrCat("plan.slot: this shard holds slot ",
-                                                      model.range().slot(), " of model ",
-                                                      model.spec().name(), ", got ", plan.slot()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("plan.slot: this shard holds slot ", model.range().slot(), " of model ",
+                     model.spec().id().name(), ", got ", plan.slot()));
   }
   if (plan.sequences().empty()) {
     return absl::InvalidArgumentError("plan.sequences: expected at least one sequence");

@@ -2,14 +2,14 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "proto/wire/error_reason.h"
 #include "proto/wire/model_spec.h"
 #include "shard/pool_shape.h"
 
 namespace kvtier {
 namespace {
 
-constexpr RangeFieldNames kTransferRangeFields = {
-    .model = "range.model.name", .version = "range.model.version", .slot = "range.slot"};
+constexpr RangeFieldNames kTransferRangeFields = {.model = "range.model.id", .slot = "range.slot"};
 
 bool SamePoolShape(const KvPoolShape& a, const KvPoolShape& b) {
   return a.num_layers == b.num_layers && a.num_kv_heads == b.num_kv_heads &&
@@ -24,23 +24,14 @@ std::string HeadsString(const v1::HeadRange& heads) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<HostedModel>> FindHostedRange(const ShardState& state,
-                                                             absl::string_view model,
-                                                             absl::string_view version, int slot,
+                                                             const v1::ModelId& model, int slot,
                                                              const RangeFieldNames& fields) {
-  absl::StatusOr<ShardState::Hosted> hosted = state.Find(model);
-  if (!hosted.ok()) {
-    return absl::NotFoundError(
-        absl::StrCat(fields.model, ": this shard holds no range of model \"", model, "\""));
-  }
+  absl::StatusOr<ShardState::Hosted> hosted = state.Find(fields.model, model);
+  if (!hosted.ok()) return hosted.status();
   const v1::HostedRange& range = hosted->model->range();
-  if (range.model().version() != version) {
-    return absl::NotFoundError(absl::StrCat(fields.version, ": this shard holds version \"",
-                                            range.model().version(), "\" of model \"", model,
-                                            "\", not \"", version, "\""));
-  }
   if (range.slot() != slot) {
     return absl::NotFoundError(absl::StrCat(fields.slot, ": this shard holds slot ", range.slot(),
-                                            " of model \"", model, "\", not ", slot));
+                                            " of model \"", model.name(), "\", not ", slot));
   }
   return hosted->model;
 }
@@ -49,10 +40,10 @@ absl::StatusOr<std::shared_ptr<HostedModel>> FindTransferRange(const ShardState&
                                                                const v1::TransferRange& range) {
   const v1::ModelSpec& spec = range.model();
   if (absl::Status status = ValidateModelSpec(spec); !status.ok()) {
-    return absl::Status(status.code(), absl::StrCat("range.", status.message()));
+    return Prefixed("range.", status);
   }
   absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
-      FindHostedRange(state, spec.name(), spec.version(), range.slot(), kTransferRangeFields);
+      FindHostedRange(state, spec.id(), range.slot(), kTransferRangeFields);
   if (!hosted.ok()) return hosted.status();
   if (range.slot() >= spec.num_shards()) {
     return absl::InvalidArgumentError(
@@ -65,10 +56,10 @@ absl::StatusOr<std::shared_ptr<HostedModel>> FindTransferRange(const ShardState&
   const int held_shards = (*hosted)->spec().num_shards();
   if (!SamePoolShape(requested, held) || spec.num_shards() != held_shards) {
     return absl::FailedPreconditionError(
-        absl::StrCat("range.model: slot ", range.slot(), " of model \"", spec.name(), "\" here is ",
-                     held.DebugString(), " over ", HeadsString(held_heads), " of ", held_shards,
-                     " head ranges; the request's spec gives ", requested.DebugString(), " of ",
-                     spec.num_shards()));
+        absl::StrCat("range.model: slot ", range.slot(), " of model \"", spec.id().name(),
+                     "\" here is ", held.DebugString(), " over ", HeadsString(held_heads), " of ",
+                     held_shards, " head ranges; the request's spec gives ",
+                     requested.DebugString(), " of ", spec.num_shards()));
   }
   return hosted;
 }

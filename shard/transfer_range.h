@@ -1,7 +1,7 @@
 // The head range a block transfer names, resolved on this shard, and the checks on a
 // transfer's block ids; shared by both ends of a transfer (transfer.proto).
 //
-// A range is named by the model's name, version and slot; a shard that hosts it must also
+// A range is named by the model (name and version) and slot; a shard that hosts it must also
 // have the pool shape and KV heads the caller's spec gives that slot, so bytes copied between
 // the two pools mean the same thing. Pure functions over a thread-safe ShardState.
 #ifndef KVTIER_SHARD_TRANSFER_RANGE_H_
@@ -22,19 +22,16 @@ namespace kvtier {
 
 // The request fields that name a range, for error messages.
 struct RangeFieldNames {
-  absl::string_view model;
-  absl::string_view version;
+  absl::string_view model;  // a ModelId
   absl::string_view slot;
 };
 
-// NOT_FOUND naming the field unless this shard hosts slot `slot` of version `version` of
-// model `model`.
+// NOT_FOUND naming the field unless this shard hosts slot `slot` of `model`.
 absl::StatusOr<std::shared_ptr<HostedModel>> FindHostedRange(const ShardState& state,
-                                                             absl::string_view model,
-                                                             absl::string_view version, int slot,
+                                                             const v1::ModelId& model, int slot,
                                                              const RangeFieldNames& fields);
 
-// `range` resolved as above (fields "range.model.name", ...), after INVALID_ARGUMENT for a
+// `range` resolved as above (fields "range.model.id", "range.slot"), after INVALID_ARGUMENT for a
 // malformed range.model; FAILED_PRECONDITION when the hosted pool's shape or KV heads differ
 // from what range.model gives the slot.
 absl::StatusOr<std::shared_ptr<HostedModel>> FindTransferRange(const ShardState& state,

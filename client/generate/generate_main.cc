@@ -26,6 +26,7 @@
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "the tier's coordinator, host:port");
 ABSL_FLAG(std::string, model, "toy", "the tier's model to use (fp32, the geometry below)");
+ABSL_FLAG(std::string, model_version, "", "the version of --model the tier holds");
 ABSL_FLAG(std::string, tenant, "kvtier-generate", "tenant the sessions are opened for");
 ABSL_FLAG(std::vector<std::string>, tokens,
           std::vector<std::string>({"10", "25", "50", "100", "200"}),
@@ -53,8 +54,11 @@ double TokensPerSecond(int tokens, absl::Duration elapsed) {
 // Mode (c): a fresh session per run, closed after.
 absl::StatusOr<GenerateResult> GenerateOnTier(Client& client, const ToyTransformer& model,
                                               absl::Span<const int32_t> prompt, int tokens) {
+  v1::ModelId id;
+  id.set_name(absl::GetFlag(FLAGS_model));
+  id.set_version(absl::GetFlag(FLAGS_model_version));
   absl::StatusOr<std::unique_ptr<Session>> session =
-      client.OpenSession(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_tenant));
+      client.OpenSession(id, absl::GetFlag(FLAGS_tenant));
   if (!session.ok()) return session.status();
   absl::StatusOr<std::unique_ptr<TierAttention>> tier =
       TierAttention::Create(model.attention_shape(), *std::move(session));

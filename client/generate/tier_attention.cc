@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<TierAttention>> TierAttention::Create(
                 {"head_dim", model.head_dim(), shape.head_dim}};
   for (const auto& field : fields) {
     if (field.tier != field.wanted) {
-      return absl::InvalidArgumentError(absl::StrCat("model ", model.name(), ": ", field.field,
+      return absl::InvalidArgumentError(absl::StrCat("model ", model.id().name(), ": ", field.field,
                                                      " is ", field.tier,
                                                      " in the tier, the "
                                                      "generating model has ",
@@ -35,8 +35,8 @@ absl::StatusOr<std::unique_ptr<TierAttention>> TierAttention::Create(
     }
   }
   if (model.dtype() != v1::DTYPE_FP32) {
-    return absl::InvalidArgumentError(absl::StrCat("model ", model.name(), ": dtype is ",
-                                                   v1::DType_Name(model.dtype()),
+    return absl::InvalidArgumentError(absl::StrCat("model ", model.id().name(), ": dtype is ",
+                                                   v1::Dtype_Name(model.dtype()),
                                                    ", the generating model passes fp32 K/V"));
   }
   return absl::WrapUnique(new TierAttention(shape, std::move(session)));

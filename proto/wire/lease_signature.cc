@@ -28,14 +28,16 @@ void AppendString(absl::string_view value, std::string* out) {
 std::string Mac(absl::string_view key, const v1::BlockLease& lease) {
   std::string message;
   AppendString(lease.session_id(), &message);
-  AppendString(lease.model(), &message);
+  AppendString(lease.model().name(), &message);
+  AppendString(lease.model().version(), &message);
   AppendU64(lease.blocks_size(), &message);
   for (int32_t block : lease.blocks()) AppendU64(static_cast<uint32_t>(block), &message);
   AppendU64(lease.generations_size(), &message);
   for (uint64_t generation : lease.generations()) AppendU64(generation, &message);
   AppendU64(lease.shard_incarnations_size(), &message);
   for (uint64_t incarnation : lease.shard_incarnations()) AppendU64(incarnation, &message);
-  AppendU64(static_cast<uint64_t>(lease.expires_unix_micros()), &message);
+  AppendU64(static_cast<uint64_t>(lease.expires_at().seconds()), &message);
+  AppendU64(static_cast<uint32_t>(lease.expires_at().nanos()), &message);
 
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;

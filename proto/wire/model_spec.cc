@@ -29,7 +29,7 @@ bool IsNameChar(char c) {
 
 }  // namespace
 
-int DTypeBytes(v1::DType dtype) {
+int DTypeBytes(v1::Dtype dtype) {
   switch (dtype) {
     case v1::DTYPE_FP32:
       return 4;
@@ -41,27 +41,40 @@ int DTypeBytes(v1::DType dtype) {
   }
 }
 
-absl::Status ValidateModelSpec(const v1::ModelSpec& model) {
-  const std::string& name = model.name();
+absl::Status ValidateModelId(absl::string_view field, const v1::ModelId& id) {
+  const std::string& name = id.name();
   if (name.empty() || name.size() > 64) {
     return absl::InvalidArgumentError(
-        absl::StrCat("model.name: expected 1..64 characters, got ", name.size()));
+        absl::StrCat(field, ".name: expected 1..64 characters, got ", name.size()));
   }
   for (char c : name) {
     if (!IsNameChar(c)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "model.name: only letters, digits, '.', '_' and '-' are allowed, got \"", name, "\""));
+          field, ".name: only letters, digits, '.', '_' and '-' are allowed, got \"", name, "\""));
     }
   }
-  if (model.version().size() > 64) {
+  if (id.version().size() > 64) {
     return absl::InvalidArgumentError(
-        absl::StrCat("model.version: expected at most 64 bytes, got ", model.version().size()));
+        absl::StrCat(field, ".version: expected at most 64 bytes, got ", id.version().size()));
   }
+  return absl::OkStatus();
+}
+
+bool SameModel(const v1::ModelId& a, const v1::ModelId& b) {
+  return a.name() == b.name() && a.version() == b.version();
+}
+
+std::string ModelIdString(const v1::ModelId& id) {
+  return id.version().empty() ? id.name() : absl::StrCat(id.name(), "@", id.version());
+}
+
+absl::Status ValidateModelSpec(const v1::ModelSpec& model) {
+  if (absl::Status status = ValidateModelId("model.id", model.id()); !status.ok()) return status;
   if (DTypeBytes(model.dtype()) == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model.dtype: expected DTYPE_FP32, DTYPE_FP16 or DTYPE_BF16, got ",
-        v1::DType_Name(model.dtype()).empty() ? absl::StrCat(static_cast<int>(model.dtype()))
-                                              : v1::DType_Name(model.dtype())));
+        v1::Dtype_Name(model.dtype()).empty() ? absl::StrCat(static_cast<int>(model.dtype()))
+                                              : v1::Dtype_Name(model.dtype())));
   }
   constexpr int kMaxInt = std::numeric_limits<int>::max();
   for (absl::Status status : {
@@ -110,11 +123,11 @@ absl::StatusOr<v1::ModelSpec> ParseModelSpec(absl::string_view text) {
     const std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(item, '=');
     const auto& [key, value] = kv;
     if (key == "name") {
-      model.set_name(std::string(value));
+      model.mutable_id()->set_name(std::string(value));
       continue;
     }
     if (key == "version") {
-      model.set_version(std::string(value));
+      model.mutable_id()->set_version(std::string(value));
       continue;
     }
     if (key == "dtype") {

@@ -5,6 +5,8 @@
 #ifndef KVTIER_PROTO_WIRE_MODEL_SPEC_H_
 #define KVTIER_PROTO_WIRE_MODEL_SPEC_H_
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -13,7 +15,17 @@
 namespace kvtier {
 
 // Bytes per element of a valid dtype (0 for DTYPE_UNSPECIFIED and unknown values).
-int DTypeBytes(v1::DType dtype);
+int DTypeBytes(v1::Dtype dtype);
+
+// INVALID_ARGUMENT naming `field` ("model.name: expected 1..64 characters, got 0") unless
+// the name is 1..64 of [A-Za-z0-9._-] and the version at most 64 bytes.
+absl::Status ValidateModelId(absl::string_view field, const v1::ModelId& id);
+
+// The same name and version.
+bool SameModel(const v1::ModelId& a, const v1::ModelId& b);
+
+// "name@version", or "name" when the version is empty: how messages and logs name a model.
+std::string ModelIdString(const v1::ModelId& id);
 
 // INVALID_ARGUMENT naming the field ("model.head_dim: expected 1..512, got 0") unless every
 // field is in range and consistent.

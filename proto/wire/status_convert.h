@@ -1,5 +1,6 @@
 // The one place where absl::Status and grpc::Status meet. The two share their code numbering,
-// so a code crosses the wire unchanged in both directions.
+// so a code crosses the wire unchanged in both directions; an error reason (error_reason.h)
+// crosses as the google.rpc.Status details gRPC carries in `grpc-status-details-bin`.
 #ifndef KVTIER_PROTO_WIRE_STATUS_CONVERT_H_
 #define KVTIER_PROTO_WIRE_STATUS_CONVERT_H_
 

@@ -77,8 +77,9 @@ int main(int argc, char** argv) {
   std::printf(
       "kvtier-local: coordinator %s, model %s (%d layers, %d/%d heads, head_dim %d), pools on "
       "%s\n",
-      (*tier)->coordinator_address().c_str(), model->name().c_str(), model->num_layers(),
-      model->num_q_heads(), model->num_kv_heads(), model->head_dim(), device->Name().c_str());
+      (*tier)->coordinator_address().c_str(), kvtier::ModelIdString(model->id()).c_str(),
+      model->num_layers(), model->num_q_heads(), model->num_kv_heads(), model->head_dim(),
+      device->Name().c_str());
   for (int i = 0; i < (*tier)->num_shards(); ++i) {
     std::printf("kvtier-local: shard %d %s\n", i, (*tier)->shard_address(i).c_str());
   }

@@ -35,7 +35,8 @@ absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptio
     tier->shards_.push_back(*std::move(shard));
   }
   if (options.model.has_value()) {
-    if (absl::Status status = tier->WaitUntilReady(options.model->name(), options.start_timeout);
+    if (absl::Status status =
+            tier->WaitUntilReady(options.model->id().name(), options.start_timeout);
         !status.ok()) {
       return status;
     }
@@ -79,7 +80,7 @@ absl::Status LocalTier::WaitUntilReady(const std::string& model, absl::Duration 
   while (absl::Now() < deadline) {
     const v1::GetStatsResponse stats_now = coordinator().GetStats();
     for (const v1::ModelStats& stats : stats_now.models()) {
-      if (stats.model().name() == model && stats.ready()) return absl::OkStatus();
+      if (stats.model().id().name() == model && stats.ready()) return absl::OkStatus();
     }
     absl::SleepFor(absl::Milliseconds(5));
   }

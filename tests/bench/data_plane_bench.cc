@@ -52,7 +52,7 @@ double Median(std::vector<double> values) {
 }
 
 // (b): answers every message with `out` bytes.
-class EchoService final : public v1::Attention::Service {
+class EchoService final : public v1::AttentionService::Service {
  public:
   grpc::Status Step(grpc::ServerContext* context,
                     grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) override {
@@ -69,7 +69,7 @@ class EchoService final : public v1::Attention::Service {
 
 v1::ModelSpec BenchModel(int shards, int context) {
   v1::ModelSpec model;
-  model.set_name("bench");
+  model.mutable_id()->set_name("bench");
   model.set_num_layers(kLayers);
   model.set_num_kv_heads(kKvHeads);
   model.set_num_q_heads(kQHeads);
@@ -100,7 +100,8 @@ absl::StatusOr<Result> Measure(int shards, int context, int calls) {
   absl::StatusOr<std::unique_ptr<Client>> client =
       Client::Connect({.coordinator_address = (*tier)->coordinator_address()});
   if (!client.ok()) return client.status();
-  absl::StatusOr<std::unique_ptr<Session>> session = (*client)->OpenSession("bench", "bench");
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      (*client)->OpenSession(options.model->id(), "bench");
   if (!session.ok()) return session.status();
 
   std::mt19937 rng(1);
@@ -142,7 +143,7 @@ absl::StatusOr<Result> Measure(int shards, int context, int calls) {
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&echo_service);
   std::unique_ptr<grpc::Server> echo_server = builder.BuildAndStart();
-  auto echo_stub = v1::Attention::NewStub(
+  auto echo_stub = v1::AttentionService::NewStub(
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   grpc::ClientContext echo_context;
   auto echo = echo_stub->Step(&echo_context);

@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
 #include "proto/wire/model_spec.h"
 #include "service/head_placement.h"
@@ -53,23 +54,24 @@ class CoordinatorTest : public ::testing::Test {
     return *coordinator_.Heartbeat(request);
   }
 
-  absl::StatusOr<v1::SessionInfo> Open(const std::string& tenant = "t") {
+  absl::StatusOr<v1::OpenSessionResponse> Open(const std::string& tenant = "t") {
     v1::OpenSessionRequest request;
-    request.set_model("m");
+    request.mutable_model()->set_name("m");
+    request.mutable_model()->set_version("test");
     request.set_tenant(tenant);
     return coordinator_.OpenSession(request);
   }
 
-  absl::StatusOr<v1::ExtendResponse> Extend(const v1::SessionInfo& session, int expected,
+  absl::StatusOr<v1::ExtendResponse> Extend(const v1::OpenSessionResponse& session, int expected,
                                             std::vector<int32_t> tokens, int reserve,
                                             const std::string& tenant = "t") {
     v1::ExtendRequest request;
-    request.set_session_id(session.session_id());
+    request.set_session_id(session.session().session_id());
     request.set_tenant(tenant);
     request.set_expected_context_len(expected);
     request.mutable_tokens()->Add(tokens.begin(), tokens.end());
     request.set_reserve_tokens(reserve);
-    request.set_writer(session.writer());
+    request.set_writer(session.grant().writer());
     return coordinator_.Extend(request);
   }
 
@@ -88,7 +90,7 @@ TEST_F(CoordinatorTest, RejectsBadModelsNamingTheField) {
   model = TestModel("m", 3, 6, 4);  // more shards than KV heads
   EXPECT_THAT(coordinator_.RegisterModel(model).status().message(), HasSubstr("num_shards"));
   model = TestModel("bad name!", 3, 6, 2);
-  EXPECT_THAT(coordinator_.RegisterModel(model).status().message(), HasSubstr("model.name"));
+  EXPECT_THAT(coordinator_.RegisterModel(model).status().message(), HasSubstr("model.id.name"));
 
   ASSERT_TRUE(coordinator_.RegisterModel(TestModel("m", 3, 6, 2)).ok());
   EXPECT_TRUE(coordinator_.RegisterModel(TestModel("m", 3, 6, 2)).ok());  // idempotent
@@ -113,16 +115,16 @@ TEST_F(CoordinatorTest, AssignsUnevenHeadRangesAndOpensOnlyWhenEverySlotIsReady)
   EXPECT_EQ(Open().status().code(), absl::StatusCode::kUnavailable);
   Beat(third->shard_id());
 
-  absl::StatusOr<v1::SessionInfo> session = Open();
+  absl::StatusOr<v1::OpenSessionResponse> session = Open();
   ASSERT_TRUE(session.ok()) << session.status();
-  ASSERT_EQ(session->shards_size(), 3);
+  ASSERT_EQ(session->session().shards_size(), 3);
   // 5 heads over 3 shards: [0,2) [2,4) [4,5), contiguous and covering.
   const int want[][2] = {{0, 2}, {2, 4}, {4, 5}};
   std::set<std::string> addresses;
   for (int slot = 0; slot < 3; ++slot) {
-    EXPECT_EQ(session->shards(slot).heads().kv_head_begin(), want[slot][0]);
-    EXPECT_EQ(session->shards(slot).heads().kv_head_end(), want[slot][1]);
-    addresses.insert(session->shards(slot).address());
+    EXPECT_EQ(session->session().shards(slot).heads().kv_head_begin(), want[slot][0]);
+    EXPECT_EQ(session->session().shards(slot).heads().kv_head_end(), want[slot][1]);
+    addresses.insert(session->session().shards(slot).address());
   }
   EXPECT_EQ(addresses.size(), 3u);
 }
@@ -149,20 +151,20 @@ class OpenModelTest : public CoordinatorTest {
 };
 
 TEST_F(OpenModelTest, SessionIdsAreUnguessableAndBoundToTheTenant) {
-  absl::StatusOr<v1::SessionInfo> first = Open();
-  absl::StatusOr<v1::SessionInfo> second = Open();
+  absl::StatusOr<v1::OpenSessionResponse> first = Open();
+  absl::StatusOr<v1::OpenSessionResponse> second = Open();
   ASSERT_TRUE(first.ok() && second.ok());
-  EXPECT_EQ(first->session_id().size(), 32u);  // 128 bits, hex
-  EXPECT_NE(first->session_id(), second->session_id());
+  EXPECT_EQ(first->session().session_id().size(), 32u);  // 128 bits, hex
+  EXPECT_NE(first->session().session_id(), second->session().session_id());
   v1::GetSessionRequest request;
-  request.set_session_id(first->session_id());
+  request.set_session_id(first->session().session_id());
   request.set_tenant("someone-else");
   EXPECT_EQ(coordinator_.GetSession(request).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Extend(*first, 0, {}, 4, "someone-else").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(OpenModelTest, ExtendAllocatesBlocksAndSignsTheLease) {
-  absl::StatusOr<v1::SessionInfo> session = Open();
+  absl::StatusOr<v1::OpenSessionResponse> session = Open();
   ASSERT_TRUE(session.ok());
   absl::StatusOr<v1::ExtendResponse> reserved = Extend(*session, 0, {}, 9);
   ASSERT_TRUE(reserved.ok()) << reserved.status();
@@ -186,13 +188,13 @@ TEST_F(OpenModelTest, ExtendAllocatesBlocksAndSignsTheLease) {
 }
 
 TEST_F(OpenModelTest, ExtendChecksTheCallersViewAndTheCapacity) {
-  absl::StatusOr<v1::SessionInfo> session = Open();
+  absl::StatusOr<v1::OpenSessionResponse> session = Open();
   ASSERT_TRUE(session.ok());
   ASSERT_TRUE(Extend(*session, 0, {}, 4).ok());
   // Committing more than the blocks hold, or from a stale view, is refused; nothing changes.
   EXPECT_EQ(Extend(*session, 0, {1, 2, 3, 4, 5}, 0).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Extend(*session, 3, {1}, 0).status().code(), absl::StatusCode::kFailedPrecondition);
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Extend(*session, 3, {1}, 0).status().code(), absl::StatusCode::kAborted);
   absl::Status negative = Extend(*session, 0, {1, -2}, 0).status();
   EXPECT_EQ(negative.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(negative.message(), HasSubstr("tokens[1]"));
@@ -201,24 +203,24 @@ TEST_F(OpenModelTest, ExtendChecksTheCallersViewAndTheCapacity) {
   EXPECT_EQ(Extend(*session, 0, {}, 33).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(Stats().blocks_used(), 1);
 
-  absl::StatusOr<v1::SessionInfo> other = Open();
+  absl::StatusOr<v1::OpenSessionResponse> other = Open();
   ASSERT_TRUE(Extend(*other, 0, {}, 28).ok());  // 7 blocks: all the rest
   EXPECT_EQ(Extend(*session, 0, {}, 5).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(Stats().blocks_free(), 0);
 }
 
 TEST_F(OpenModelTest, FreedBlocksComeBackWithANewGeneration) {
-  absl::StatusOr<v1::SessionInfo> first = Open();
+  absl::StatusOr<v1::OpenSessionResponse> first = Open();
   absl::StatusOr<v1::ExtendResponse> lease = Extend(*first, 0, {}, 4);
   ASSERT_TRUE(lease.ok());
   v1::CloseSessionRequest close;
-  close.set_session_id(first->session_id());
+  close.set_session_id(first->session().session_id());
   close.set_tenant("t");
   ASSERT_TRUE(coordinator_.CloseSession(close).ok());
   EXPECT_EQ(coordinator_.CloseSession(close).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Stats().blocks_used(), 0);
 
-  absl::StatusOr<v1::SessionInfo> second = Open();
+  absl::StatusOr<v1::OpenSessionResponse> second = Open();
   absl::StatusOr<v1::ExtendResponse> reused = Extend(*second, 0, {}, 4);
   ASSERT_TRUE(reused.ok());
   ASSERT_EQ(reused->lease().blocks(0), lease->lease().blocks(0));
@@ -226,69 +228,126 @@ TEST_F(OpenModelTest, FreedBlocksComeBackWithANewGeneration) {
 }
 
 TEST_F(OpenModelTest, TakeOverFencesThePreviousWriter) {
-  absl::StatusOr<v1::SessionInfo> first = Open();
+  absl::StatusOr<v1::OpenSessionResponse> first = Open();
   ASSERT_TRUE(first.ok());
   absl::StatusOr<v1::ExtendResponse> first_lease = Extend(*first, 0, {}, 6);
   ASSERT_TRUE(first_lease.ok());
 
   v1::GetSessionRequest describe;
-  describe.set_session_id(first->session_id());
+  describe.set_session_id(first->session().session_id());
   describe.set_tenant("t");
-  absl::StatusOr<v1::SessionInfo> described = coordinator_.GetSession(describe);
+  absl::StatusOr<v1::GetSessionResponse> described = coordinator_.GetSession(describe);
   ASSERT_TRUE(described.ok());
-  EXPECT_EQ(described->writer(), 0u);
-  EXPECT_EQ(described->lease().blocks_size(), 0);
+  EXPECT_EQ(described->session().session_id(), first->session().session_id());
+  EXPECT_EQ(described->session().context_len(), 0);
 
-  v1::GetSessionRequest take_over = describe;
-  take_over.set_take_over(true);
-  absl::StatusOr<v1::SessionInfo> second = coordinator_.GetSession(take_over);
+  v1::TakeOverSessionRequest take_over;
+  take_over.set_session_id(first->session().session_id());
+  take_over.set_tenant("t");
+  absl::StatusOr<v1::TakeOverSessionResponse> second = coordinator_.TakeOverSession(take_over);
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_NE(second->writer(), first->writer());
-  ASSERT_EQ(second->lease().blocks_size(), 2);
+  EXPECT_NE(second->grant().writer(), first->grant().writer());
+  ASSERT_EQ(second->grant().lease().blocks_size(), 2);
   for (int i = 0; i < 2; ++i) {
-    EXPECT_EQ(second->lease().blocks(i), first_lease->lease().blocks(i));
-    EXPECT_GT(second->lease().generations(i), first_lease->lease().generations(i));
+    EXPECT_EQ(second->grant().lease().blocks(i), first_lease->lease().blocks(i));
+    EXPECT_GT(second->grant().lease().generations(i), first_lease->lease().generations(i));
   }
 
-  // The first writer can neither commit nor renew its lease; the second can.
+  // The first writer can neither commit nor renew its lease (a lost race: ABORTED,
+  // WRITER_SUPERSEDED), and its refused Extend changed nothing; the second can.
   absl::Status stale = Extend(*first, 0, {1, 2}, 0).status();
-  EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(stale.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReasonOf(stale), v1::ERROR_REASON_WRITER_SUPERSEDED);
   EXPECT_THAT(stale.message(), HasSubstr("writer"));
-  v1::GetSessionRequest renew = describe;
-  renew.set_writer(first->writer());
-  EXPECT_EQ(coordinator_.GetSession(renew).status().code(), absl::StatusCode::kFailedPrecondition);
-  renew.set_writer(second->writer());
-  EXPECT_TRUE(coordinator_.GetSession(renew).ok());
-  EXPECT_TRUE(Extend(*second, 0, {1, 2}, 0).ok());
+  v1::RenewLeaseRequest renew;
+  renew.set_session_id(first->session().session_id());
+  renew.set_tenant("t");
+  renew.set_writer(first->grant().writer());
+  absl::Status stale_renewal = coordinator_.RenewLease(renew).status();
+  EXPECT_EQ(stale_renewal.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReasonOf(stale_renewal), v1::ERROR_REASON_WRITER_SUPERSEDED);
+  renew.set_writer(second->grant().writer());
+  absl::StatusOr<v1::RenewLeaseResponse> renewed = coordinator_.RenewLease(renew);
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->context_len(), 0);
+  EXPECT_EQ(renewed->lease().generations(0), second->grant().lease().generations(0));
+  v1::OpenSessionResponse as_second = *first;
+  *as_second.mutable_grant() = second->grant();
+  EXPECT_TRUE(Extend(as_second, 0, {1, 2}, 0).ok());
+}
+
+TEST_F(OpenModelTest, GetSessionOnlyDescribes) {
+  absl::StatusOr<v1::OpenSessionResponse> session = Open();
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE(Extend(*session, 0, {}, 4).ok());
+  ASSERT_TRUE(Extend(*session, 0, {7, 8}, 0).ok());
+  v1::GetSessionRequest describe;
+  describe.set_session_id(session->session().session_id());
+  describe.set_tenant("t");
+  absl::StatusOr<v1::GetSessionResponse> described = coordinator_.GetSession(describe);
+  ASSERT_TRUE(described.ok()) << described.status();
+  EXPECT_EQ(described->session().context_len(), 2);
+  EXPECT_EQ(described->session().shards_size(), 2);
+  const int32_t used = Stats().blocks_used();
+
+  // Describing again and again does not keep the session alive: it expires at its idle
+  // deadline from the last Extend.
+  now_ += absl::Minutes(9);
+  ASSERT_TRUE(coordinator_.GetSession(describe).ok());
+  EXPECT_EQ(Stats().blocks_used(), used);
+  now_ += absl::Minutes(2);
+  Beat(shard_a_);
+  Beat(shard_b_);
+  coordinator_.Sweep();
+  EXPECT_EQ(coordinator_.GetSession(describe).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(OpenModelTest, ContextRaceIsAbortedAndChangesNothing) {
+  absl::StatusOr<v1::OpenSessionResponse> session = Open();
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE(Extend(*session, 0, {}, 8).ok());
+  ASSERT_TRUE(Extend(*session, 0, {1, 2, 3}, 0).ok());
+  absl::Status raced = Extend(*session, 1, {4}, 0).status();
+  EXPECT_EQ(raced.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReasonOf(raced), v1::ERROR_REASON_CONTEXT_CHANGED);
+  EXPECT_THAT(raced.message(), HasSubstr("expected_context_len"));
+  // An Extend refused because blocks ran out commits nothing either.
+  absl::Status exhausted = Extend(*session, 3, {4}, 1 << 20).status();
+  EXPECT_EQ(exhausted.code(), absl::StatusCode::kResourceExhausted);
+  absl::StatusOr<v1::ExtendResponse> next = Extend(*session, 3, {4}, 0);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->context_len(), 4);
 }
 
 TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
-  absl::StatusOr<v1::SessionInfo> session = Open();
+  absl::StatusOr<v1::OpenSessionResponse> session = Open();
   ASSERT_TRUE(Extend(*session, 0, {}, 4).ok());
   v1::EndTurnRequest end;
-  end.set_session_id(session->session_id());
+  end.set_session_id(session->session().session_id());
   end.set_tenant("t");
-  end.set_writer(session->writer());
+  end.set_writer(session->grant().writer());
   end.add_tokens(5);
   end.add_tokens(6);
-  end.set_retain_for_seconds(30);
+  end.mutable_retain_for()->set_seconds(30);
   ASSERT_TRUE(coordinator_.EndTurn(end).ok());
-  end.set_retain_for_seconds(-1);
-  EXPECT_THAT(coordinator_.EndTurn(end).status().message(), HasSubstr("retain_for_seconds"));
+  end.mutable_retain_for()->set_seconds(-1);
+  EXPECT_THAT(coordinator_.EndTurn(end).status().message(), HasSubstr("retain_for"));
+  end.mutable_retain_for()->set_seconds(25 * 3600);
+  EXPECT_EQ(coordinator_.EndTurn(end).status().code(), absl::StatusCode::kInvalidArgument);
 
   now_ += absl::Seconds(29);
   Beat(shard_a_);
   Beat(shard_b_);
   coordinator_.Sweep();
   v1::GetSessionRequest get;
-  get.set_session_id(session->session_id());
+  get.set_session_id(session->session().session_id());
   get.set_tenant("t");
-  absl::StatusOr<v1::SessionInfo> resumed = coordinator_.GetSession(get);
+  absl::StatusOr<v1::GetSessionResponse> resumed = coordinator_.GetSession(get);
   ASSERT_TRUE(resumed.ok()) << resumed.status();
-  EXPECT_EQ(resumed->context_len(), 2);
+  EXPECT_EQ(resumed->session().context_len(), 2);
 
-  // GetSession renewed it for the idle timeout; past that it is gone, blocks freed.
-  now_ += absl::Minutes(11);
+  // Past its retention it is gone, blocks freed (describing it renewed nothing).
+  now_ += absl::Seconds(2);
   Beat(shard_a_);
   Beat(shard_b_);
   coordinator_.Sweep();
@@ -297,7 +356,7 @@ TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
 }
 
 TEST_F(OpenModelTest, SilentShardDropsItsSessionsWithAReprefillStatus) {
-  absl::StatusOr<v1::SessionInfo> session = Open();
+  absl::StatusOr<v1::OpenSessionResponse> session = Open();
   ASSERT_TRUE(Extend(*session, 0, {}, 8).ok());
   now_ += absl::Seconds(4);
   Beat(shard_a_);
@@ -311,7 +370,8 @@ TEST_F(OpenModelTest, SilentShardDropsItsSessionsWithAReprefillStatus) {
   EXPECT_EQ(Stats().sessions_lost(), 1);
   EXPECT_EQ(Stats().blocks_used(), 0);
   absl::Status status = Extend(*session, 0, {}, 1).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(status), v1::ERROR_REASON_REPREFILL_REQUIRED);
   EXPECT_THAT(status.message(), HasSubstr("re-prefill"));
   EXPECT_THAT(status.message(), HasSubstr("b:1"));
 
@@ -321,16 +381,17 @@ TEST_F(OpenModelTest, SilentShardDropsItsSessionsWithAReprefillStatus) {
 
   // A new shard takes the vacant range with a new incarnation; new sessions open.
   JoinShard("c:1");
-  absl::StatusOr<v1::SessionInfo> fresh = Open();
+  absl::StatusOr<v1::OpenSessionResponse> fresh = Open();
   ASSERT_TRUE(fresh.ok()) << fresh.status();
-  EXPECT_NE(fresh->lease().shard_incarnations(1), session->lease().shard_incarnations(1));
+  EXPECT_NE(fresh->grant().lease().shard_incarnations(1),
+            session->grant().lease().shard_incarnations(1));
 }
 
 TEST_F(OpenModelTest, ReRegistrationFromTheSameAddressMeansARestart) {
-  absl::StatusOr<v1::SessionInfo> session = Open();
+  absl::StatusOr<v1::OpenSessionResponse> session = Open();
   ASSERT_TRUE(session.ok());
   JoinShard("a:1");
-  EXPECT_EQ(Extend(*session, 0, {}, 1).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReasonOf(Extend(*session, 0, {}, 1).status()), v1::ERROR_REASON_REPREFILL_REQUIRED);
   EXPECT_TRUE(Open().ok());
 }
 

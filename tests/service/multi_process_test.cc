@@ -87,7 +87,8 @@ TEST(MultiProcessTest, KilledShardProcessFailsSessionsThenAReplacementServes) {
   std::mt19937_64 rng(seed);
   Process coordinator({KVTIER_COORDINATOR_BIN, "--listen=127.0.0.1:0", "--heartbeat_interval=20ms",
                        "--heartbeat_timeout=1s",
-                       "--model=name=m,layers=2,kv_heads=3,q_heads=6,head_dim=32,block_size=4,"
+                       "--model=name=m,version=test,layers=2,kv_heads=3,q_heads=6,head_dim=32,"
+                       "block_size=4,"
                        "blocks=256,shards=2"});
   ASSERT_TRUE(coordinator.started());
   const std::string address = coordinator.LineAfter("kvtier-coordinator: serving on ");
@@ -104,7 +105,7 @@ TEST(MultiProcessTest, KilledShardProcessFailsSessionsThenAReplacementServes) {
   auto open = [&]() -> absl::StatusOr<std::unique_ptr<Session>> {
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (true) {  // until every head range is served
-      absl::StatusOr<std::unique_ptr<Session>> session = client->OpenSession("m", "t");
+      absl::StatusOr<std::unique_ptr<Session>> session = client->OpenSession(TestModelId("m"), "t");
       if (!absl::IsUnavailable(session.status()) || absl::Now() > deadline) return session;
       absl::SleepFor(absl::Milliseconds(10));
     }

@@ -9,6 +9,7 @@
 #include "client/step.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/wire/error_reason.h"
 #include "tests/cuda_devices.h"
 #include "tests/server_probe.h"
 #include "tests/service/tier_harness.h"
@@ -42,7 +43,8 @@ void RunPrefillDecodeAndBatches(const LocalTierOptions& options) {
 
   std::vector<CheckedSession> sessions;
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<std::unique_ptr<Session>> session = client.OpenSession("m", "tenant-a");
+    absl::StatusOr<std::unique_ptr<Session>> session =
+        client.OpenSession(TestModelId("m"), "tenant-a");
     ASSERT_TRUE(session.ok()) << session.status();
     sessions.push_back(Checked(*std::move(session)));
   }
@@ -104,13 +106,13 @@ TEST(TierServersTest, AnswerHealthChecksAndReflection) {
   absl::StatusOr<std::vector<std::string>> services =
       ListServices(tier->local->coordinator_address());
   ASSERT_TRUE(services.ok()) << services.status();
-  EXPECT_THAT(*services, IsSupersetOf({"kvtier.v1.SessionService", "kvtier.v1.ShardRegistry",
+  EXPECT_THAT(*services, IsSupersetOf({"kvtier.v1.SessionService", "kvtier.v1.ShardRegistryService",
                                        "grpc.health.v1.Health"}));
   for (int i = 0; i < tier->local->num_shards(); ++i) {
     EXPECT_TRUE(CheckServing(tier->local->shard_address(i)).ok());
     services = ListServices(tier->local->shard_address(i));
     ASSERT_TRUE(services.ok()) << services.status();
-    EXPECT_THAT(*services, IsSupersetOf({"kvtier.v1.Attention", "grpc.health.v1.Health"}));
+    EXPECT_THAT(*services, IsSupersetOf({"kvtier.v1.AttentionService", "grpc.health.v1.Health"}));
   }
 }
 
@@ -121,7 +123,8 @@ TEST(TierResumeTest, SecondClientContinuesSession) {
   absl::StatusOr<Tier> tier = StartTier(FastTier(TestModel("m", 3, 6, 2)));
   ASSERT_TRUE(tier.ok()) << tier.status();
 
-  absl::StatusOr<std::unique_ptr<Session>> opened = tier->client->OpenSession("m", "tenant-a");
+  absl::StatusOr<std::unique_ptr<Session>> opened =
+      tier->client->OpenSession(TestModelId("m"), "tenant-a");
   ASSERT_TRUE(opened.ok()) << opened.status();
   CheckedSession first = Checked(*std::move(opened));
   ASSERT_TRUE(CheckedStep(*tier->client, {&first}, {10}, rng).ok());
@@ -149,7 +152,9 @@ TEST(TierResumeTest, SecondClientContinuesSession) {
   // second has written is refused by the shards, and it cannot commit.
   absl::Status zombie = CheckedStep(*tier->client, {&first}, {1}, rng);
   EXPECT_EQ(zombie.code(), absl::StatusCode::kPermissionDenied) << zombie;
-  EXPECT_EQ(first.session->EndTurn().code(), absl::StatusCode::kFailedPrecondition);
+  const absl::Status superseded = first.session->EndTurn();
+  EXPECT_EQ(superseded.code(), absl::StatusCode::kAborted) << superseded;
+  EXPECT_EQ(ReasonOf(superseded), v1::ERROR_REASON_WRITER_SUPERSEDED) << superseded;
   // What the second client wrote is intact.
   ASSERT_TRUE(CheckedStep(**second_client, {&second}, {2}, rng).ok());
 }

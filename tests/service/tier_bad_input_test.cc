@@ -38,7 +38,8 @@ class TierBadInputTest : public ::testing::Test {
     absl::StatusOr<Tier> tier = StartTier(options);
     ASSERT_TRUE(tier.ok()) << tier.status();
     tier_ = *std::move(tier);
-    absl::StatusOr<std::unique_ptr<Session>> bystander = tier_.client->OpenSession("m", "other");
+    absl::StatusOr<std::unique_ptr<Session>> bystander =
+        tier_.client->OpenSession(TestModelId("m"), "other");
     ASSERT_TRUE(bystander.ok()) << bystander.status();
     bystander_ = Checked(*std::move(bystander));
     ASSERT_TRUE(CheckedStep(*tier_.client, {&bystander_}, {5}, rng_).ok());
@@ -52,18 +53,18 @@ class TierBadInputTest : public ::testing::Test {
   // A session with room for `tokens` and the lease the coordinator granted for it.
   v1::SequenceStep Reserve(int tokens, std::string* session_id = nullptr) {
     v1::OpenSessionRequest open;
-    open.set_model("m");
+    *open.mutable_model() = TestModelId("m");
     open.set_tenant("raw");
-    absl::StatusOr<v1::SessionInfo> info = tier_.local->coordinator().OpenSession(open);
-    EXPECT_TRUE(info.ok()) << info.status();
+    absl::StatusOr<v1::OpenSessionResponse> opened = tier_.local->coordinator().OpenSession(open);
+    EXPECT_TRUE(opened.ok()) << opened.status();
     v1::ExtendRequest extend;
-    extend.set_session_id(info->session_id());
+    extend.set_session_id(opened->session().session_id());
     extend.set_tenant("raw");
     extend.set_reserve_tokens(tokens);
-    extend.set_writer(info->writer());
+    extend.set_writer(opened->grant().writer());
     absl::StatusOr<v1::ExtendResponse> extended = tier_.local->coordinator().Extend(extend);
     EXPECT_TRUE(extended.ok()) << extended.status();
-    if (session_id != nullptr) *session_id = info->session_id();
+    if (session_id != nullptr) *session_id = opened->session().session_id();
     v1::SequenceStep sequence;
     *sequence.mutable_lease() = extended->lease();
     sequence.set_context_len(tokens);
@@ -75,7 +76,7 @@ class TierBadInputTest : public ::testing::Test {
   // for `tokens` unless the caller changes them.
   v1::StepRequest RawRequest(const v1::SequenceStep& sequence, int layer = 0) {
     v1::StepRequest request;
-    request.mutable_plan()->set_model("m");
+    *request.mutable_plan()->mutable_model() = TestModelId("m");
     request.mutable_plan()->set_slot(0);
     *request.mutable_plan()->add_sequences() = sequence;
     const int tokens = sequence.num_new_tokens();
@@ -92,7 +93,7 @@ class TierBadInputTest : public ::testing::Test {
 
   // Sends one request on a fresh Step stream to shard 0; the stream's final status.
   absl::Status SendRaw(const v1::StepRequest& request) {
-    auto stub = v1::Attention::NewStub(
+    auto stub = v1::AttentionService::NewStub(
         grpc::CreateChannel(tier_.local->shard_address(0), grpc::InsecureChannelCredentials()));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
@@ -159,7 +160,8 @@ TEST_F(TierBadInputTest, LayerOutOfRange) {
   EXPECT_THAT(status.message(), HasSubstr("layer"));
 
   // The client library refuses it before sending.
-  absl::StatusOr<std::unique_ptr<Session>> session = tier_.client->OpenSession("m", "t");
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      tier_.client->OpenSession(TestModelId("m"), "t");
   ASSERT_TRUE(session.ok());
   ASSERT_TRUE((*session)->Extend({7}).ok());
   absl::StatusOr<std::unique_ptr<Step>> step = (*session)->BeginStep();
@@ -174,16 +176,18 @@ TEST_F(TierBadInputTest, LayerOutOfRange) {
 TEST_F(TierBadInputTest, UnknownAndClosedSessions) {
   EXPECT_EQ(tier_.client->ResumeSession("00112233445566778899aabbccddeeff", "t").status().code(),
             absl::StatusCode::kNotFound);
-  absl::StatusOr<std::unique_ptr<Session>> session = tier_.client->OpenSession("m", "t");
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      tier_.client->OpenSession(TestModelId("m"), "t");
   ASSERT_TRUE(session.ok());
   const std::string id = (*session)->id();
   ASSERT_TRUE((*session)->Close().ok());
   EXPECT_EQ(tier_.client->ResumeSession(id, "t").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*session)->Extend(std::vector<int32_t>(40, 1)).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*session)->Close().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(tier_.client->OpenSession("no-such-model", "t").status().code(),
+  EXPECT_EQ(tier_.client->OpenSession(TestModelId("no-such-model"), "t").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(tier_.client->OpenSession("m", "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(tier_.client->OpenSession(TestModelId("m"), "").status().code(),
+            absl::StatusCode::kInvalidArgument);
   ExpectOthersServed();
 }
 
@@ -206,7 +210,8 @@ TEST_F(TierBadInputTest, LeaseOfClosedSessionCannotTouchReassignedBlocks) {
   ASSERT_TRUE(tier_.local->coordinator().CloseSession(close).ok());
 
   // A new session gets the freed block (the allocator reuses it first) and writes it.
-  absl::StatusOr<std::unique_ptr<Session>> opened = tier_.client->OpenSession("m", "t");
+  absl::StatusOr<std::unique_ptr<Session>> opened =
+      tier_.client->OpenSession(TestModelId("m"), "t");
   ASSERT_TRUE(opened.ok());
   CheckedSession owner = Checked(*std::move(opened));
   ASSERT_TRUE(CheckedStep(*tier_.client, {&owner}, {4}, rng_).ok());
@@ -222,7 +227,8 @@ TEST_F(TierBadInputTest, LeaseOfClosedSessionCannotTouchReassignedBlocks) {
 
 TEST_F(TierBadInputTest, MoreTokensThanCapacity) {
   // 16 blocks of 4 tokens; the bystander holds 2.
-  absl::StatusOr<std::unique_ptr<Session>> greedy = tier_.client->OpenSession("m", "t");
+  absl::StatusOr<std::unique_ptr<Session>> greedy =
+      tier_.client->OpenSession(TestModelId("m"), "t");
   ASSERT_TRUE(greedy.ok());
   absl::Status status = (*greedy)->Extend(std::vector<int32_t>(65, 1));
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
@@ -241,7 +247,7 @@ TEST_F(TierBadInputTest, OversizedMessage) {
   tier_ = Tier();
   Start(options);
   // 200 tokens of q for one shard: 200 x 2 heads x 32 x 2 bytes = 25600 bytes > 16 KiB.
-  absl::StatusOr<std::unique_ptr<Session>> big = tier_.client->OpenSession("m", "t");
+  absl::StatusOr<std::unique_ptr<Session>> big = tier_.client->OpenSession(TestModelId("m"), "t");
   ASSERT_TRUE(big.ok());
   CheckedSession checked = Checked(*std::move(big));
   absl::Status status = CheckedStep(*tier_.client, {&checked}, {200}, rng_);

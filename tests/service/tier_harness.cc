@@ -30,8 +30,7 @@ void RandomValues(DType dtype, int64_t count, std::mt19937_64& rng, std::string*
 v1::ModelSpec TestModel(const std::string& name, int kv_heads, int q_heads, int shards, DType dtype,
                         int num_blocks, int head_dim) {
   v1::ModelSpec model;
-  model.set_name(name);
-  model.set_version("test");
+  *model.mutable_id() = TestModelId(name);
   model.set_num_layers(2);
   model.set_num_kv_heads(kv_heads);
   model.set_num_q_heads(q_heads);
@@ -41,6 +40,13 @@ v1::ModelSpec TestModel(const std::string& name, int kv_heads, int q_heads, int 
   model.set_num_blocks(num_blocks);
   model.set_num_shards(shards);
   return model;
+}
+
+v1::ModelId TestModelId(const std::string& name) {
+  v1::ModelId id;
+  id.set_name(name);
+  id.set_version("test");
+  return id;
 }
 
 LocalTierOptions FastTier(const v1::ModelSpec& model) {

@@ -23,6 +23,9 @@ namespace kvtier::test {
 v1::ModelSpec TestModel(const std::string& name, int kv_heads, int q_heads, int shards,
                         DType dtype = DType::kBF16, int num_blocks = 256, int head_dim = 32);
 
+// The id of a TestModel named `name`.
+v1::ModelId TestModelId(const std::string& name);
+
 // Heartbeats every 20 ms; a shard is dropped after 1 s of silence (short enough for the crash
 // tests, long enough that a loaded CI machine does not drop a live shard).
 LocalTierOptions FastTier(const v1::ModelSpec& model);

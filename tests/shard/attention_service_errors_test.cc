@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/wire/lease_signature.h"
+#include "proto/wire/time_convert.h"
 #include "tests/shard/test_shard.h"
 
 namespace kvtier {
@@ -30,7 +31,7 @@ class AttentionServiceErrorsTest : public testing::Test {
 
   // A lease on this shard's first incarnation.
   v1::BlockLease Lease(const std::vector<int32_t>& blocks, uint64_t generation = 1) const {
-    return SignedLease(key_, kTestModel, blocks, {1, 1}, generation);
+    return SignedLease(key_, TestModelId(), blocks, {1, 1}, generation);
   }
 
   static std::vector<v1::StepRequest> Step(const v1::BlockLease& lease, int context_len,
@@ -94,22 +95,27 @@ TEST_F(AttentionServiceErrorsTest, RefusesBadStepsNamingTheFieldAndKeepsServing)
        StatusCode::PERMISSION_DENIED, "plan.sequences[0].lease: bad signature"},
       {"an earlier incarnation",
        resigned([](v1::BlockLease& lease) { lease.set_shard_incarnations(kSlot, 0); }),
-       StatusCode::ABORTED,
+       StatusCode::FAILED_PRECONDITION,
        "lease: issued for incarnation 0 of slot 1, this shard is incarnation 1: its K/V was "
        "lost; open a new session and re-prefill"},
       {"a later incarnation",
        resigned([](v1::BlockLease& lease) { lease.set_shard_incarnations(kSlot, 2); }),
-       StatusCode::ABORTED, "issued for incarnation 2 of slot 1"},
+       StatusCode::FAILED_PRECONDITION, "issued for incarnation 2 of slot 1"},
       {"an incarnation per slot missing",
        resigned([](v1::BlockLease& lease) { lease.mutable_shard_incarnations()->RemoveLast(); }),
        StatusCode::INVALID_ARGUMENT,
        "plan.sequences[0].lease.shard_incarnations: expected 2 entries"},
       {"expired", resigned([](v1::BlockLease& lease) {
-         lease.set_expires_unix_micros(absl::ToUnixMicros(absl::Now() - absl::Seconds(1)));
+         *lease.mutable_expires_at() = ToProtoTimestamp(absl::Now() - absl::Seconds(1));
        }),
-       StatusCode::PERMISSION_DENIED, "plan.sequences[0].lease: expired"},
-      {"another model's lease", resigned([](v1::BlockLease& lease) { lease.set_model("other"); }),
+       StatusCode::PERMISSION_DENIED, "plan.sequences[0].lease.expires_at: expired"},
+      {"another model's lease",
+       resigned([](v1::BlockLease& lease) { lease.mutable_model()->set_name("other"); }),
        StatusCode::PERMISSION_DENIED, "plan.sequences[0].lease.model"},
+      {"another version's lease",
+       resigned([](v1::BlockLease& lease) { lease.mutable_model()->set_version("2"); }),
+       StatusCode::PERMISSION_DENIED,
+       "plan.sequences[0].lease.model: the lease is for model m@2, the step for m@1"},
       {"a block past the pool",
        resigned([](v1::BlockLease& lease) { lease.set_blocks(1, kTestBlocks); }),
        StatusCode::INVALID_ARGUMENT, "plan.sequences[0].lease.blocks[1]: 32 out of range [0, 32)"},
@@ -141,8 +147,11 @@ TEST_F(AttentionServiceErrorsTest, RefusesBadStepsNamingTheFieldAndKeepsServing)
        StatusCode::INVALID_ARGUMENT, "plan.sequences: expected at least one sequence"},
       {"another slot", plan([](v1::StepPlan& plan) { plan.set_slot(0); }),
        StatusCode::FAILED_PRECONDITION, "plan.slot: this shard holds slot 1 of model m, got 0"},
-      {"an unknown model", plan([](v1::StepPlan& plan) { plan.set_model("nope"); }),
-       StatusCode::NOT_FOUND, "plan.model: this shard holds no range of model \"nope\""},
+      {"an unknown model", plan([](v1::StepPlan& plan) { plan.mutable_model()->set_name("nope"); }),
+       StatusCode::NOT_FOUND, "plan.model.name: this shard holds no range of model \"nope\""},
+      {"another version", plan([](v1::StepPlan& plan) { plan.mutable_model()->set_version("2"); }),
+       StatusCode::NOT_FOUND,
+       "plan.model.version: this shard holds version \"1\" of model \"m\", not \"2\""},
       {"no plan", [](auto& requests) { requests[0].clear_plan(); }, StatusCode::INVALID_ARGUMENT,
        "plan: the first message of a step must carry a plan"},
       {"no message at all", [](auto& requests) { requests.clear(); }, StatusCode::INVALID_ARGUMENT,

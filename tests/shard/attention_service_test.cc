@@ -16,8 +16,8 @@
 #include "cache/kv/dtype.h"
 #include "cache/kv/reference_attention.h"
 #include "gtest/gtest.h"
-#include "proto/wire/lease_signature.h"
 #include "proto/wire/layer_shapes.h"
+#include "proto/wire/lease_signature.h"
 #include "proto/wire/model_spec.h"
 #include "service/head_placement.h"
 #include "tests/shard/test_shard.h"
@@ -132,12 +132,13 @@ class AttentionServiceTest : public testing::TestWithParam<DType> {
       const int q_begin = heads.kv_head_begin() * group;
       const int q_end = heads.kv_head_end() * group;
       v1::StepPlan plan;
-      plan.set_model(kTestModel);
+      *plan.mutable_model() = TestModelId();
       plan.set_slot(slot);
       int num_tokens = 0;
       for (const Chunk& chunk : chunks) {
         v1::SequenceStep* sequence = plan.add_sequences();
-        *sequence->mutable_lease() = SignedLease(key_, kTestModel, chunk.session->blocks, {1, 1});
+        *sequence->mutable_lease() =
+            SignedLease(key_, TestModelId(), chunk.session->blocks, {1, 1});
         sequence->set_context_len(chunk.session->context_len);
         sequence->set_num_new_tokens(chunk.num_new_tokens);
         num_tokens += chunk.num_new_tokens;

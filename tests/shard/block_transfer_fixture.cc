@@ -16,16 +16,15 @@ int64_t TransferBlockBytes() {
       .block_bytes();
 }
 
-std::unique_ptr<v1::BlockTransfer::Stub> TransferStub(const std::string& address) {
-  return v1::BlockTransfer::NewStub(
+std::unique_ptr<v1::BlockTransferService::Stub> TransferStub(const std::string& address) {
+  return v1::BlockTransferService::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
 }
 
 v1::PullBlocksRequest PullRequest(const std::string& source_address,
                                   const std::vector<int32_t>& blocks, v1::Transport transport) {
   v1::PullBlocksRequest request;
-  request.set_model(kTestModel);
-  request.set_version(TransferSpec().version());
+  *request.mutable_model() = TransferSpec().id();
   request.set_slot(kTransferSlot);
   request.set_source_address(source_address);
   for (int32_t block : blocks) request.add_block_ids(block);
@@ -51,7 +50,7 @@ PoolContents ReadPool(const TestShard& shard) {
   context.set_deadline(TestDeadline());
   auto reader = TransferStub(shard.server->address())->ReadBlocks(&context, request);
   PoolContents contents;
-  v1::BlockData data;
+  v1::ReadBlocksResponse data;
   while (reader->Read(&data)) {
     contents[{data.block_id(), data.layer()}] = BlockLayer{data.k(), data.v()};
   }
@@ -80,7 +79,7 @@ PoolContents BlockTransferFixture::WriteRandomBlocks(TestShard& shard,
                                                      const std::vector<int32_t>& blocks) {
   const int tokens = static_cast<int>(blocks.size()) * kTestBlockSize;
   const int64_t block_bytes = TransferBlockBytes();
-  const v1::BlockLease lease = SignedLease(key_, kTestModel, blocks, {1, 1});
+  const v1::BlockLease lease = SignedLease(key_, TestModelId(), blocks, {1, 1});
   std::vector<v1::StepRequest> step =
       ZeroStep(TransferSpec(), kTransferSlot, lease, tokens, tokens);
   PoolContents written;

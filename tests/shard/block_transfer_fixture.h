@@ -41,12 +41,12 @@ v1::ModelSpec TransferSpec();
 // K (or V) bytes of one block of one layer of slot kTransferSlot.
 int64_t TransferBlockBytes();
 
-std::unique_ptr<v1::BlockTransfer::Stub> TransferStub(const std::string& address);
+std::unique_ptr<v1::BlockTransferService::Stub> TransferStub(const std::string& address);
 
 // A pull of `blocks` of slot kTransferSlot from `source_address`.
 v1::PullBlocksRequest PullRequest(const std::string& source_address,
                                   const std::vector<int32_t>& blocks,
-                                  v1::Transport transport = v1::TRANSPORT_AUTO);
+                                  v1::Transport transport = v1::TRANSPORT_UNSPECIFIED);
 
 // PullBlocks on `destination` with a deadline `timeout` away.
 grpc::Status Pull(const TestShard& destination, const v1::PullBlocksRequest& request,

@@ -47,7 +47,8 @@ TEST_F(BlockTransferGpuTest, PoolsOnOneGpuCopyOverGrpc) {
   ASSERT_NO_FATAL_FAILURE(StartShards(Cuda(0), Cuda(0)));
   WriteRandomBlocks(source_, {2, 3, 7});
   WriteRandomBlocks(destination_, {8});
-  ASSERT_NO_FATAL_FAILURE(ExpectPullCopies({7, 2, 3}, v1::TRANSPORT_AUTO, v1::TRANSPORT_GRPC));
+  ASSERT_NO_FATAL_FAILURE(
+      ExpectPullCopies({7, 2, 3}, v1::TRANSPORT_UNSPECIFIED, v1::TRANSPORT_GRPC));
   EXPECT_THAT(
       last_response_.transport_reason(),
       AnyOf(HasSubstr("and NCCL needs a distinct GPU per rank"), HasSubstr("built without NCCL")));
@@ -109,7 +110,7 @@ TEST_F(BlockTransferGpuTest, PoolsOnTwoGpusCopyOverNccl) {
   WriteRandomBlocks(source_, {0, 1, 2, 5, 6, 31});
   WriteRandomBlocks(destination_, {3, 4});
   ASSERT_NO_FATAL_FAILURE(
-      ExpectPullCopies({31, 0, 1, 2, 6}, v1::TRANSPORT_AUTO, v1::TRANSPORT_NCCL));
+      ExpectPullCopies({31, 0, 1, 2, 6}, v1::TRANSPORT_UNSPECIFIED, v1::TRANSPORT_NCCL));
   EXPECT_EQ(last_response_.transport_reason(), "");
   ASSERT_NO_FATAL_FAILURE(ExpectPullCopies({5}, v1::TRANSPORT_NCCL, v1::TRANSPORT_NCCL));
   ASSERT_NO_FATAL_FAILURE(ExpectPullCopies({3}, v1::TRANSPORT_GRPC, v1::TRANSPORT_GRPC));

@@ -1,5 +1,5 @@
-// Shard-to-shard block transfers (kvtier.v1.BlockTransfer) between two in-process shards with
-// CPU pools, over real gRPC: a pull copies exactly the listed blocks' K/V, every layer, byte
+// Shard-to-shard block transfers (kvtier.v1.BlockTransferService) between two in-process shards
+// with CPU pools, over real gRPC: a pull copies exactly the listed blocks' K/V, every layer, byte
 // for byte, and touches nothing else; bad pulls are refused with the status and field they
 // deserve; a source that fails, stalls or dies mid-transfer gives a clear status, and the
 // destination keeps serving.
@@ -40,7 +40,7 @@ TEST_F(BlockTransferTest, PullCopiesTheListedBlocksExactlyAndNothingElse) {
   const PoolContents written = WriteRandomBlocks(source_, {3, 4, 5, 9, 20, 21});
   const PoolContents kept = WriteRandomBlocks(destination_, {10});
   const std::vector<int32_t> pulled = {21, 3, 9, 4};  // out of order, with runs
-  ASSERT_NO_FATAL_FAILURE(ExpectPullCopies(pulled, v1::TRANSPORT_AUTO, v1::TRANSPORT_GRPC));
+  ASSERT_NO_FATAL_FAILURE(ExpectPullCopies(pulled, v1::TRANSPORT_UNSPECIFIED, v1::TRANSPORT_GRPC));
   EXPECT_THAT(last_response_.transport_reason(),
               HasSubstr("NCCL not used: this shard cannot use it"));
 
@@ -72,7 +72,7 @@ TEST_F(BlockTransferTest, RefusesBadPullsNamingTheFieldAndKeepsServing) {
   TestShard other_shape;
   ASSERT_NO_FATAL_FAILURE(StartShard(TestRange(smaller, kTransferSlot), &other_shape));
   v1::ModelSpec renamed = TransferSpec();
-  renamed.set_name("other");
+  renamed.mutable_id()->set_name("other");
   TestShard other_model;
   ASSERT_NO_FATAL_FAILURE(StartShard(TestRange(renamed, kTransferSlot), &other_model));
 
@@ -89,10 +89,11 @@ TEST_F(BlockTransferTest, RefusesBadPullsNamingTheFieldAndKeepsServing) {
     return request;
   };
   const std::vector<Case> cases = {
-      {"an unknown model", edited([](auto& r) { r.set_model("nope"); }), StatusCode::NOT_FOUND,
-       "model: this shard holds no range of model \"nope\""},
-      {"another version", edited([](auto& r) { r.set_version("2"); }), StatusCode::NOT_FOUND,
-       "version: this shard holds version \"1\" of model \"m\", not \"2\""},
+      {"an unknown model", edited([](auto& r) { r.mutable_model()->set_name("nope"); }),
+       StatusCode::NOT_FOUND, "model.name: this shard holds no range of model \"nope\""},
+      {"another version", edited([](auto& r) { r.mutable_model()->set_version("2"); }),
+       StatusCode::NOT_FOUND,
+       "model.version: this shard holds version \"1\" of model \"m\", not \"2\""},
       {"another slot", edited([](auto& r) { r.set_slot(1); }), StatusCode::NOT_FOUND,
        "slot: this shard holds slot 0 of model \"m\", not 1"},
       {"no blocks", edited([](auto& r) { r.clear_block_ids(); }), StatusCode::INVALID_ARGUMENT,
@@ -116,7 +117,7 @@ TEST_F(BlockTransferTest, RefusesBadPullsNamingTheFieldAndKeepsServing) {
        edited([&](auto& r) { r.set_source_address(other_model.server->address()); }),
        StatusCode::NOT_FOUND,
        absl::StrCat("source ", other_model.server->address(),
-                    ": DescribeRange: range.model.name: this shard holds no range of model "
+                    ": DescribeRange: range.model.id.name: this shard holds no range of model "
                     "\"m\"")},
       {"a source holding another slot",
        edited([&](auto& r) { r.set_source_address(other_slot.server->address()); }),
@@ -125,7 +126,8 @@ TEST_F(BlockTransferTest, RefusesBadPullsNamingTheFieldAndKeepsServing) {
        edited([&](auto& r) { r.set_source_address(other_shape.server->address()); }),
        StatusCode::FAILED_PRECONDITION,
        "range.model: slot 0 of model \"m\" here is 2 layers x 16 blocks x 2 heads x 4 tokens x "
-       "64 bf16 over KV heads [0, 2) of 2 head ranges; the request's spec gives 2 layers x 32 blocks"},
+       "64 bf16 over KV heads [0, 2) of 2 head ranges; the request's spec gives 2 layers x 32 "
+       "blocks"},
       {"a source that is not there", edited([](auto& r) { r.set_source_address("127.0.0.1:1"); }),
        StatusCode::UNAVAILABLE, "source 127.0.0.1:1: DescribeRange"},
   };
@@ -137,7 +139,8 @@ TEST_F(BlockTransferTest, RefusesBadPullsNamingTheFieldAndKeepsServing) {
 }
 
 TEST_F(BlockTransferTest, SourceRefusesBadReadsAndNcclSendsNamingTheField) {
-  const std::unique_ptr<v1::BlockTransfer::Stub> stub = TransferStub(source_.server->address());
+  const std::unique_ptr<v1::BlockTransferService::Stub> stub =
+      TransferStub(source_.server->address());
   v1::TransferRange range;
   *range.mutable_model() = TransferSpec();
   range.set_slot(kTransferSlot);
@@ -146,7 +149,7 @@ TEST_F(BlockTransferTest, SourceRefusesBadReadsAndNcclSendsNamingTheField) {
     grpc::ClientContext context;
     context.set_deadline(TestDeadline());
     auto reader = stub->ReadBlocks(&context, request);
-    v1::BlockData data;
+    v1::ReadBlocksResponse data;
     while (reader->Read(&data)) {
     }
     return reader->Finish();
@@ -247,7 +250,7 @@ TEST_F(BlockTransferTest, ServesReflectionOfTheTransferService) {
   const absl::StatusOr<std::vector<std::string>> services =
       test::ListServices(destination_.server->address());
   ASSERT_TRUE(services.ok()) << services.status();
-  EXPECT_THAT(*services, testing::Contains("kvtier.v1.BlockTransfer"));
+  EXPECT_THAT(*services, testing::Contains("kvtier.v1.BlockTransferService"));
 }
 
 }  // namespace

@@ -32,11 +32,11 @@ grpc::Status FakeBlockSource::DescribeRange(grpc::ServerContext* context,
 
 grpc::Status FakeBlockSource::ReadBlocks(grpc::ServerContext* context,
                                          const v1::ReadBlocksRequest* request,
-                                         grpc::ServerWriter<v1::BlockData>* writer) {
+                                         grpc::ServerWriter<v1::ReadBlocksResponse>* writer) {
   const KvPoolShape shape =
       PoolShapeFor(request->range().model(),
                    HeadRangeForSlot(request->range().model(), request->range().slot()));
-  v1::BlockData data;
+  v1::ReadBlocksResponse data;
   data.set_block_id(request->block_ids(0));
   data.set_layer(behavior_ == Behavior::kWrongOrder ? 1 : 0);
   data.set_k(std::string(shape.block_bytes(), 'k'));

@@ -1,4 +1,4 @@
-// FakeBlockSource: a kvtier.v1.BlockTransfer source that misbehaves on purpose, served on an
+// FakeBlockSource: a kvtier.v1.BlockTransferService source that misbehaves on purpose, served on an
 // ephemeral 127.0.0.1 port, for the destination's side of shard-to-shard transfers.
 // DescribeRange accepts any range (no NCCL); ReadBlocks sends one block-layer, then does what
 // its Behavior says. Kill stops the server at once, cancelling a ReadBlocks in flight, as a
@@ -18,7 +18,7 @@
 
 namespace kvtier {
 
-class FakeBlockSource final : public v1::BlockTransfer::Service {
+class FakeBlockSource final : public v1::BlockTransferService::Service {
  public:
   enum class Behavior {
     kHang,        // after the first block-layer, waits until the call is cancelled
@@ -47,7 +47,7 @@ class FakeBlockSource final : public v1::BlockTransfer::Service {
   grpc::Status DescribeRange(grpc::ServerContext* context, const v1::DescribeRangeRequest* request,
                              v1::DescribeRangeResponse* response) override;
   grpc::Status ReadBlocks(grpc::ServerContext* context, const v1::ReadBlocksRequest* request,
-                          grpc::ServerWriter<v1::BlockData>* writer) override;
+                          grpc::ServerWriter<v1::ReadBlocksResponse>* writer) override;
 
  private:
   const Behavior behavior_;

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "proto/wire/time_convert.h"
 
 namespace kvtier {
 
@@ -49,7 +50,7 @@ bool FakeCoordinator::WaitUntil(const std::function<bool(const Counts&)>& done) 
 
 grpc::Status FakeCoordinator::RegisterShard(grpc::ServerContext* context,
                                             const v1::RegisterShardRequest* request,
-                                            v1::ShardAssignment* response) {
+                                            v1::RegisterShardResponse* response) {
   absl::MutexLock lock(&mu_);
   if (registrations_to_refuse_ > 0) {
     --registrations_to_refuse_;
@@ -60,13 +61,13 @@ grpc::Status FakeCoordinator::RegisterShard(grpc::ServerContext* context,
   counts_.heartbeats_since_registration = 0;
   counts_.last_registration = *request;
   forgotten_ = false;
-  FillAssignment(response);
+  FillAssignment(response->mutable_assignment());
   return grpc::Status::OK;
 }
 
 grpc::Status FakeCoordinator::Heartbeat(grpc::ServerContext* context,
                                         const v1::HeartbeatRequest* request,
-                                        v1::ShardAssignment* response) {
+                                        v1::HeartbeatResponse* response) {
   absl::MutexLock lock(&mu_);
   if (forgotten_ || request->shard_id() != static_cast<uint64_t>(counts_.registrations)) {
     ++counts_.not_found_heartbeats;
@@ -77,7 +78,7 @@ grpc::Status FakeCoordinator::Heartbeat(grpc::ServerContext* context,
   ++counts_.heartbeats_since_registration;
   counts_.ready_incarnations.assign(request->ready_incarnations().begin(),
                                     request->ready_incarnations().end());
-  FillAssignment(response);
+  FillAssignment(response->mutable_assignment());
   return grpc::Status::OK;
 }
 
@@ -92,7 +93,8 @@ grpc::Status FakeCoordinator::DeregisterShard(grpc::ServerContext* context,
 void FakeCoordinator::FillAssignment(v1::ShardAssignment* assignment) const {
   assignment->set_shard_id(counts_.registrations);
   assignment->set_lease_key(lease_key_);
-  assignment->set_heartbeat_interval_ms(heartbeat_interval_ms_);
+  *assignment->mutable_heartbeat_interval() =
+      ToProtoDuration(absl::Milliseconds(heartbeat_interval_ms_));
   for (const v1::HostedRange& range : ranges_) {
     v1::HostedRange* hosted = assignment->add_ranges();
     *hosted = range;

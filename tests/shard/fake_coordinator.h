@@ -1,5 +1,5 @@
-// FakeCoordinator: a kvtier.v1.ShardRegistry served on an ephemeral 127.0.0.1 port, standing in
-// for the coordinator in shard tests.
+// FakeCoordinator: a kvtier.v1.ShardRegistryService served on an ephemeral 127.0.0.1 port, standing
+// in for the coordinator in shard tests.
 //
 // Registration n (1, 2, ...) gets shard id n and the configured ranges with incarnation n, as a
 // real coordinator gives a rejoining shard a new incarnation; heartbeats answer the same
@@ -24,7 +24,7 @@
 
 namespace kvtier {
 
-class FakeCoordinator final : public v1::ShardRegistry::Service {
+class FakeCoordinator final : public v1::ShardRegistryService::Service {
  public:
   struct Counts {
     int registrations = 0;  // answered with an assignment
@@ -56,9 +56,9 @@ class FakeCoordinator final : public v1::ShardRegistry::Service {
   bool WaitUntil(const std::function<bool(const Counts&)>& done) const ABSL_LOCKS_EXCLUDED(mu_);
 
   grpc::Status RegisterShard(grpc::ServerContext* context, const v1::RegisterShardRequest* request,
-                             v1::ShardAssignment* response) override ABSL_LOCKS_EXCLUDED(mu_);
+                             v1::RegisterShardResponse* response) override ABSL_LOCKS_EXCLUDED(mu_);
   grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
-                         v1::ShardAssignment* response) override ABSL_LOCKS_EXCLUDED(mu_);
+                         v1::HeartbeatResponse* response) override ABSL_LOCKS_EXCLUDED(mu_);
   grpc::Status DeregisterShard(grpc::ServerContext* context,
                                const v1::DeregisterShardRequest* request,
                                v1::DeregisterShardResponse* response) override

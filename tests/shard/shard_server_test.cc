@@ -1,7 +1,7 @@
 // ShardServer's life in the tier, against a fake coordinator over real gRPC: registration
 // (with retries), heartbeats that report the ready ranges and carry assignment changes,
 // registering again when the coordinator has forgotten the shard (a new incarnation: old
-// leases are ABORTED), clean Shutdown (deregisters) versus Kill (does not), health checks,
+// leases need a re-prefill), clean Shutdown (deregisters) versus Kill (does not), health checks,
 // and option checks.
 #include <cstdint>
 #include <memory>
@@ -16,7 +16,9 @@
 #include "cache/kv/dtype.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
+#include "proto/wire/status_convert.h"
 #include "tests/server_probe.h"
 #include "tests/shard/test_shard.h"
 
@@ -41,7 +43,7 @@ class ShardServerTest : public testing::Test {
 
   // A one-token step on blocks 0 and 1 under a lease for `incarnation` of this slot.
   StepOutcome StepUnder(uint64_t incarnation) {
-    const v1::BlockLease lease = SignedLease(key_, kTestModel, {0, 1}, {incarnation, 1});
+    const v1::BlockLease lease = SignedLease(key_, TestModelId(), {0, 1}, {incarnation, 1});
     return shard_.client->Send(ZeroStep(TestModelSpec(DType::kF16), kSlot, lease, 5, 1));
   }
 
@@ -92,7 +94,9 @@ TEST_F(ShardServerTest, RegistersAgainWhenForgottenAndRefusesTheOldIncarnation) 
   EXPECT_THAT(shard_.coordinator->counts().ready_incarnations, ElementsAre(2));
 
   const StepOutcome old = StepUnder(1);
-  EXPECT_EQ(old.status.error_code(), grpc::StatusCode::ABORTED) << old.status.error_message();
+  EXPECT_EQ(old.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << old.status.error_message();
+  EXPECT_EQ(ReasonOf(FromGrpcStatus(old.status)), v1::ERROR_REASON_REPREFILL_REQUIRED);
   EXPECT_THAT(old.status.error_message(),
               HasSubstr("issued for incarnation 1 of slot 0, this shard is incarnation 2: its "
                         "K/V was lost; open a new session and re-prefill"));

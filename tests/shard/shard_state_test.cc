@@ -28,10 +28,17 @@ using ::testing::UnorderedElementsAre;
 // for K and V.
 constexpr int64_t kPoolBytes = int64_t{2} * 2 * 32 * 2 * 4 * 64 * 2;
 
+// The test model renamed `name`.
+v1::ModelId IdOf(const std::string& name) {
+  v1::ModelId id = TestModelId();
+  id.set_name(name);
+  return id;
+}
+
 // Slot 0 of the test model, renamed `name`, at `incarnation`.
 v1::HostedRange Range(const std::string& name, uint64_t incarnation) {
   v1::ModelSpec spec = TestModelSpec(DType::kF16);
-  spec.set_name(name);
+  *spec.mutable_id() = IdOf(name);
   v1::HostedRange range = TestRange(spec, 0);
   range.set_incarnation(incarnation);
   return range;
@@ -49,12 +56,12 @@ class ShardStateTest : public testing::Test {
  protected:
   // The model hosted under `name`; fails the test if there is none.
   std::shared_ptr<HostedModel> Hosted(const std::string& name) const {
-    absl::StatusOr<ShardState::Hosted> hosted = state_.Find(name);
+    absl::StatusOr<ShardState::Hosted> hosted = state_.Find("model", IdOf(name));
     EXPECT_TRUE(hosted.ok()) << hosted.status();
     return hosted.ok() ? hosted->model : nullptr;
   }
 
-  bool IsHosted(const std::string& name) const { return state_.Find(name).ok(); }
+  bool IsHosted(const std::string& name) const { return state_.Find("model", IdOf(name)).ok(); }
 
   ThreadPool threads_{1};
   ShardState state_{3 * kPoolBytes, PoolFactoryFor(PoolDevice{}, &threads_)};
@@ -67,7 +74,7 @@ TEST_F(ShardStateTest, KeepsUnchangedRangesReplacesChangedOnesAndDropsTheRest) {
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(a->pool().shape().total_bytes(), kPoolBytes);
-  EXPECT_EQ(state_.Find("a")->lease_key, "key");
+  EXPECT_EQ(state_.Find("model", IdOf("a"))->lease_key, "key");
   EXPECT_THAT(state_.ReadyIncarnations(), UnorderedElementsAre(1, 1));
 
   // b restarted in its slot: a new incarnation, a new pool.
@@ -85,9 +92,10 @@ TEST_F(ShardStateTest, KeepsUnchangedRangesReplacesChangedOnesAndDropsTheRest) {
   state_.Reset();
   EXPECT_FALSE(IsHosted("b"));
   EXPECT_THAT(state_.ReadyIncarnations(), IsEmpty());
-  const absl::Status missing = state_.Find("b").status();
+  const absl::Status missing = state_.Find("plan.model", IdOf("b")).status();
   EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(missing.message(), HasSubstr("plan.model: this shard holds no range of model \"b\""));
+  EXPECT_THAT(missing.message(),
+              HasSubstr("plan.model.name: this shard holds no range of model \"b\""));
 }
 
 TEST_F(ShardStateTest, HostsWithinCapacityAndRefusesTheRangesBeyond) {
@@ -143,7 +151,7 @@ TEST_F(ShardStateTest, RefusesAnAssignmentWithoutLeaseKeyAndKeepsTheCurrentOne) 
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("assignment.lease_key"));
   EXPECT_EQ(Hosted("a"), a);
-  EXPECT_EQ(state_.Find("a")->lease_key, "key");
+  EXPECT_EQ(state_.Find("model", IdOf("a"))->lease_key, "key");
   EXPECT_FALSE(IsHosted("b"));
 }
 

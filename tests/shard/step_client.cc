@@ -5,13 +5,14 @@
 
 #include "absl/time/clock.h"
 #include "proto/wire/lease_signature.h"
+#include "proto/wire/time_convert.h"
 
 namespace kvtier {
 
 StepClient::StepClient(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  stub_ = v1::Attention::NewStub(
+  stub_ = v1::AttentionService::NewStub(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
 }
 
@@ -43,18 +44,18 @@ std::vector<v1::StepRequest> StepRequests(const v1::StepPlan& plan,
   return requests;
 }
 
-v1::BlockLease SignedLease(const std::string& key, const std::string& model,
+v1::BlockLease SignedLease(const std::string& key, const v1::ModelId& model,
                            const std::vector<int32_t>& blocks,
                            const std::vector<uint64_t>& shard_incarnations, uint64_t generation) {
   v1::BlockLease lease;
   lease.set_session_id("session");
-  lease.set_model(model);
+  *lease.mutable_model() = model;
   for (int32_t block : blocks) {
     lease.add_blocks(block);
     lease.add_generations(generation);
   }
   for (uint64_t incarnation : shard_incarnations) lease.add_shard_incarnations(incarnation);
-  lease.set_expires_unix_micros(absl::ToUnixMicros(absl::Now() + absl::Minutes(1)));
+  *lease.mutable_expires_at() = ToProtoTimestamp(absl::Now() + absl::Minutes(1));
   SignLease(key, &lease);
   return lease;
 }

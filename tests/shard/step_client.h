@@ -28,10 +28,10 @@ class StepClient {
   // a layer, until the stream fails; then half-closes and returns the status.
   StepOutcome Send(const std::vector<v1::StepRequest>& requests);
 
-  v1::Attention::Stub& stub() { return *stub_; }
+  v1::AttentionService::Stub& stub() { return *stub_; }
 
  private:
-  std::unique_ptr<v1::Attention::Stub> stub_;
+  std::unique_ptr<v1::AttentionService::Stub> stub_;
 };
 
 // The requests of a well-formed step: the plan in the first, one layer in each.
@@ -40,7 +40,7 @@ std::vector<v1::StepRequest> StepRequests(const v1::StepPlan& plan,
 
 // A lease over `blocks` (each at `generation`) for `model`, valid for a minute, signed with
 // `key`.
-v1::BlockLease SignedLease(const std::string& key, const std::string& model,
+v1::BlockLease SignedLease(const std::string& key, const v1::ModelId& model,
                            const std::vector<int32_t>& blocks,
                            const std::vector<uint64_t>& shard_incarnations,
                            uint64_t generation = 1);

@@ -10,10 +10,16 @@
 
 namespace kvtier {
 
+v1::ModelId TestModelId() {
+  v1::ModelId id;
+  id.set_name(kTestModel);
+  id.set_version("1");
+  return id;
+}
+
 v1::ModelSpec TestModelSpec(DType dtype) {
   v1::ModelSpec spec;
-  spec.set_name(kTestModel);
-  spec.set_version("1");
+  *spec.mutable_id() = TestModelId();
   spec.set_num_layers(kTestLayers);
   spec.set_num_kv_heads(kTestKvHeads);
   spec.set_num_q_heads(kTestQHeads);
@@ -37,7 +43,7 @@ std::vector<v1::StepRequest> ZeroStep(const v1::ModelSpec& spec, int slot,
                                       const v1::BlockLease& lease, int context_len,
                                       int num_new_tokens) {
   v1::StepPlan plan;
-  plan.set_model(spec.name());
+  *plan.mutable_model() = spec.id();
   plan.set_slot(slot);
   v1::SequenceStep* sequence = plan.add_sequences();
   *sequence->mutable_lease() = lease;

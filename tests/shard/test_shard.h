@@ -28,6 +28,8 @@ inline constexpr int kTestBlocks = 32;
 inline constexpr int kTestShards = 2;
 
 v1::ModelSpec TestModelSpec(DType dtype);
+// The test model's id: kTestModel, version "1".
+v1::ModelId TestModelId();
 
 // Slot `slot` of `spec`, as a coordinator assigns it (incarnation left to the coordinator).
 v1::HostedRange TestRange(const v1::ModelSpec& spec, int slot);

@@ -29,7 +29,7 @@ v1::DescribeRangeResponse SourceWithoutNccl() {
 }
 
 TEST(TransportChoiceTest, NcclBetweenDistinctGpus) {
-  for (v1::Transport requested : {v1::TRANSPORT_AUTO, v1::TRANSPORT_NCCL}) {
+  for (v1::Transport requested : {v1::TRANSPORT_UNSPECIFIED, v1::TRANSPORT_NCCL}) {
     const absl::StatusOr<TransportChoice> choice =
         ChooseTransport(requested, kGpuA, SourceOn(kGpuB));
     ASSERT_TRUE(choice.ok()) << choice.status();
@@ -66,7 +66,7 @@ TEST(TransportChoiceTest, AutoFallsBackToGrpcAndNcclIsRefusedSayingWhy) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
     const absl::StatusOr<TransportChoice> automatic =
-        ChooseTransport(v1::TRANSPORT_AUTO, c.local, c.source);
+        ChooseTransport(v1::TRANSPORT_UNSPECIFIED, c.local, c.source);
     ASSERT_TRUE(automatic.ok()) << automatic.status();
     EXPECT_EQ(automatic->transport, v1::TRANSPORT_GRPC);
     EXPECT_EQ(automatic->reason, "NCCL not used: " + c.why);

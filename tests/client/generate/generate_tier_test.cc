@@ -22,7 +22,7 @@ using ::testing::HasSubstr;
 
 v1::ModelSpec TierModelFor(const ToyTransformerConfig& config, DType dtype = DType::kF32) {
   v1::ModelSpec model;
-  model.set_name("toy");
+  model.mutable_id()->set_name("toy");
   model.set_num_layers(config.num_layers);
   model.set_num_q_heads(config.num_q_heads);
   model.set_num_kv_heads(config.num_kv_heads);
@@ -49,7 +49,8 @@ class GenerateTierTest : public ::testing::Test {
   }
 
   std::unique_ptr<TierAttention> NewTierAttention(const ToyTransformer& model) {
-    absl::StatusOr<std::unique_ptr<Session>> session = client_->OpenSession("toy", "test");
+    absl::StatusOr<std::unique_ptr<Session>> session =
+        client_->OpenSession(TierModelFor(config_).id(), "test");
     EXPECT_TRUE(session.ok()) << session.status();
     absl::StatusOr<std::unique_ptr<TierAttention>> tier =
         TierAttention::Create(model.attention_shape(), *std::move(session));
@@ -110,7 +111,8 @@ TEST_F(GenerateTierTest, RejectsAMismatchedModelOrPosition) {
   ToyTransformerConfig other = config_;
   other.head_dim = 32;
   std::unique_ptr<ToyTransformer> model = *ToyTransformer::Create(other);
-  absl::StatusOr<std::unique_ptr<Session>> session = client_->OpenSession("toy", "test");
+  absl::StatusOr<std::unique_ptr<Session>> session =
+      client_->OpenSession(TierModelFor(config_).id(), "test");
   ASSERT_TRUE(session.ok());
   absl::Status status =
       TierAttention::Create(model->attention_shape(), *std::move(session)).status();
