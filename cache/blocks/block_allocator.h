@@ -16,10 +16,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cache/blocks/block_id.h"
 
 namespace kvtier {
-
-using BlockId = int32_t;
 
 class BlockAllocator {
  public:

@@ -1,0 +1,153 @@
+#include "cache/blocks/block_manager.h"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace kvtier {
+
+BlockManager::BlockManager(int32_t num_blocks, int32_t block_size,
+                           std::unique_ptr<EvictionPolicy> policy)
+    : block_size_(block_size),
+      policy_(std::move(policy)),
+      blocks_(num_blocks),
+      candidate_(num_blocks),
+      index_(num_blocks, block_size) {
+  for (BlockId block = 0; block < num_blocks; ++block) free_.push_back(block);
+}
+
+std::vector<BlockId> BlockManager::Match(NamespaceId ns, BlockId parent,
+                                         absl::Span<const int32_t> tokens,
+                                         int32_t max_blocks) const {
+  std::vector<BlockId> matched;
+  const int32_t full = static_cast<int32_t>(tokens.size()) / block_size_;
+  for (int32_t i = 0; i < std::min(full, max_blocks); ++i) {
+    const BlockId block = index_.Find(ns, parent, tokens.subspan(i * block_size_, block_size_));
+    if (block == kNoBlock) break;
+    matched.push_back(block);
+    parent = block;
+  }
+  return matched;
+}
+
+absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fresh,
+                                   std::vector<BlockId>* blocks) {
+  int32_t revived = 0;
+  for (size_t i = 0; i < matched.size(); ++i) {
+    const BlockId block = matched[i];
+    if (block < 0 || block >= num_blocks() || !index_.Contains(block)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("matched[", i, "]: block ", block, " is not a cached block"));
+    }
+    const BlockId parent = index_.Parent(block);
+    if (i > 0 ? parent != matched[i - 1] : parent != kNoBlock && blocks_[parent].refs == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("matched[", i, "]: block ", block,
+                       " does not continue a held chain (its parent is ", parent, ")"));
+    }
+    revived += blocks_[block].refs == 0 ? 1 : 0;
+  }
+  if (fresh < 0) return absl::InvalidArgumentError(absl::StrCat("fresh: negative (", fresh, ")"));
+  if (fresh > Available() - revived) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("need ", fresh, " more blocks, ", Available() - revived, " of ", num_blocks(),
+                     " are free or evictable (", static_cast<int32_t>(free_.size()), " free, ",
+                     cached_unreferenced_ - revived, " cached)"));
+  }
+  for (BlockId block : matched) {
+    Block& state = blocks_[block];
+    if (state.refs++ == 0) {
+      --cached_unreferenced_;
+      ++referenced_;
+    }
+    UpdateCandidate(block);
+    policy_->Touch(block);
+    blocks->push_back(block);
+  }
+  for (int32_t i = 0; i < fresh; ++i) {
+    if (free_.empty()) EvictOne();
+    const BlockId block = free_.front();
+    free_.pop_front();
+    Block& state = blocks_[block];
+    state.refs = 1;
+    ++state.generation;
+    ++referenced_;
+    blocks->push_back(block);
+  }
+  return absl::OkStatus();
+}
+
+bool BlockManager::Cache(BlockId block, NamespaceId ns, BlockId parent,
+                         absl::Span<const int32_t> tokens) {
+  if (block < 0 || block >= num_blocks() || blocks_[block].refs == 0 || index_.Contains(block) ||
+      static_cast<int32_t>(tokens.size()) != block_size_ || parent == block ||
+      (parent != kNoBlock && (parent < 0 || parent >= num_blocks() || blocks_[parent].refs == 0))) {
+    return false;
+  }
+  if (!index_.Insert(block, ns, parent, tokens)) return false;
+  policy_->Touch(block);
+  if (parent != kNoBlock) UpdateCandidate(parent);
+  return true;
+}
+
+absl::Status BlockManager::Release(BlockId block) {
+  if (block < 0 || block >= num_blocks()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block: ", block, " out of range [0, ", num_blocks(), ")"));
+  }
+  Block& state = blocks_[block];
+  if (state.refs == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("block ", block, " is not referenced (a double release)"));
+  }
+  if (--state.refs > 0) return absl::OkStatus();
+  --referenced_;
+  if (index_.Contains(block)) {
+    ++cached_unreferenced_;
+    UpdateCandidate(block);
+  } else {
+    free_.push_back(block);
+  }
+  return absl::OkStatus();
+}
+
+BlockCounts BlockManager::counts() const {
+  return BlockCounts{.free = static_cast<int32_t>(free_.size()),
+                     .referenced = referenced_,
+                     .cached = cached_unreferenced_,
+                     .evicted = evicted_};
+}
+
+bool BlockManager::Evictable(BlockId block) const {
+  return blocks_[block].refs == 0 && index_.Contains(block) && index_.CachedChildren(block) == 0;
+}
+
+void BlockManager::UpdateCandidate(BlockId block) {
+  const bool evictable = Evictable(block);
+  if (evictable == candidate_[block]) return;
+  candidate_[block] = evictable;
+  if (evictable) {
+    policy_->AddCandidate(block);
+  } else {
+    policy_->RemoveCandidate(block);
+  }
+}
+
+void BlockManager::EvictOne() {
+  // NOTE: held chains (see the header) make a candidate exist whenever an unreferenced cached
+  // block does, which Reserve checked.
+  assert(cached_unreferenced_ > 0);
+  const BlockId victim = policy_->PopVictim();
+  candidate_[victim] = false;
+  const BlockId parent = index_.Parent(victim);
+  index_.Erase(victim);
+  policy_->Forget(victim);
+  --cached_unreferenced_;
+  ++evicted_;
+  free_.push_back(victim);
+  if (parent != kNoBlock) UpdateCandidate(parent);
+}
+
+}  // namespace kvtier

@@ -1,0 +1,116 @@
+// BlockManager: every block of one model's global block id space, each exactly one of
+//   free        no content; handed out oldest-freed first;
+//   referenced  in the block table of one or more sessions (refcount > 0), cached or not;
+//   cached      unreferenced, with K/V other sessions may match (prefix_index.h), kept until
+//               evicted and revived by a match.
+// A referenced block is never evicted or freed. When free blocks run out, Reserve evicts
+// cached ones in the order of the EvictionPolicy, leaves first (never a block whose cached
+// child is still there).
+//
+// Generations: every time a block is handed out fresh its generation grows, and the
+// coordinator signs it into leases, so shards refuse a lease naming a block that has since
+// been reused. A cached block keeps its generation while shared and revived.
+//
+// A block becomes matchable only through Cache, which the coordinator calls once the block's
+// K/V is committed (written on every shard, for every layer).
+//
+// Whoever holds a cached block holds its whole chain (a session's block table is a chain):
+// Reserve and Cache check that matched blocks and a newly cached block's parent continue a
+// held chain, and a holder releases its chain whole, between any two other calls. So every
+// unreferenced cached block is a leaf or an ancestor of one, and all of them can be evicted.
+//
+// Thread-compatible: the owner serializes calls (the coordinator's metadata lock). Every
+// method checks its arguments: a bad id or a release of an unreferenced block is an error
+// that changes nothing, never undefined behavior.
+#ifndef KVTIER_CACHE_BLOCKS_BLOCK_MANAGER_H_
+#define KVTIER_CACHE_BLOCKS_BLOCK_MANAGER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "cache/blocks/block_id.h"
+#include "cache/blocks/eviction_policy.h"
+#include "cache/blocks/prefix_index.h"
+
+namespace kvtier {
+
+struct BlockCounts {
+  int32_t free = 0;
+  int32_t referenced = 0;
+  int32_t cached = 0;   // unreferenced cached blocks (evictable)
+  int64_t evicted = 0;  // since creation
+};
+
+class BlockManager {
+ public:
+  // `num_blocks` >= 1 and `block_size` >= 1 (callers validate their configuration first).
+  BlockManager(int32_t num_blocks, int32_t block_size, std::unique_ptr<EvictionPolicy> policy);
+
+  BlockManager(const BlockManager&) = delete;
+  BlockManager& operator=(const BlockManager&) = delete;
+
+  // The longest chain of cached blocks holding the full blocks of `tokens` (at most
+  // `max_blocks` of them) after `parent` (kNoBlock: a chain's start; else a cached block) in
+  // `ns`. Changes nothing; Reserve takes them.
+  std::vector<BlockId> Match(NamespaceId ns, BlockId parent, absl::Span<const int32_t> tokens,
+                             int32_t max_blocks) const;
+
+  // All or nothing: adds a reference to each of `matched` (a chain of cached blocks as Match
+  // returned it, after a held parent or none; counted as used) and appends them, then `fresh`
+  // newly allocated blocks (refcount 1, generation raised), to `blocks`. Evicts cached blocks
+  // as needed. INVALID_ARGUMENT for a `matched` that is no such chain; RESOURCE_EXHAUSTED,
+  // changing nothing, when not enough blocks can be had.
+  absl::Status Reserve(absl::Span<const BlockId> matched, int32_t fresh,
+                       std::vector<BlockId>* blocks);
+
+  // Blocks Reserve can hand out fresh right now: free plus unreferenced cached ones.
+  int32_t Available() const { return static_cast<int32_t>(free_.size()) + cached_unreferenced_; }
+
+  // Makes `block` (referenced, full, its K/V committed) matchable as holding `tokens` after
+  // `parent` (kNoBlock, or a referenced cached block) in `ns`. False, changing nothing, when
+  // the same content is cached already (this block stays private) or `parent` is not such a
+  // block.
+  bool Cache(BlockId block, NamespaceId ns, BlockId parent, absl::Span<const int32_t> tokens);
+
+  // Drops one reference; an unreferenced block becomes free, or stays cached if it is.
+  // INVALID_ARGUMENT for an id out of range, FAILED_PRECONDITION for an unreferenced block.
+  absl::Status Release(BlockId block);
+
+  uint64_t generation(BlockId block) const { return blocks_[block].generation; }
+  int32_t refcount(BlockId block) const { return blocks_[block].refs; }
+  bool cached(BlockId block) const { return index_.Contains(block); }
+  int32_t num_blocks() const { return static_cast<int32_t>(blocks_.size()); }
+  int32_t block_size() const { return block_size_; }
+  const EvictionPolicy& policy() const { return *policy_; }
+  BlockCounts counts() const;
+
+ private:
+  struct Block {
+    int32_t refs = 0;
+    uint64_t generation = 0;
+  };
+
+  // Whether `block` may be evicted now, and the policy's candidate set kept in step with it.
+  bool Evictable(BlockId block) const;
+  void UpdateCandidate(BlockId block);
+  // Evicts the policy's victim into the free list.
+  void EvictOne();
+
+  const int32_t block_size_;
+  const std::unique_ptr<EvictionPolicy> policy_;
+  std::vector<Block> blocks_;
+  std::vector<bool> candidate_;  // told to the policy as a candidate
+  PrefixIndex index_;
+  std::deque<BlockId> free_;  // oldest freed first
+  int32_t referenced_ = 0;
+  int32_t cached_unreferenced_ = 0;
+  int64_t evicted_ = 0;
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_CACHE_BLOCKS_BLOCK_MANAGER_H_
