@@ -267,6 +267,8 @@ v1::BlockLease Coordinator::GrantLease(const SessionRecord& session) const {
     lease.add_generations(session.model->generations[block]);
   }
   for (uint64_t incarnation : session.placement) lease.add_shard_incarnations(incarnation);
+  lease.set_writer_epoch(session.writer_epoch);
+  lease.set_writable_from(session.context_len());
   *lease.mutable_expires_at() = ToProtoTimestamp(session.expires_at);
   SignLease(lease_key_, &lease);
   return lease;

@@ -47,7 +47,7 @@ SessionRecord* SessionTable::Open(ModelState* model, const std::string& tenant,
 
 void SessionTable::TakeOver(SessionRecord* session) {
   session->writer = NewWriter();
-  for (BlockId block : session->blocks) ++session->model->generations[block];
+  ++session->writer_epoch;
 }
 
 absl::StatusOr<SessionRecord*> SessionTable::Lookup(const std::string& id,

@@ -31,6 +31,7 @@ struct SessionRecord {
   std::vector<BlockId> blocks;
   std::vector<uint64_t> placement;  // the model's slot incarnations when the session opened
   uint64_t writer = 0;              // the one client allowed to write: random, renewed on take-over
+  uint64_t writer_epoch = 1;        // raised on take-over; shards refuse leases of lower epochs
   absl::Time expires_at;            // idle or retention deadline
   std::string lost_reason;          // non-empty: K/V lost, blocks released
 
@@ -44,8 +45,9 @@ class SessionTable {
  public:
   SessionRecord* Open(ModelState* model, const std::string& tenant, absl::Time expires_at);
 
-  // Hands the session to a new writer: a fresh writer id, and new generations for its blocks
-  // so the previous writer's leases stop working on the shards.
+  // Hands the session to a new writer: a fresh writer id and a higher writer epoch, so the
+  // previous writer's leases stop working on the shards (without touching the generations of
+  // blocks other sessions may share).
   void TakeOver(SessionRecord* session);
 
   // NOT_FOUND for an unknown id or another tenant's session (indistinguishable on purpose).

@@ -36,7 +36,10 @@ absl::Status AttentionServiceImpl::RunStep(
   if (!batch.ok()) return batch.status();
   const absl::Time now = absl::Now();
   for (int i = 0; i < plan.sequences_size(); ++i) {
-    absl::Status status = model.AdmitLease(plan.sequences(i).lease(), hosted->lease_key, now);
+    const v1::SequenceStep& sequence = plan.sequences(i);
+    absl::Status status =
+        model.AdmitLease(sequence.lease(), sequence.context_len() - sequence.num_new_tokens(),
+                         hosted->lease_key, now);
     if (!status.ok()) return Prefixed(SequenceField(i), status);
   }
 

@@ -1,5 +1,6 @@
 #include "shard/hosted_model.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -61,8 +62,8 @@ bool HostedModel::Holds(const v1::HostedRange& range) const {
   return google::protobuf::util::MessageDifferencer::Equals(range, range_);
 }
 
-absl::Status HostedModel::AdmitLease(const v1::BlockLease& lease, absl::string_view lease_key,
-                                     absl::Time now) {
+absl::Status HostedModel::AdmitLease(const v1::BlockLease& lease, int32_t first_write,
+                                     absl::string_view lease_key, absl::Time now) {
   if (!LeaseSignatureValid(lease_key, lease)) {
     return absl::PermissionDeniedError("lease: bad signature");
   }
@@ -78,6 +79,7 @@ absl::Status HostedModel::AdmitLease(const v1::BlockLease& lease, absl::string_v
   }
   if (absl::Status status = CheckBlocks(lease); !status.ok()) return status;
   if (absl::Status status = CheckLeaseCurrent(lease); !status.ok()) return status;
+  if (absl::Status status = AdmitWriter(lease, first_write, now); !status.ok()) return status;
   // NOTE: a newer lease may raise a block between the check above and the raise below; the
   // check before each layer refuses this lease then.
   for (int i = 0; i < lease.blocks_size(); ++i) {
@@ -92,6 +94,37 @@ absl::Status HostedModel::CheckLeaseCurrent(const v1::BlockLease& lease) const {
     if (known > lease.generations(i)) {
       return StaleBlockError(i, lease.blocks(i), known, lease.generations(i));
     }
+  }
+  absl::MutexLock lock(&fence_mu_);
+  auto it = fences_.find(lease.session_id());
+  if (it != fences_.end() && it->second.epoch > lease.writer_epoch()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "lease.writer_epoch: session ", lease.session_id(), " has a newer writer (epoch ",
+        it->second.epoch, " > the lease's ", lease.writer_epoch(), "): it was taken over"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HostedModel::AdmitWriter(const v1::BlockLease& lease, int32_t first_write,
+                                      absl::Time now) {
+  absl::MutexLock lock(&fence_mu_);
+  auto it = fences_.find(lease.session_id());
+  const WriterFence known = it != fences_.end() ? it->second : WriterFence{};
+  const bool newer = it == fences_.end() || lease.writer_epoch() > known.epoch;
+  const int32_t writable_from =
+      newer ? lease.writable_from() : std::max(known.writable_from, lease.writable_from());
+  if (first_write < writable_from) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("lease.writable_from: the step writes position ", first_write,
+                     ", but positions below ", writable_from, " are committed and read-only"));
+  }
+  WriterFence& fence = fences_[lease.session_id()];
+  if (newer) fence = WriterFence{.epoch = lease.writer_epoch()};
+  fence.writable_from = writable_from;
+  fence.expires_at = std::max(fence.expires_at, FromProtoTimestamp(lease.expires_at()));
+  if (fences_.size() >= prune_at_) {
+    absl::erase_if(fences_, [now](const auto& entry) { return entry.second.expires_at < now; });
+    prune_at_ = std::max<size_t>(1024, 2 * fences_.size());
   }
   return absl::OkStatus();
 }

@@ -4,26 +4,37 @@
 //
 // Leases (v1::BlockLease) are the only way a step reaches the pool. AdmitLease checks one
 // against the lease key, this range's model and incarnation, the clock and the block ids, and
-// refuses a lease whose generation of a block is lower than one already seen (the block was
-// freed and handed to another session), raising the known generations to the lease's
-// otherwise. CheckLeaseCurrent repeats the generation check before every layer, so a stream
-// that began with a lease that has since gone stale stops writing once the block's new owner
-// has shown up here.
+// refuses
+//   - a lease whose generation of a block is lower than one already seen (the block was freed
+//     and handed to another session), raising the known generations to the lease's otherwise;
+//   - a lease whose writer epoch is lower than one already seen for its session (another
+//     client took the session over), raising the session's known epoch otherwise;
+//   - a write below the lease's writable position, or below the highest writable position
+//     seen for the session's current writer (an older lease of the same writer, whose
+//     committed blocks may be shared by now).
+// CheckLeaseCurrent repeats the generation and epoch checks before every layer, so a stream
+// that began with a lease that has since gone stale stops writing once the newer holder has
+// shown up here.
 //
 // Thread-safe: the range and the pool's geometry are immutable; generations are atomics
-// (raised with compare-and-swap, never lowered); the pool is safe for concurrent steps on
-// disjoint blocks (kv_pool.h), which the coordinator's block ownership guarantees.
+// (raised with compare-and-swap, never lowered); `fence_mu_` guards the per-session writer
+// fences; the pool is safe for concurrent steps on disjoint slots (kv_pool.h), which the
+// coordinator's block ownership and the writable positions guarantee.
 #ifndef KVTIER_SHARD_HOSTED_MODEL_H_
 #define KVTIER_SHARD_HOSTED_MODEL_H_
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cache/kv/kv_pool.h"
 #include "kvtier/v1/common.pb.h"
@@ -54,26 +65,43 @@ class HostedModel {
   // incarnation), so its K/V stays valid under it.
   bool Holds(const v1::HostedRange& range) const;
 
-  // Admits `lease` for a step at `now`: PERMISSION_DENIED for a bad signature, another model,
-  // an expired lease or a stale block generation; FAILED_PRECONDITION with reason
-  // REPREFILL_REQUIRED for another incarnation of this slot (the K/V is lost);
-  // INVALID_ARGUMENT for malformed block lists. Messages
-  // name the lease field ("lease.blocks[3]: ...").
-  absl::Status AdmitLease(const v1::BlockLease& lease, absl::string_view lease_key, absl::Time now);
+  // Admits `lease` for a step at `now` that writes positions from `first_write` on:
+  // PERMISSION_DENIED for a bad signature, another model, an expired lease, a stale block
+  // generation or writer epoch, or a write below the writable position; FAILED_PRECONDITION
+  // with reason REPREFILL_REQUIRED for another incarnation of this slot (the K/V is lost);
+  // INVALID_ARGUMENT for malformed block lists. Messages name the lease field
+  // ("lease.blocks[3]: ...").
+  absl::Status AdmitLease(const v1::BlockLease& lease, int32_t first_write,
+                          absl::string_view lease_key, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(fence_mu_);
 
   // PERMISSION_DENIED when a block of `lease`, which AdmitLease admitted, has since been seen
-  // with a higher generation.
-  absl::Status CheckLeaseCurrent(const v1::BlockLease& lease) const;
+  // with a higher generation, or its session with a higher writer epoch.
+  absl::Status CheckLeaseCurrent(const v1::BlockLease& lease) const ABSL_LOCKS_EXCLUDED(fence_mu_);
 
  private:
   HostedModel(const v1::HostedRange& range, std::unique_ptr<KvPool> pool);
 
+  // The highest writer epoch seen for a session, and the highest writable position seen for
+  // that epoch; forgotten once every lease that raised them has expired.
+  struct WriterFence {
+    uint64_t epoch = 0;
+    int32_t writable_from = 0;
+    absl::Time expires_at;
+  };
+
   absl::Status CheckIncarnation(const v1::BlockLease& lease) const;
   absl::Status CheckBlocks(const v1::BlockLease& lease) const;
+  // Checks `lease` against its session's fence and raises the fence to it.
+  absl::Status AdmitWriter(const v1::BlockLease& lease, int32_t first_write, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(fence_mu_);
 
   const v1::HostedRange range_;
   const std::unique_ptr<KvPool> pool_;
   std::vector<std::atomic<uint64_t>> generations_;  // per block id, the highest seen
+  mutable absl::Mutex fence_mu_;
+  absl::flat_hash_map<std::string, WriterFence> fences_ ABSL_GUARDED_BY(fence_mu_);
+  size_t prune_at_ ABSL_GUARDED_BY(fence_mu_) = 1024;  // fences_ size that triggers a prune
 };
 
 }  // namespace kvtier

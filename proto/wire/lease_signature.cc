@@ -36,6 +36,8 @@ std::string Mac(absl::string_view key, const v1::BlockLease& lease) {
   for (uint64_t generation : lease.generations()) AppendU64(generation, &message);
   AppendU64(lease.shard_incarnations_size(), &message);
   for (uint64_t incarnation : lease.shard_incarnations()) AppendU64(incarnation, &message);
+  AppendU64(lease.writer_epoch(), &message);
+  AppendU64(static_cast<uint32_t>(lease.writable_from()), &message);
   AppendU64(static_cast<uint64_t>(lease.expires_at().seconds()), &message);
   AppendU64(static_cast<uint32_t>(lease.expires_at().nanos()), &message);
 

@@ -214,6 +214,61 @@ TEST_F(AttentionServiceErrorsTest, StopsAStepWhoseLeaseWentStaleBetweenLayers) {
               HasSubstr("plan.sequences[0].lease.blocks[1]: block 23 was reassigned"));
 }
 
+// Committed positions are read-only (invariant 3): a step may write only from the lease's
+// writable position on, and a session's older lease cannot write below what a newer lease of
+// the same writer made read-only here.
+TEST_F(AttentionServiceErrorsTest, RefusesWritesBelowTheWritablePosition) {
+  v1::BlockLease shared = Lease({30, 31});
+  shared.set_session_id("sharing");
+  shared.set_writer_epoch(1);
+  shared.set_writable_from(4);
+  SignLease(key_, &shared);
+  ExpectStatus(shard_.client->Send(Step(shared, 5, 5)), grpc::StatusCode::PERMISSION_DENIED,
+               "plan.sequences[0].lease.writable_from: the step writes position 0, but positions "
+               "below 4 are committed and read-only");
+  ExpectServes(*shard_.client, Step(shared, 5, 1));  // writes position 4
+
+  v1::BlockLease older = shared;
+  older.set_writable_from(0);
+  SignLease(key_, &older);
+  ExpectStatus(shard_.client->Send(Step(older, 5, 5)), grpc::StatusCode::PERMISSION_DENIED,
+               "positions below 4 are committed and read-only");
+  ExpectServes(*shard_.client, Step(older, 6, 1));  // position 5: still its own to write
+  ExpectServes(*shard_.client, GoodStep());         // other sessions are unaffected
+}
+
+// A take-over raises the session's writer epoch: once the new writer has stepped here, the
+// old writer's leases are refused, for new steps and between the layers of a running one.
+TEST_F(AttentionServiceErrorsTest, FencesAnOlderWriterOfTheSession) {
+  v1::BlockLease first = Lease({24, 25});
+  first.set_session_id("taken-over");
+  first.set_writer_epoch(1);
+  SignLease(key_, &first);
+  v1::BlockLease second = first;
+  second.set_writer_epoch(2);
+  SignLease(key_, &second);
+
+  const std::vector<v1::StepRequest> zombie_step = Step(first, 6, 6);
+  grpc::ClientContext context;
+  context.set_deadline(TestDeadline());
+  auto stream = shard_.client->stub().Step(&context);
+  v1::StepResponse response;
+  ASSERT_TRUE(stream->Write(zombie_step[0]));
+  ASSERT_TRUE(stream->Read(&response));
+
+  ExpectServes(*shard_.client, Step(second, 6, 6));
+  stream->Write(zombie_step[1]);
+  EXPECT_FALSE(stream->Read(&response));
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("lease.writer_epoch"));
+  ExpectStatus(shard_.client->Send(Step(first, 7, 1)), grpc::StatusCode::PERMISSION_DENIED,
+               "plan.sequences[0].lease.writer_epoch: session taken-over has a newer writer "
+               "(epoch 2 > the lease's 1)");
+  ExpectServes(*shard_.client, Step(second, 7, 1));
+  ExpectServes(*shard_.client, GoodStep());  // other sessions are unaffected
+}
+
 TEST_F(AttentionServiceErrorsTest, RefusesMessagesOverTheSizeLimit) {
   ShardServerOptions options = TestShardOptions();
   options.max_message_bytes = 64 << 10;

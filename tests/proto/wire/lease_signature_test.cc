@@ -22,6 +22,8 @@ v1::BlockLease SignedTestLease(const std::string& key) {
   }
   lease.add_shard_incarnations(4);
   lease.add_shard_incarnations(9);
+  lease.set_writer_epoch(2);
+  lease.set_writable_from(8);
   lease.mutable_expires_at()->set_seconds(1'800'000'000);
   lease.mutable_expires_at()->set_nanos(250'000'000);
   SignLease(key, &lease);
@@ -56,6 +58,8 @@ TEST(LeaseSignatureTest, EverySignedFieldIsCovered) {
       {"a block more", [](v1::BlockLease& l) { l.add_blocks(1); }},
       {"generations", [](v1::BlockLease& l) { l.set_generations(2, 1); }},
       {"shard_incarnations", [](v1::BlockLease& l) { l.set_shard_incarnations(0, 5); }},
+      {"writer_epoch", [](v1::BlockLease& l) { l.set_writer_epoch(3); }},
+      {"writable_from", [](v1::BlockLease& l) { l.set_writable_from(16); }},
       {"expires_at.seconds", [](v1::BlockLease& l) { l.mutable_expires_at()->set_seconds(1); }},
       {"expires_at.nanos", [](v1::BlockLease& l) { l.mutable_expires_at()->set_nanos(1); }},
   };
