@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "client/client_internal.h"
 #include "client/step.h"
-#include "proto/wire/status_convert.h"
 
 namespace kvtier {
 
@@ -37,13 +37,11 @@ absl::Status Session::Extend(absl::Span<const int32_t> tokens) {
     request.mutable_tokens()->Add(written_.begin(), written_.end());
     request.set_reserve_tokens(static_cast<int32_t>(wanted - written_len_));
     request.set_writer(info_.writer());
-    v1::ExtendResponse response;
-    grpc::Status status =
-        client_->coordinator().Extend(client_->ControlContext().get(), request, &response);
-    if (!status.ok()) return FromGrpcStatus(status, "Extend");
-    committed_len_ = response.context_len();
+    absl::StatusOr<v1::ExtendResponse> response = client_->connection().Extend(request);
+    if (!response.ok()) return response.status();
+    committed_len_ = response->context_len();
     written_.clear();
-    *info_.mutable_lease() = std::move(*response.mutable_lease());
+    *info_.mutable_lease() = std::move(*response->mutable_lease());
   }
   pending_.insert(pending_.end(), tokens.begin(), tokens.end());
   return absl::OkStatus();
@@ -88,11 +86,7 @@ absl::StatusOr<v1::SessionInfo> Session::Fetch(uint64_t writer) {
   request.set_session_id(id());
   request.set_tenant(tenant_);
   request.set_writer(writer);
-  v1::SessionInfo info;
-  grpc::Status status =
-      client_->coordinator().GetSession(client_->ControlContext().get(), request, &info);
-  if (!status.ok()) return FromGrpcStatus(status, "GetSession");
-  return info;
+  return client_->connection().GetSession(request);
 }
 
 absl::Status Session::EndTurn(absl::Duration retain_for) {
@@ -107,11 +101,9 @@ absl::Status Session::EndTurn(absl::Duration retain_for) {
   request.mutable_tokens()->Add(written_.begin(), written_.end());
   request.set_retain_for_seconds(absl::ToDoubleSeconds(retain_for));
   request.set_writer(info_.writer());
-  v1::EndTurnResponse response;
-  grpc::Status status =
-      client_->coordinator().EndTurn(client_->ControlContext().get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status, "EndTurn");
-  committed_len_ = response.context_len();
+  absl::StatusOr<v1::EndTurnResponse> response = client_->connection().EndTurn(request);
+  if (!response.ok()) return response.status();
+  committed_len_ = response->context_len();
   written_.clear();
   return absl::OkStatus();
 }
@@ -120,10 +112,7 @@ absl::Status Session::Close() {
   v1::CloseSessionRequest request;
   request.set_session_id(id());
   request.set_tenant(tenant_);
-  v1::CloseSessionResponse response;
-  grpc::Status status =
-      client_->coordinator().CloseSession(client_->ControlContext().get(), request, &response);
-  return FromGrpcStatus(status, "CloseSession");
+  return client_->connection().CloseSession(request).status();
 }
 
 }  // namespace kvtier

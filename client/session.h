@@ -32,8 +32,6 @@ class Step;
 
 class Session {
  public:
-  Session(Client* client, std::string tenant, v1::SessionInfo info);
-
   const std::string& id() const { return info_.session_id(); }
   const std::string& tenant() const { return tenant_; }
   const v1::ModelSpec& model() const { return info_.model(); }
@@ -59,6 +57,9 @@ class Session {
  private:
   friend class Client;
   friend class Step;
+
+  // Only a client makes sessions (Client::OpenSession, Client::ResumeSession).
+  Session(Client* client, std::string tenant, v1::SessionInfo info);
 
   // What a step needs: a lease valid for the whole step, covering the pending tokens.
   absl::Status PrepareStep();
