@@ -15,20 +15,18 @@
 #include <memory>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "grpcpp/channel.h"
-#include "kvtier/v1/attention.grpc.pb.h"
-#include "kvtier/v1/session.grpc.pb.h"
+#include "kvtier/v1/common.pb.h"
+#include "kvtier/v1/session.pb.h"
 
 namespace kvtier {
 
 class Session;
 class Step;
+class TierConnection;
 
 struct ClientOptions {
   std::string coordinator_address;                      // host:port
@@ -45,7 +43,11 @@ bool IsReprefillRequired(const absl::Status& status);
 class Client {
  public:
   // Connects lazily: a coordinator that is down shows up as UNAVAILABLE on the first call.
+  // INVALID_ARGUMENT naming the field for an empty address or a deadline that is not > 0.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+
+  // Sessions and steps must not outlive their client.
+  ~Client();
 
   absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
   absl::StatusOr<std::unique_ptr<Session>> OpenSession(const v1::ModelId& model,
@@ -59,26 +61,21 @@ class Client {
   absl::StatusOr<std::unique_ptr<Step>> BeginStep(absl::Span<Session* const> sessions);
   absl::StatusOr<v1::GetStatsResponse> GetStats();
 
-  const ClientOptions& options() const { return options_; }
-  v1::SessionService::Stub& coordinator() { return *coordinator_; }
-  // The data-plane stub for a shard, its channel shared by every step.
-  std::shared_ptr<v1::AttentionService::Stub> Shard(const std::string& address)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Drops the shard's channel after it failed to connect, so the next step dials afresh
-  // (a restarted shard) instead of waiting out the old channel's reconnect backoff.
-  void ForgetShard(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
-  // A fresh client context carrying the control deadline.
-  std::unique_ptr<grpc::ClientContext> ControlContext() const;
+  const ClientOptions& options() const;
 
  private:
+  friend class Session;
+  friend class Step;
+
   explicit Client(const ClientOptions& options);
   absl::StatusOr<std::unique_ptr<Step>> OpenStep(absl::Span<Session* const> sessions);
+  // A session from the coordinator's answer to OpenSession or TakeOverSession.
+  template <typename Response>
+  absl::StatusOr<std::unique_ptr<Session>> SessionFrom(absl::StatusOr<Response> response,
+                                                       const std::string& tenant);
+  TierConnection& connection() { return *connection_; }
 
-  const ClientOptions options_;
-  std::unique_ptr<v1::SessionService::Stub> coordinator_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<v1::AttentionService::Stub>> shards_
-      ABSL_GUARDED_BY(mu_);
+  const std::unique_ptr<TierConnection> connection_;
 };
 
 }  // namespace kvtier

@@ -4,9 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "client/client_internal.h"
 #include "client/step.h"
 #include "proto/wire/error_reason.h"
-#include "proto/wire/status_convert.h"
 #include "proto/wire/time_convert.h"
 
 namespace kvtier {
@@ -40,13 +40,11 @@ absl::Status Session::Extend(absl::Span<const int32_t> tokens) {
     request.mutable_tokens()->Add(written_.begin(), written_.end());
     request.set_reserve_tokens(static_cast<int32_t>(wanted - written_len_));
     request.set_writer(grant_.writer());
-    v1::ExtendResponse response;
-    grpc::Status status =
-        client_->coordinator().Extend(client_->ControlContext().get(), request, &response);
-    if (!status.ok()) return FromGrpcStatus(status, "Extend");
-    committed_len_ = response.context_len();
+    absl::StatusOr<v1::ExtendResponse> response = client_->connection().Extend(request);
+    if (!response.ok()) return response.status();
+    committed_len_ = response->context_len();
     written_.clear();
-    *grant_.mutable_lease() = std::move(*response.mutable_lease());
+    *grant_.mutable_lease() = std::move(*response->mutable_lease());
   }
   pending_.insert(pending_.end(), tokens.begin(), tokens.end());
   return absl::OkStatus();
@@ -72,18 +70,16 @@ absl::Status Session::RenewLease() {
   request.set_session_id(id());
   request.set_tenant(tenant_);
   request.set_writer(grant_.writer());
-  v1::RenewLeaseResponse response;
-  grpc::Status status =
-      client_->coordinator().RenewLease(client_->ControlContext().get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status, "RenewLease");
-  if (response.context_len() != committed_len_) {
+  absl::StatusOr<v1::RenewLeaseResponse> response = client_->connection().RenewLease(request);
+  if (!response.ok()) return response.status();
+  if (response->context_len() != committed_len_) {
     return WithReason(
-        absl::AbortedError(absl::StrCat("session ", id(), " holds ", response.context_len(),
+        absl::AbortedError(absl::StrCat("session ", id(), " holds ", response->context_len(),
                                         " tokens, this client committed ", committed_len_,
                                         " (another client advanced it?)")),
         v1::ERROR_REASON_CONTEXT_CHANGED);
   }
-  *grant_.mutable_lease() = std::move(*response.mutable_lease());
+  *grant_.mutable_lease() = std::move(*response->mutable_lease());
   return absl::OkStatus();
 }
 
@@ -97,10 +93,7 @@ absl::Status Session::Explain(const absl::Status& failure) {
   v1::GetSessionRequest request;
   request.set_session_id(id());
   request.set_tenant(tenant_);
-  v1::GetSessionResponse response;
-  const absl::Status status = FromGrpcStatus(
-      client_->coordinator().GetSession(client_->ControlContext().get(), request, &response),
-      "GetSession");
+  const absl::Status status = client_->connection().GetSession(request).status();
   return IsReprefillRequired(status) ? status : failure;
 }
 
@@ -116,11 +109,9 @@ absl::Status Session::EndTurn(absl::Duration retain_for) {
   request.mutable_tokens()->Add(written_.begin(), written_.end());
   *request.mutable_retain_for() = ToProtoDuration(retain_for);
   request.set_writer(grant_.writer());
-  v1::EndTurnResponse response;
-  grpc::Status status =
-      client_->coordinator().EndTurn(client_->ControlContext().get(), request, &response);
-  if (!status.ok()) return FromGrpcStatus(status, "EndTurn");
-  committed_len_ = response.context_len();
+  absl::StatusOr<v1::EndTurnResponse> response = client_->connection().EndTurn(request);
+  if (!response.ok()) return response.status();
+  committed_len_ = response->context_len();
   written_.clear();
   return absl::OkStatus();
 }
@@ -129,10 +120,7 @@ absl::Status Session::Close() {
   v1::CloseSessionRequest request;
   request.set_session_id(id());
   request.set_tenant(tenant_);
-  v1::CloseSessionResponse response;
-  grpc::Status status =
-      client_->coordinator().CloseSession(client_->ControlContext().get(), request, &response);
-  return FromGrpcStatus(status, "CloseSession");
+  return client_->connection().CloseSession(request).status();
 }
 
 }  // namespace kvtier

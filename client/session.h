@@ -32,8 +32,6 @@ class Step;
 
 class Session {
  public:
-  Session(Client* client, std::string tenant, v1::SessionInfo info, v1::WriterGrant grant);
-
   const std::string& id() const { return info_.session_id(); }
   const std::string& tenant() const { return tenant_; }
   const v1::ModelSpec& model() const { return info_.model(); }
@@ -60,14 +58,17 @@ class Session {
   friend class Client;
   friend class Step;
 
+  // Only a client makes sessions (Client::OpenSession, Client::ResumeSession).
+  Session(Client* client, std::string tenant, v1::SessionInfo info, v1::WriterGrant grant);
+
   // What a step needs: a lease valid for the whole step, covering the pending tokens.
   absl::Status PrepareStep();
   // A finished step wrote the pending tokens.
   void StepWritten();
   // A step that failed or never ran: its tokens are dropped, to be extended again.
   void DropPending() { pending_.clear(); }
-  // Asks the coordinator what became of the session after a data-plane failure: the
-  // re-prefill status if it was lost with a shard, else `failure`.
+  // Asks the coordinator what became of the session after a data-plane failure (GetSession):
+  // the re-prefill status if it was lost with a shard, else `failure`.
   absl::Status Explain(const absl::Status& failure);
   // A fresh lease from the coordinator (RenewLease), checked against what this client
   // committed.

@@ -5,7 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "client/client_internal.h"
 #include "client/session.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/sync_stream.h"
 #include "proto/wire/layer_shapes.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/status_convert.h"
@@ -36,6 +39,13 @@ void ScatterHeads(const std::string& slice, int64_t rows, int64_t head_bytes, in
 }
 
 }  // namespace
+
+struct Step::ShardStream {
+  v1::ShardEndpoint endpoint;
+  std::shared_ptr<v1::AttentionService::Stub> stub;  // keeps the channel alive for the stream
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepResponse>> stream;
+};
 
 Step::Step(Client* client, std::vector<Session*> sessions)
     : client_(client), sessions_(std::move(sessions)), model_(sessions_[0]->model()) {
@@ -71,7 +81,7 @@ absl::Status Step::Open() {
     auto shard = std::make_unique<ShardStream>();
     shard->endpoint = endpoint;
     shard->context.set_deadline(deadline);
-    shard->stub = client_->Shard(endpoint.address());
+    shard->stub = client_->connection().Shard(endpoint.address());
     shard->stream = shard->stub->Step(&shard->context);
     shards_.push_back(std::move(shard));
   }
@@ -157,7 +167,7 @@ absl::Status Step::ShardFailure(ShardStream& shard) {
   absl::Status failure = FromGrpcStatus(
       status, absl::StrCat("shard ", shard.endpoint.slot(), " (", shard.endpoint.address(), ")"));
   if (IsReprefillRequired(failure)) return failure;
-  if (absl::IsUnavailable(failure)) client_->ForgetShard(shard.endpoint.address());
+  if (absl::IsUnavailable(failure)) client_->connection().ForgetShard(shard.endpoint.address());
   // The shard may be gone; if the coordinator dropped the session with it, say so.
   for (Session* session : sessions_) {
     absl::Status explained = session->Explain(failure);

@@ -20,9 +20,8 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "grpcpp/client_context.h"
-#include "grpcpp/support/sync_stream.h"
-#include "kvtier/v1/attention.grpc.pb.h"
+#include "kvtier/v1/attention.pb.h"
+#include "kvtier/v1/common.pb.h"
 
 namespace kvtier {
 
@@ -44,12 +43,8 @@ class Step {
  private:
   friend class Client;
 
-  struct ShardStream {
-    v1::ShardEndpoint endpoint;
-    std::shared_ptr<v1::AttentionService::Stub> stub;  // keeps the channel alive for the stream
-    grpc::ClientContext context;
-    std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepResponse>> stream;
-  };
+  // One shard's Step stream (step.cc).
+  struct ShardStream;
 
   Step(Client* client, std::vector<Session*> sessions);
   absl::Status Open();

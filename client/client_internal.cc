@@ -1,0 +1,93 @@
+#include "client/client_internal.h"
+
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "proto/wire/status_convert.h"
+
+namespace kvtier {
+namespace {
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, int max_message_bytes) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(max_message_bytes);
+  args.SetMaxSendMessageSize(max_message_bytes);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+TierConnection::TierConnection(const ClientOptions& options)
+    : options_(options),
+      coordinator_(v1::SessionService::NewStub(
+          NewChannel(options.coordinator_address, options.max_message_bytes))) {}
+
+template <typename Request, typename Response>
+absl::StatusOr<Response> TierConnection::Call(Rpc<Request, Response> rpc, absl::string_view name,
+                                              const Request& request) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.control_deadline));
+  Response response;
+  if (grpc::Status status = ((*coordinator_).*rpc)(&context, request, &response); !status.ok()) {
+    return FromGrpcStatus(status, name);
+  }
+  return response;
+}
+
+absl::StatusOr<v1::RegisterModelResponse> TierConnection::RegisterModel(
+    const v1::RegisterModelRequest& request) {
+  return Call(&v1::SessionService::Stub::RegisterModel, "RegisterModel", request);
+}
+
+absl::StatusOr<v1::OpenSessionResponse> TierConnection::OpenSession(
+    const v1::OpenSessionRequest& request) {
+  return Call(&v1::SessionService::Stub::OpenSession, "OpenSession", request);
+}
+
+absl::StatusOr<v1::GetSessionResponse> TierConnection::GetSession(
+    const v1::GetSessionRequest& request) {
+  return Call(&v1::SessionService::Stub::GetSession, "GetSession", request);
+}
+
+absl::StatusOr<v1::TakeOverSessionResponse> TierConnection::TakeOverSession(
+    const v1::TakeOverSessionRequest& request) {
+  return Call(&v1::SessionService::Stub::TakeOverSession, "TakeOverSession", request);
+}
+
+absl::StatusOr<v1::RenewLeaseResponse> TierConnection::RenewLease(
+    const v1::RenewLeaseRequest& request) {
+  return Call(&v1::SessionService::Stub::RenewLease, "RenewLease", request);
+}
+
+absl::StatusOr<v1::ExtendResponse> TierConnection::Extend(const v1::ExtendRequest& request) {
+  return Call(&v1::SessionService::Stub::Extend, "Extend", request);
+}
+
+absl::StatusOr<v1::EndTurnResponse> TierConnection::EndTurn(const v1::EndTurnRequest& request) {
+  return Call(&v1::SessionService::Stub::EndTurn, "EndTurn", request);
+}
+
+absl::StatusOr<v1::CloseSessionResponse> TierConnection::CloseSession(
+    const v1::CloseSessionRequest& request) {
+  return Call(&v1::SessionService::Stub::CloseSession, "CloseSession", request);
+}
+
+absl::StatusOr<v1::GetStatsResponse> TierConnection::GetStats(const v1::GetStatsRequest& request) {
+  return Call(&v1::SessionService::Stub::GetStats, "GetStats", request);
+}
+
+std::shared_ptr<v1::AttentionService::Stub> TierConnection::Shard(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<v1::AttentionService::Stub>& stub = shards_[address];
+  if (stub == nullptr) {
+    stub = v1::AttentionService::NewStub(NewChannel(address, options_.max_message_bytes));
+  }
+  return stub;
+}
+
+void TierConnection::ForgetShard(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  shards_.erase(address);
+}
+
+}  // namespace kvtier
