@@ -1,8 +1,10 @@
 #include "service/coordinator.h"
 
 #include <algorithm>
-#include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h" #include < utility>
 #include "absl/strings/str_cat.h"
 #include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
@@ -12,6 +14,16 @@
 
 namespace kvtier {
 namespace {
+
+absl::Status CheckTokenIds(absl::string_view field, absl::Span<const int32_t> tokens) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "]: expected a token id >= 0, got ", tokens[i]));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status CheckTenant(const std::string& tenant) {
   if (!tenant.empty() && tenant.size() <= 128) return absl::OkStatus();
@@ -26,7 +38,7 @@ Coordinator::Coordinator(const CoordinatorOptions& options)
 
 absl::StatusOr<v1::ModelSpec> Coordinator::RegisterModel(const v1::ModelSpec& model) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<ModelState*> state = models_.Register(model);
+  absl::StatusOr<ModelState*> state = models_.Register(model, options_.eviction_policy);
   if (!state.ok()) return state.status();
   FillVacancies();
   return (*state)->spec;
@@ -44,7 +56,8 @@ absl::StatusOr<v1::OpenSessionResponse> Coordinator::OpenSession(
         " of ", (*model)->slots.size(), " head ranges assigned, not all serving yet)"));
   }
   SessionRecord* session =
-      sessions_.Open(*model, request.tenant(), options_.clock() + options_.session_idle_timeout);
+      sessions_.Open(*model, request.tenant(), (*model)->NamespaceFor(request.tenant()),
+                     options_.clock() + options_.session_idle_timeout);
   v1::OpenSessionResponse response;
   *response.mutable_session() = DescribeSession(*session);
   *response.mutable_grant() = GrantWriter(*session);
@@ -68,7 +81,7 @@ absl::StatusOr<v1::TakeOverSessionResponse> Coordinator::TakeOverSession(
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
   sessions_.TakeOver(&session);
-  Touch(session);
+  sessions_.Activate(&session, options_.clock() + options_.session_idle_timeout);
   v1::TakeOverSessionResponse response;
   *response.mutable_session() = DescribeSession(session);
   *response.mutable_grant() = GrantWriter(session);
@@ -82,7 +95,7 @@ absl::StatusOr<v1::RenewLeaseResponse> Coordinator::RenewLease(
       FindWritable(request.session_id(), request.tenant(), request.writer());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
-  Touch(session);
+  sessions_.Activate(&session, options_.clock() + options_.session_idle_timeout);
   v1::RenewLeaseResponse response;
   response.set_context_len(session.context_len());
   *response.mutable_lease() = GrantLease(session);
@@ -94,35 +107,76 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
     return absl::InvalidArgumentError(
         absl::StrCat("reserve_tokens: expected >= 0, got ", request.reserve_tokens()));
   }
+  if (absl::Status status = CheckTokenIds("next_tokens", request.next_tokens()); !status.ok()) {
+    return status;
+  }
   absl::MutexLock lock(&mu_);
   absl::StatusOr<SessionRecord*> found =
       CheckCommit(request.session_id(), request.tenant(), request.writer(),
                   request.expected_context_len(), request.tokens());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
-  const v1::ModelSpec& spec = session.model->spec;
-  const int64_t wanted =
-      int64_t{session.context_len()} + request.tokens_size() + request.reserve_tokens();
-  const int64_t capacity = int64_t{spec.num_blocks()} * spec.block_size();
+  ModelState& model = *session.model;
+  const v1::ModelSpec& spec = model.spec;
+  const int32_t block_size = spec.block_size();
+
+  // Match the prompt against the cached prefixes: only after a history of cached blocks (so
+  // no tokens to commit first), in whole blocks, never its last token.
+  const absl::Span<const int32_t> next = request.next_tokens();
+  std::vector<BlockId> matched;
+  if (request.tokens().empty() && !next.empty() && session.MatchableHistory()) {
+    const BlockId parent =
+        session.cached_blocks == 0 ? kNoBlock : session.blocks[session.cached_blocks - 1];
+    matched = model.blocks.Match(MatchNamespaces(session), parent, next,
+                                 static_cast<int32_t>((next.size() - 1) / block_size));
+  }
+  // Matched blocks take the places of the blocks reserved past the history (unwritten).
+  const int64_t kept = matched.empty() ? session.blocks.size() : session.cached_blocks;
+  const int64_t wanted = int64_t{session.context_len()} + request.tokens_size() +
+                         static_cast<int64_t>(next.size()) + request.reserve_tokens();
+  const int64_t capacity = int64_t{spec.num_blocks()} * block_size;
   if (wanted > capacity) {
     return absl::ResourceExhaustedError(
         absl::StrCat("reserve_tokens: the session would hold ", wanted, " tokens, more than model ",
                      ModelIdString(spec.id()), " holds (", capacity, " = blocks x block_size)"));
   }
-  const int64_t more = (wanted + spec.block_size() - 1) / spec.block_size() -
-                       static_cast<int64_t>(session.blocks.size());
-  if (more > 0) {
-    if (absl::Status status =
-            session.model->AllocateBlocks(static_cast<int32_t>(more), &session.blocks);
-        !status.ok()) {
-      return status;
-    }
+  const int64_t needed = (wanted + block_size - 1) / block_size;
+  const int32_t fresh = static_cast<int32_t>(
+      std::max<int64_t>(0, needed - kept - static_cast<int64_t>(matched.size())));
+  absl::StatusOr<std::vector<SessionRecord*>> evict = RetainedToEvict(session, matched, fresh);
+  if (!evict.ok()) return evict.status();
+
+  // Nothing can fail from here on: apply.
+  for (SessionRecord* victim : *evict) {
+    sessions_.MarkLost(victim, "its K/V was evicted for room while retained", victim->deadline);
+    Bump(model, victim->tenant, &v1::CacheCounters::sessions_evicted,
+         &v1::CacheCounters::set_sessions_evicted, 1);
   }
-  session.tokens.insert(session.tokens.end(), request.tokens().begin(), request.tokens().end());
-  Touch(session);
+  std::vector<BlockId> reserved_past(session.blocks.begin() + kept, session.blocks.end());
+  session.blocks.resize(kept);
+  model.ReleaseBlocks(reserved_past);
+  std::vector<NamespaceId> evicted;
+  if (absl::Status status = model.blocks.Reserve(matched, fresh, &session.blocks, &evicted);
+      !status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("Extend: blocks counted free were not: ", status.message()));
+  }
+  model.CountEvicted(evicted);
+  CommitTokens(session, request.tokens());
+  const int32_t cached = static_cast<int32_t>(matched.size()) * block_size;
+  session.tokens.insert(session.tokens.end(), next.begin(), next.begin() + cached);
+  session.cached_blocks += static_cast<int32_t>(matched.size());
+  if (!next.empty()) {
+    Bump(model, session.tenant, &v1::CacheCounters::prompt_tokens,
+         &v1::CacheCounters::set_prompt_tokens, static_cast<int64_t>(next.size()));
+    Bump(model, session.tenant, &v1::CacheCounters::cached_tokens,
+         &v1::CacheCounters::set_cached_tokens, cached);
+  }
+  sessions_.Activate(&session, options_.clock() + options_.session_idle_timeout);
 
   v1::ExtendResponse response;
   response.set_context_len(session.context_len());
+  response.set_cached_tokens(cached);
   *response.mutable_lease() = GrantLease(session);
   return response;
 }
@@ -141,8 +195,10 @@ absl::StatusOr<v1::EndTurnResponse> Coordinator::EndTurn(const v1::EndTurnReques
                   request.expected_context_len(), request.tokens());
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
-  session.tokens.insert(session.tokens.end(), request.tokens().begin(), request.tokens().end());
-  session.expires_at = options_.clock() + retain;
+  CommitTokens(session, request.tokens());
+  sessions_.Retain(&session, options_.clock() + retain);
+  Bump(*session.model, session.tenant, &v1::CacheCounters::sessions_retained,
+       &v1::CacheCounters::set_sessions_retained, 1);
 
   v1::EndTurnResponse response;
   response.set_context_len(session.context_len());
@@ -167,11 +223,19 @@ v1::GetStatsResponse Coordinator::GetStats() {
     v1::ModelStats* stats = response.add_models();
     *stats->mutable_model() = model->spec;
     stats->set_live_shards(model->LiveSlots());
-    stats->set_sessions(sessions_.CountFor(model));
-    stats->set_blocks_used(model->allocator.num_used());
-    stats->set_blocks_free(model->allocator.num_free());
+    const BlockCounts blocks = model->blocks.counts();
+    stats->set_sessions(model->live_sessions);
+    stats->set_blocks_used(blocks.referenced);
+    stats->set_blocks_free(blocks.free);
+    stats->set_blocks_cached(blocks.cached);
     stats->set_sessions_lost(model->sessions_lost);
     stats->set_ready(model->Ready());
+    *stats->mutable_cache() = model->cache;
+    for (const auto& [tenant, counters] : model->tenant_cache) {
+      v1::TenantStats* tenant_stats = stats->add_tenants();
+      tenant_stats->set_tenant(tenant);
+      *tenant_stats->mutable_cache() = counters;
+    }
   }
   return response;
 }
@@ -232,7 +296,13 @@ void Coordinator::Sweep() {
                 absl::StrCat("the shard at ", shards_.Find(id)->address, " missed heartbeats for ",
                              absl::FormatDuration(options_.heartbeat_timeout)));
   }
-  sessions_.CloseExpired(now);
+  for (SessionRecord* session : sessions_.Expired(now)) {
+    if (session->state == SessionRecord::State::kRetained) {
+      Bump(*session->model, session->tenant, &v1::CacheCounters::sessions_expired,
+           &v1::CacheCounters::set_sessions_expired, 1);
+    }
+    sessions_.Close(session);
+  }
 }
 
 absl::StatusOr<SessionRecord*> Coordinator::FindSession(const std::string& id,
@@ -253,9 +323,71 @@ absl::StatusOr<SessionRecord*> Coordinator::FindWritable(const std::string& id,
       v1::ERROR_REASON_WRITER_SUPERSEDED);
 }
 
-void Coordinator::Touch(SessionRecord& session) {
-  session.expires_at =
-      std::max(session.expires_at, options_.clock() + options_.session_idle_timeout);
+std::vector<NamespaceId> Coordinator::MatchNamespaces(const SessionRecord& session) {
+  std::vector<NamespaceId> namespaces = {session.ns};
+  if (!options_.public_tenant.empty() && session.tenant != options_.public_tenant) {
+    namespaces.push_back(session.model->NamespaceFor(options_.public_tenant));
+  }
+  return namespaces;
+}
+
+absl::StatusOr<std::vector<SessionRecord*>> Coordinator::RetainedToEvict(
+    const SessionRecord& session, absl::Span<const BlockId> matched, int32_t fresh) {
+  const BlockManager& blocks = session.model->blocks;
+  int64_t available = blocks.Available();
+  for (BlockId block : matched) available -= blocks.refcount(block) == 0 ? 1 : 0;
+  if (session.blocks.size() > static_cast<size_t>(session.cached_blocks) && !matched.empty()) {
+    // The unwritten blocks reserved past the history go back.
+    available += static_cast<int64_t>(session.blocks.size()) - session.cached_blocks;
+  }
+  std::vector<SessionRecord*> victims;
+  if (fresh <= available) return victims;
+  if (options_.evict_retained_sessions) {
+    // What evicting the retained sessions, oldest deadline first, would free: blocks whose
+    // last reference they hold (not those this Extend takes).
+    absl::flat_hash_map<BlockId, int32_t> dropped;
+    const absl::flat_hash_set<BlockId> taken(matched.begin(), matched.end());
+    for (SessionRecord* retained : sessions_.RetainedOldestFirst()) {
+      if (retained == &session || retained->model != session.model) continue;
+      victims.push_back(retained);
+      for (BlockId block : retained->blocks) {
+        if (++dropped[block] == blocks.refcount(block) && !taken.contains(block)) ++available;
+      }
+      if (fresh <= available) return victims;
+    }
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "model ", ModelIdString(session.model->spec.id()), ": ", fresh,
+      " more blocks needed, but only ", available,
+      " can be had (free, cached, or held by retained sessions only) of ", blocks.num_blocks()));
+}
+
+void Coordinator::CommitTokens(SessionRecord& session, absl::Span<const int32_t> tokens) {
+  ModelState& model = *session.model;
+  const int32_t block_size = model.spec.block_size();
+  const int32_t first_new = session.context_len() / block_size;
+  session.tokens.insert(session.tokens.end(), tokens.begin(), tokens.end());
+  const int32_t full = session.context_len() / block_size;
+  for (int32_t i = first_new; i < full && !session.chain_ended; ++i) {
+    if (session.cached_blocks != i) break;
+    const BlockId parent = i == 0 ? kNoBlock : session.blocks[i - 1];
+    const absl::Span<const int32_t> block_tokens =
+        absl::MakeConstSpan(session.tokens).subspan(int64_t{i} * block_size, block_size);
+    if (!model.blocks.Cache(session.blocks[i], session.ns, parent, block_tokens)) {
+      session.chain_ended = true;  // the same content is cached already, in another block
+      break;
+    }
+    ++session.cached_blocks;
+    Bump(model, session.tenant, &v1::CacheCounters::blocks_cached,
+         &v1::CacheCounters::set_blocks_cached, 1);
+  }
+}
+
+void Coordinator::Bump(ModelState& model, const std::string& tenant,
+                       int64_t (v1::CacheCounters::*get)() const,
+                       void (v1::CacheCounters::*set)(int64_t), int64_t by) {
+  const ModelState::Counters counters = model.CountersFor(tenant);
+  for (v1::CacheCounters* c : {counters.model, counters.tenant}) (c->*set)((c->*get)() + by);
 }
 
 v1::BlockLease Coordinator::GrantLease(const SessionRecord& session) const {
@@ -264,12 +396,12 @@ v1::BlockLease Coordinator::GrantLease(const SessionRecord& session) const {
   *lease.mutable_model() = session.model->spec.id();
   for (BlockId block : session.blocks) {
     lease.add_blocks(block);
-    lease.add_generations(session.model->generations[block]);
+    lease.add_generations(session.model->blocks.generation(block));
   }
   for (uint64_t incarnation : session.placement) lease.add_shard_incarnations(incarnation);
   lease.set_writer_epoch(session.writer_epoch);
   lease.set_writable_from(session.context_len());
-  *lease.mutable_expires_at() = ToProtoTimestamp(session.expires_at);
+  *lease.mutable_expires_at() = ToProtoTimestamp(session.deadline);
   SignLease(lease_key_, &lease);
   return lease;
 }
@@ -310,12 +442,7 @@ absl::StatusOr<SessionRecord*> Coordinator::CheckCommit(
                                         expected_context_len, " (another client advanced it?)")),
         v1::ERROR_REASON_CONTEXT_CHANGED);
   }
-  for (int i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tokens[", i, "]: expected a token id >= 0, got ", tokens[i]));
-    }
-  }
+  if (absl::Status status = CheckTokenIds("tokens", tokens); !status.ok()) return status;
   const int64_t new_len = int64_t{session->context_len()} + tokens.size();
   if (new_len > session->capacity_tokens()) {
     return absl::FailedPreconditionError(absl::StrCat(

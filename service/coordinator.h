@@ -23,12 +23,15 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "cache/blocks/eviction_policy.h"
 #include "kvtier/v1/registry.pb.h"
 #include "kvtier/v1/session.pb.h"
 #include "service/membership.h"
@@ -41,11 +44,22 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // A shard silent this long is dropped with its sessions.
   absl::Duration heartbeat_timeout = absl::Seconds(5);
-  // A session untouched this long (no Open, GetSession, Extend) is closed; leases last as long.
+  // A session untouched this long (no Open, Extend, TakeOverSession, RenewLease) is closed;
+  // leases last as long.
   absl::Duration session_idle_timeout = absl::Minutes(10);
-  // EndTurn's retention when the request asks for 0, and the most it may ask for.
+  // EndTurn's retention when the request asks for 0, and the most it may ask for. A retained
+  // session is soft-pinned until then, and ends after: its full blocks stay cached.
   absl::Duration default_retention = absl::Minutes(10);
   absl::Duration max_retention = absl::Hours(24);
+  // Under memory pressure, evict retained sessions (oldest deadline first) once no cached
+  // block is left to evict; false: never, answer RESOURCE_EXHAUSTED instead.
+  bool evict_retained_sessions = true;
+  // The order cached blocks are evicted in: "lru" or "lfu-aging" (cache/blocks/eviction_policy.h).
+  std::string eviction_policy = std::string(kDefaultEvictionPolicy);
+  // A tenant whose full blocks every tenant of the same model may match (shared system
+  // prompts); empty: none. NOTE: a shared prefix leaks prompts through timing, so nothing is
+  // public unless a deployment says so.
+  std::string public_tenant;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
@@ -83,8 +97,24 @@ class Coordinator {
   // As FindSession, and ABORTED (WRITER_SUPERSEDED) unless `writer` is its current writer.
   absl::StatusOr<SessionRecord*> FindWritable(const std::string& id, const std::string& tenant,
                                               uint64_t writer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Moves the session's idle deadline to at least now + the idle timeout.
-  void Touch(SessionRecord& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Where the session may match cached blocks: its own namespace, then the public one.
+  std::vector<NamespaceId> MatchNamespaces(const SessionRecord& session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The retained sessions (oldest deadline first) whose eviction makes room for `fresh` blocks
+  // beside `matched` for `session`, none when there is room; RESOURCE_EXHAUSTED when even
+  // evicting all of them (or none, if configured so) leaves too few.
+  absl::StatusOr<std::vector<SessionRecord*>> RetainedToEvict(const SessionRecord& session,
+                                                              absl::Span<const BlockId> matched,
+                                                              int32_t fresh)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends `tokens`, written by the session's writer, to its history, and caches the blocks
+  // they fill while the session's history stays a chain of cached blocks.
+  void CommitTokens(SessionRecord& session, absl::Span<const int32_t> tokens)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds `by` to one counter of the model and of `tenant`.
+  static void Bump(ModelState& model, const std::string& tenant,
+                   int64_t (v1::CacheCounters::*get)() const,
+                   void (v1::CacheCounters::*set)(int64_t), int64_t by);
   v1::BlockLease GrantLease(const SessionRecord& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::WriterGrant GrantWriter(const SessionRecord& session) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,17 +1,18 @@
 #include "service/model_table.h"
 
 #include <memory>
+#include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "proto/wire/model_spec.h"
 
 namespace kvtier {
 
-ModelState::ModelState(const v1::ModelSpec& model)
+ModelState::ModelState(const v1::ModelSpec& model, std::unique_ptr<EvictionPolicy> policy)
     : spec(model),
-      allocator(model.num_blocks()),
-      generations(model.num_blocks(), 0),
+      blocks(model.num_blocks(), model.block_size(), std::move(policy)),
       slots(model.num_shards()) {}
 
 bool ModelState::Ready() const {
@@ -34,23 +35,33 @@ std::vector<uint64_t> ModelState::Placement() const {
   return placement;
 }
 
-absl::Status ModelState::AllocateBlocks(int32_t count, std::vector<BlockId>* blocks) {
-  const size_t first = blocks->size();
-  if (absl::Status status = allocator.AllocateMany(count, blocks); !status.ok()) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("model ", ModelIdString(spec.id()), ": ", count, " more blocks needed, ",
-                     allocator.num_free(), " of ", allocator.num_blocks(), " free"));
+void ModelState::ReleaseBlocks(const std::vector<BlockId>& released) {
+  // NOTE: the blocks come from this model's own reservations, so Release cannot fail.
+  for (BlockId block : released) blocks.Release(block).IgnoreError();
+}
+
+NamespaceId ModelState::NamespaceFor(const std::string& tenant) {
+  const NamespaceId ns = absl::HashOf(tenant, spec.id().name(), spec.id().version());
+  tenant_of.emplace(ns, tenant);
+  return ns;
+}
+
+ModelState::Counters ModelState::CountersFor(const std::string& tenant) {
+  return Counters{.model = &cache, .tenant = &tenant_cache[tenant]};
+}
+
+void ModelState::CountEvicted(const std::vector<NamespaceId>& namespaces) {
+  for (NamespaceId ns : namespaces) {
+    cache.set_blocks_evicted(cache.blocks_evicted() + 1);
+    auto it = tenant_of.find(ns);
+    if (it == tenant_of.end()) continue;
+    v1::CacheCounters& tenant = tenant_cache[it->second];
+    tenant.set_blocks_evicted(tenant.blocks_evicted() + 1);
   }
-  for (size_t i = first; i < blocks->size(); ++i) ++generations[(*blocks)[i]];
-  return absl::OkStatus();
 }
 
-void ModelState::ReleaseBlocks(const std::vector<BlockId>& blocks) {
-  // NOTE: the blocks come from this model's own allocations, so Release cannot fail.
-  for (BlockId block : blocks) allocator.Release(block).IgnoreError();
-}
-
-absl::StatusOr<ModelState*> ModelTable::Register(const v1::ModelSpec& model) {
+absl::StatusOr<ModelState*> ModelTable::Register(const v1::ModelSpec& model,
+                                                 absl::string_view eviction_policy) {
   if (absl::Status status = ValidateModelSpec(model); !status.ok()) return status;
   const std::string& name = model.id().name();
   auto it = models_.find(name);
@@ -62,7 +73,10 @@ absl::StatusOr<ModelState*> ModelTable::Register(const v1::ModelSpec& model) {
                                                  "\" is registered (",
                                                  ModelIdString(it->second->spec.id()), ")"));
   }
-  auto state = std::make_unique<ModelState>(model);
+  absl::StatusOr<std::unique_ptr<EvictionPolicy>> policy =
+      NewEvictionPolicy(eviction_policy, model.num_blocks());
+  if (!policy.ok()) return policy.status();
+  auto state = std::make_unique<ModelState>(model, *std::move(policy));
   ModelState* raw = state.get();
   models_.emplace(name, std::move(state));
   order_.push_back(raw);

@@ -1,6 +1,8 @@
 // ModelTable: the registered models (one version per name for now) and, per model, what the
-// coordinator owns of it: the global block id space (allocator plus a generation per block, signed
-// into leases) and the head-range slots with the shard that holds each.
+// coordinator owns of it: the global block id space (a BlockManager: free, referenced and
+// cached blocks, their generations signed into leases, the prefix index and eviction), the
+// head-range slots with the shard that holds each, and the model's cache counters, in all and
+// per tenant.
 //
 // A slot is vacant (shard_id 0), assigned, or ready (its shard reported the pool allocated).
 // Every assignment gets a fresh incarnation, unique across the coordinator's life, so a
@@ -12,13 +14,17 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "cache/blocks/block_allocator.h"
+#include "cache/blocks/block_manager.h"
 #include "kvtier/v1/common.pb.h"
+#include "kvtier/v1/session.pb.h"
 
 namespace kvtier {
 
@@ -29,7 +35,7 @@ struct HeadSlot {
 };
 
 struct ModelState {
-  explicit ModelState(const v1::ModelSpec& model);
+  ModelState(const v1::ModelSpec& model, std::unique_ptr<EvictionPolicy> policy);
 
   // True when every slot's shard serves its range.
   bool Ready() const;
@@ -37,22 +43,37 @@ struct ModelState {
   // The slots' incarnations, in slot order: what a session's K/V lives on.
   std::vector<uint64_t> Placement() const;
 
-  // Allocates `count` blocks (all or nothing), bumping each one's generation.
-  absl::Status AllocateBlocks(int32_t count, std::vector<BlockId>* blocks);
   void ReleaseBlocks(const std::vector<BlockId>& blocks);
 
+  // The namespace of `tenant`'s sessions of this model: where their full blocks are cached
+  // and matched. Remembers the tenant, to attribute counters to it.
+  NamespaceId NamespaceFor(const std::string& tenant);
+  // The counters of the model and of `tenant`, to be bumped together.
+  struct Counters {
+    v1::CacheCounters* model;
+    v1::CacheCounters* tenant;
+  };
+  Counters CountersFor(const std::string& tenant);
+  // Counts blocks evicted from `namespaces` (as BlockManager::Reserve reports them).
+  void CountEvicted(const std::vector<NamespaceId>& namespaces);
+
   const v1::ModelSpec spec;
-  BlockAllocator allocator;
-  std::vector<uint64_t> generations;  // per block
+  BlockManager blocks;
   std::vector<HeadSlot> slots;
+  int64_t live_sessions = 0;  // active and retained
   int64_t sessions_lost = 0;
+  v1::CacheCounters cache;
+  absl::btree_map<std::string, v1::CacheCounters> tenant_cache;
+  absl::flat_hash_map<NamespaceId, std::string> tenant_of;
 };
 
 class ModelTable {
  public:
-  // Adds `model`, validated; registering an identical spec again is a no-op, a different one
-  // under the same name is ALREADY_EXISTS.
-  absl::StatusOr<ModelState*> Register(const v1::ModelSpec& model);
+  // Adds `model`, validated, its cached blocks evicted by the policy named `eviction_policy`;
+  // registering an identical spec again is a no-op, a different one under the same name is
+  // ALREADY_EXISTS.
+  absl::StatusOr<ModelState*> Register(const v1::ModelSpec& model,
+                                       absl::string_view eviction_policy);
 
   // The model `model` names (both name and version): INVALID_ARGUMENT for a malformed id,
   // NOT_FOUND for one not registered, each naming `field`.

@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/escaping.h"
@@ -31,17 +32,19 @@ uint64_t NewWriter() {
 
 }  // namespace
 
-SessionRecord* SessionTable::Open(ModelState* model, const std::string& tenant,
-                                  absl::Time expires_at) {
+SessionRecord* SessionTable::Open(ModelState* model, const std::string& tenant, NamespaceId ns,
+                                  absl::Time deadline) {
   auto session = std::make_unique<SessionRecord>();
   session->id = NewSessionId();
   session->tenant = tenant;
   session->model = model;
+  session->ns = ns;
   session->placement = model->Placement();
-  session->expires_at = expires_at;
   session->writer = NewWriter();
   SessionRecord* raw = session.get();
   sessions_.emplace(raw->id, std::move(session));
+  Enqueue(raw, SessionRecord::State::kActive, deadline);
+  ++model->live_sessions;
   return raw;
 }
 
@@ -65,49 +68,94 @@ absl::StatusOr<SessionRecord*> SessionTable::Find(const std::string& id,
   absl::StatusOr<SessionRecord*> found = Lookup(id, tenant);
   if (!found.ok()) return found;
   SessionRecord* session = *found;
-  if (!session->lost_reason.empty()) {
+  if (session->state == SessionRecord::State::kLost) {
     return ReprefillRequiredError(absl::StrCat("session ", id, ": ", session->lost_reason,
                                                "; open a new session and re-prefill"));
   }
   return session;
 }
 
+void SessionTable::Activate(SessionRecord* session, absl::Time deadline) {
+  const bool active = session->state == SessionRecord::State::kActive;
+  Enqueue(session, SessionRecord::State::kActive,
+          active ? std::max(session->deadline, deadline) : deadline);
+}
+
+void SessionTable::Retain(SessionRecord* session, absl::Time deadline) {
+  Enqueue(session, SessionRecord::State::kRetained, deadline);
+}
+
+void SessionTable::MarkLost(SessionRecord* session, const std::string& reason,
+                            absl::Time deadline) {
+  session->model->ReleaseBlocks(session->blocks);
+  session->blocks.clear();
+  session->lost_reason = reason;
+  --session->model->live_sessions;
+  Enqueue(session, SessionRecord::State::kLost, deadline);
+}
+
 void SessionTable::Close(SessionRecord* session) {
-  if (session->lost_reason.empty()) session->model->ReleaseBlocks(session->blocks);
+  if (session->state != SessionRecord::State::kLost) {
+    session->model->ReleaseBlocks(session->blocks);
+    --session->model->live_sessions;
+  }
+  Dequeue(session);
   sessions_.erase(session->id);
 }
 
 int64_t SessionTable::DropLost(ModelState* model, const std::string& reason) {
   const std::vector<uint64_t> placement = model->Placement();
-  int64_t dropped = 0;
+  std::vector<SessionRecord*> misplaced;
   for (auto& [id, session] : sessions_) {
-    if (session->model != model || !session->lost_reason.empty() ||
-        session->placement == placement) {
-      continue;
+    if (session->model == model && session->state != SessionRecord::State::kLost &&
+        session->placement != placement) {
+      misplaced.push_back(session.get());
     }
-    model->ReleaseBlocks(session->blocks);
-    session->blocks.clear();
-    session->lost_reason = reason;
-    ++dropped;
   }
-  model->sessions_lost += dropped;
-  return dropped;
+  for (SessionRecord* session : misplaced) MarkLost(session, reason, session->deadline);
+  model->sessions_lost += static_cast<int64_t>(misplaced.size());
+  return static_cast<int64_t>(misplaced.size());
 }
 
-void SessionTable::CloseExpired(absl::Time now) {
+std::vector<SessionRecord*> SessionTable::RetainedOldestFirst() const {
+  std::vector<SessionRecord*> retained;
+  retained.reserve(retained_.size());
+  for (const auto& [deadline, session] : retained_) retained.push_back(session);
+  return retained;
+}
+
+std::vector<SessionRecord*> SessionTable::Expired(absl::Time now) const {
   std::vector<SessionRecord*> expired;
-  for (auto& [id, session] : sessions_) {
-    if (session->expires_at <= now) expired.push_back(session.get());
+  for (const Queue* queue : {&active_, &retained_, &lost_}) {
+    for (auto it = queue->begin(); it != queue->end() && it->first <= now; ++it) {
+      expired.push_back(it->second);
+    }
   }
-  for (SessionRecord* session : expired) Close(session);
+  return expired;
 }
 
-int64_t SessionTable::CountFor(const ModelState* model) const {
-  int64_t count = 0;
-  for (const auto& [id, session] : sessions_) {
-    count += session->model == model && session->lost_reason.empty() ? 1 : 0;
+SessionTable::Queue& SessionTable::QueueOf(const SessionRecord& session) {
+  switch (session.state) {
+    case SessionRecord::State::kActive:
+      return active_;
+    case SessionRecord::State::kRetained:
+      return retained_;
+    case SessionRecord::State::kLost:
+      return lost_;
   }
-  return count;
+  return lost_;
+}
+
+void SessionTable::Dequeue(SessionRecord* session) {
+  QueueOf(*session).erase({session->deadline, session});
+}
+
+void SessionTable::Enqueue(SessionRecord* session, SessionRecord::State state,
+                           absl::Time deadline) {
+  Dequeue(session);
+  session->state = state;
+  session->deadline = deadline;
+  QueueOf(*session).insert({deadline, session});
 }
 
 }  // namespace kvtier

@@ -18,13 +18,18 @@ BlockManager::BlockManager(int32_t num_blocks, int32_t block_size,
   for (BlockId block = 0; block < num_blocks; ++block) free_.push_back(block);
 }
 
-std::vector<BlockId> BlockManager::Match(NamespaceId ns, BlockId parent,
-                                         absl::Span<const int32_t> tokens,
+std::vector<BlockId> BlockManager::Match(absl::Span<const NamespaceId> namespaces,
+                                         BlockId parent, absl::Span<const int32_t> tokens,
                                          int32_t max_blocks) const {
   std::vector<BlockId> matched;
   const int32_t full = static_cast<int32_t>(tokens.size()) / block_size_;
   for (int32_t i = 0; i < std::min(full, max_blocks); ++i) {
-    const BlockId block = index_.Find(ns, parent, tokens.subspan(i * block_size_, block_size_));
+    const absl::Span<const int32_t> block_tokens = tokens.subspan(i * block_size_, block_size_);
+    BlockId block = kNoBlock;
+    for (NamespaceId ns : namespaces) {
+      block = index_.Find(ns, parent, block_tokens);
+      if (block != kNoBlock) break;
+    }
     if (block == kNoBlock) break;
     matched.push_back(block);
     parent = block;
@@ -33,7 +38,8 @@ std::vector<BlockId> BlockManager::Match(NamespaceId ns, BlockId parent,
 }
 
 absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fresh,
-                                   std::vector<BlockId>* blocks) {
+                                   std::vector<BlockId>* blocks,
+                                   std::vector<NamespaceId>* evicted) {
   int32_t revived = 0;
   for (size_t i = 0; i < matched.size(); ++i) {
     const BlockId block = matched[i];
@@ -67,7 +73,10 @@ absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fr
     blocks->push_back(block);
   }
   for (int32_t i = 0; i < fresh; ++i) {
-    if (free_.empty()) EvictOne();
+    if (free_.empty()) {
+      const NamespaceId ns = EvictOne();
+      if (evicted != nullptr) evicted->push_back(ns);
+    }
     const BlockId block = free_.front();
     free_.pop_front();
     Block& state = blocks_[block];
@@ -135,19 +144,21 @@ void BlockManager::UpdateCandidate(BlockId block) {
   }
 }
 
-void BlockManager::EvictOne() {
+NamespaceId BlockManager::EvictOne() {
   // NOTE: held chains (see the header) make a candidate exist whenever an unreferenced cached
   // block does, which Reserve checked.
   assert(cached_unreferenced_ > 0);
   const BlockId victim = policy_->PopVictim();
   candidate_[victim] = false;
   const BlockId parent = index_.Parent(victim);
+  const NamespaceId ns = index_.Namespace(victim);
   index_.Erase(victim);
   policy_->Forget(victim);
   --cached_unreferenced_;
   ++evicted_;
   free_.push_back(victim);
   if (parent != kNoBlock) UpdateCandidate(parent);
+  return ns;
 }
 
 }  // namespace kvtier

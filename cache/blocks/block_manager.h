@@ -54,18 +54,20 @@ class BlockManager {
   BlockManager& operator=(const BlockManager&) = delete;
 
   // The longest chain of cached blocks holding the full blocks of `tokens` (at most
-  // `max_blocks` of them) after `parent` (kNoBlock: a chain's start; else a cached block) in
-  // `ns`. Changes nothing; Reserve takes them.
-  std::vector<BlockId> Match(NamespaceId ns, BlockId parent, absl::Span<const int32_t> tokens,
-                             int32_t max_blocks) const;
+  // `max_blocks` of them) after `parent` (kNoBlock: a chain's start; else a cached block),
+  // each block in the first of `namespaces` that has it. Changes nothing; Reserve takes them.
+  std::vector<BlockId> Match(absl::Span<const NamespaceId> namespaces, BlockId parent,
+                             absl::Span<const int32_t> tokens, int32_t max_blocks) const;
 
   // All or nothing: adds a reference to each of `matched` (a chain of cached blocks as Match
   // returned it, after a held parent or none; counted as used) and appends them, then `fresh`
   // newly allocated blocks (refcount 1, generation raised), to `blocks`. Evicts cached blocks
   // as needed. INVALID_ARGUMENT for a `matched` that is no such chain; RESOURCE_EXHAUSTED,
   // changing nothing, when not enough blocks can be had.
+  // The namespace of every block evicted for room is appended to `evicted`, when given.
   absl::Status Reserve(absl::Span<const BlockId> matched, int32_t fresh,
-                       std::vector<BlockId>* blocks);
+                       std::vector<BlockId>* blocks,
+                       std::vector<NamespaceId>* evicted = nullptr);
 
   // Blocks Reserve can hand out fresh right now: free plus unreferenced cached ones.
   int32_t Available() const { return static_cast<int32_t>(free_.size()) + cached_unreferenced_; }
@@ -97,8 +99,8 @@ class BlockManager {
   // Whether `block` may be evicted now, and the policy's candidate set kept in step with it.
   bool Evictable(BlockId block) const;
   void UpdateCandidate(BlockId block);
-  // Evicts the policy's victim into the free list.
-  void EvictOne();
+  // Evicts the policy's victim into the free list; returns its namespace.
+  NamespaceId EvictOne();
 
   const int32_t block_size_;
   const std::unique_ptr<EvictionPolicy> policy_;

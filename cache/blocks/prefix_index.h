@@ -43,6 +43,7 @@ class PrefixIndex {
 
   bool Contains(BlockId block) const { return entries_[block].cached; }
   BlockId Parent(BlockId block) const { return entries_[block].parent; }
+  NamespaceId Namespace(BlockId block) const { return entries_[block].ns; }
   int32_t CachedChildren(BlockId block) const { return entries_[block].cached_children; }
   int32_t size() const { return static_cast<int32_t>(by_key_.size()); }
 

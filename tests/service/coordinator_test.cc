@@ -220,11 +220,13 @@ TEST_F(OpenModelTest, FreedBlocksComeBackWithANewGeneration) {
   EXPECT_EQ(coordinator_.CloseSession(close).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Stats().blocks_used(), 0);
 
+  // Free blocks are reused oldest-freed first: taking all 8 reaches the freed one last.
   absl::StatusOr<v1::OpenSessionResponse> second = Open();
-  absl::StatusOr<v1::ExtendResponse> reused = Extend(*second, 0, {}, 4);
-  ASSERT_TRUE(reused.ok());
-  ASSERT_EQ(reused->lease().blocks(0), lease->lease().blocks(0));
-  EXPECT_GT(reused->lease().generations(0), lease->lease().generations(0));
+  absl::StatusOr<v1::ExtendResponse> reused = Extend(*second, 0, {}, 8 * 4);
+  ASSERT_TRUE(reused.ok()) << reused.status();
+  ASSERT_EQ(reused->lease().blocks_size(), 8);
+  EXPECT_EQ(reused->lease().blocks(7), lease->lease().blocks(0));
+  EXPECT_GT(reused->lease().generations(7), lease->lease().generations(0));
 }
 
 TEST_F(OpenModelTest, TakeOverFencesThePreviousWriter) {

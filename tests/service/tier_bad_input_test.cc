@@ -209,13 +209,18 @@ TEST_F(TierBadInputTest, LeaseOfClosedSessionCannotTouchReassignedBlocks) {
   close.set_tenant("raw");
   ASSERT_TRUE(tier_.local->coordinator().CloseSession(close).ok());
 
-  // A new session gets the freed block (the allocator reuses it first) and writes it.
+  // A new session takes every free block, so the freed one too (free blocks are reused oldest
+  // first), and writes them, leaving one slot of the last for the step below.
+  absl::StatusOr<v1::GetStatsResponse> stats = tier_.client->GetStats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  const int free_tokens =
+      stats->models(0).blocks_free() * stats->models(0).model().block_size() - 1;
   absl::StatusOr<std::unique_ptr<Session>> opened =
       tier_.client->OpenSession(TestModelId("m"), "t");
   ASSERT_TRUE(opened.ok());
   CheckedSession owner = Checked(*std::move(opened));
-  ASSERT_TRUE(CheckedStep(*tier_.client, {&owner}, {4}, rng_).ok());
-  ASSERT_EQ(owner.session->context_len(), 4);
+  ASSERT_TRUE(CheckedStep(*tier_.client, {&owner}, {free_tokens}, rng_).ok());
+  ASSERT_EQ(owner.session->context_len(), free_tokens);
 
   absl::Status status = SendRaw(RawRequest(stale));
   EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;

@@ -49,7 +49,7 @@ std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& 
 std::vector<BlockId> Prefill(BlockManager& manager, NamespaceId ns,
                              const std::vector<int32_t>& tokens) {
   const int32_t needed = (static_cast<int32_t>(tokens.size()) + kBlockSize - 1) / kBlockSize;
-  const std::vector<BlockId> matched = manager.Match(ns, kNoBlock, tokens, needed);
+  const std::vector<BlockId> matched = manager.Match({ns}, kNoBlock, tokens, needed);
   std::vector<BlockId> blocks;
   EXPECT_TRUE(
       manager.Reserve(matched, needed - static_cast<int32_t>(matched.size()), &blocks).ok());
@@ -73,15 +73,15 @@ TEST(BlockManagerTest, SharesCommittedFullBlocksWithinANamespaceOnly) {
 
   // Another conversation of the same tenant shares the system prompt's blocks, not the tail.
   const std::vector<int32_t> other = Concat(system, Tokens(900, 1));
-  EXPECT_THAT(manager->Match(kTenantA, kNoBlock, other, 3), ElementsAre(a[0], a[1]));
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, other, 3), ElementsAre(a[0], a[1]));
   // Another tenant matches nothing, even with the very same tokens.
-  EXPECT_THAT(manager->Match(kTenantB, kNoBlock, other, 3), IsEmpty());
+  EXPECT_THAT(manager->Match({kTenantB}, kNoBlock, other, 3), IsEmpty());
   // Matching never reads past a partial block, nor past max_blocks.
-  EXPECT_THAT(manager->Match(kTenantA, kNoBlock, Concat(system, {1, 2}), 9),
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, Concat(system, {1, 2}), 9),
               ElementsAre(a[0], a[1]));
-  EXPECT_THAT(manager->Match(kTenantA, kNoBlock, other, 1), ElementsAre(a[0]));
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, other, 1), ElementsAre(a[0]));
   // A chain is matched from its start: the second block alone is no prefix.
-  EXPECT_THAT(manager->Match(kTenantA, kNoBlock, Tokens(104, 1), 1), IsEmpty());
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, Tokens(104, 1), 1), IsEmpty());
 
   const std::vector<BlockId> b = Prefill(*manager, kTenantA, other);
   ASSERT_EQ(b.size(), 3u);
@@ -99,20 +99,20 @@ TEST(BlockManagerTest, OnlyCachedBlocksMatchAndAPartialTailIsFreed) {
   ASSERT_TRUE(manager->Reserve({}, 2, &blocks).ok());
   const std::vector<int32_t> tokens = Tokens(7, 2);
   // Reserved but not committed: nothing matches (invariant 2).
-  EXPECT_THAT(manager->Match(kTenantA, kNoBlock, tokens, 2), IsEmpty());
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, tokens, 2), IsEmpty());
   // A block of the wrong size, an unheld parent, or a chain that skips its parent is refused.
   EXPECT_FALSE(manager->Cache(blocks[0], kTenantA, kNoBlock, Tokens(7, 2)));
   EXPECT_FALSE(manager->Cache(blocks[1], kTenantA, 5, Tokens(11, 1)));
   ASSERT_TRUE(manager->Cache(blocks[0], kTenantA, kNoBlock, Tokens(7, 1)));
   EXPECT_FALSE(manager->Cache(blocks[0], kTenantA, kNoBlock, Tokens(7, 1)));  // already cached
-  EXPECT_THAT(manager->Match(kTenantA, kNoBlock, tokens, 2), ElementsAre(blocks[0]));
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, tokens, 2), ElementsAre(blocks[0]));
 
   ReleaseAll(*manager, blocks);
   const BlockCounts counts = manager->counts();
   EXPECT_EQ(counts.referenced, 0);
   EXPECT_EQ(counts.cached, 1);  // the committed full block stays matchable
   EXPECT_EQ(counts.free, 7);    // the uncached one is free at once
-  EXPECT_THAT(manager->Match(kTenantA, kNoBlock, tokens, 2), ElementsAre(blocks[0]));
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, tokens, 2), ElementsAre(blocks[0]));
 }
 
 TEST(BlockManagerTest, DuplicateContentStaysPrivate) {
@@ -150,7 +150,7 @@ TEST(BlockManagerTest, EvictsLeastRecentlyUsedLeavesFirst) {
   ASSERT_EQ(manager->counts().cached, 5);
   // Use x's first block again, so y is older than x's head but x's tail is older still.
   std::vector<BlockId> hit;
-  const std::vector<BlockId> head = manager->Match(kTenantA, kNoBlock, Tokens(0, 1), 1);
+  const std::vector<BlockId> head = manager->Match({kTenantA}, kNoBlock, Tokens(0, 1), 1);
   ASSERT_TRUE(manager->Reserve(head, 0, &hit).ok());
   ReleaseAll(*manager, hit);
 
@@ -176,7 +176,7 @@ TEST(BlockManagerTest, ExhaustionOnlyWhenNothingCanGoAndItChangesNothing) {
   EXPECT_EQ(manager->Available(), 3);  // 1 free + 2 cached
 
   // Matching cached blocks makes them unavailable for eviction in the same call.
-  const std::vector<BlockId> matched = manager->Match(kTenantA, kNoBlock, Tokens(100, 2), 2);
+  const std::vector<BlockId> matched = manager->Match({kTenantA}, kNoBlock, Tokens(100, 2), 2);
   ASSERT_EQ(matched.size(), 2u);
   std::vector<BlockId> out;
   const absl::Status refused = manager->Reserve(matched, 2, &out);
@@ -185,7 +185,7 @@ TEST(BlockManagerTest, ExhaustionOnlyWhenNothingCanGoAndItChangesNothing) {
   EXPECT_EQ(manager->Available(), 3);
   EXPECT_EQ(manager->refcount(matched[0]), 0);
   EXPECT_EQ(manager->counts().evicted, 0);
-  EXPECT_EQ(manager->Match(kTenantA, kNoBlock, Tokens(100, 2), 2), matched);
+  EXPECT_EQ(manager->Match({kTenantA}, kNoBlock, Tokens(100, 2), 2), matched);
 
   ASSERT_TRUE(manager->Reserve(matched, 1, &out).ok());
   EXPECT_EQ(manager->refcount(matched[1]), 1);
@@ -208,7 +208,7 @@ TEST(BlockManagerTest, RevivedBlocksKeepTheirGenerationAndReusedOnesRaiseIt) {
   std::vector<BlockId> all;
   ASSERT_TRUE(manager->Reserve({}, 2, &all).ok());  // evicts it
   EXPECT_GT(manager->generation(first[0]), generation);
-  EXPECT_THAT(manager->Match(kTenantA, kNoBlock, Tokens(0, 1), 1), IsEmpty());
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, Tokens(0, 1), 1), IsEmpty());
 }
 
 TEST(BlockManagerTest, BadArgumentsAreErrorsThatChangeNothing) {
@@ -239,9 +239,9 @@ TEST(BlockManagerTest, LfuAgingKeepsAPopularPrefixOverNewerOneOffs) {
   ReleaseAll(*lfu, Prefill(*lfu, kTenantA, Tokens(200, 1)));
   std::vector<BlockId> out;
   ASSERT_TRUE(lfu->Reserve({}, 3, &out).ok());  // 1 free, 2 evicted
-  EXPECT_THAT(lfu->Match(kTenantA, kNoBlock, Tokens(0, 1), 1), testing::SizeIs(1));
-  EXPECT_THAT(lfu->Match(kTenantA, kNoBlock, Tokens(100, 1), 1), IsEmpty());
-  EXPECT_THAT(lfu->Match(kTenantA, kNoBlock, Tokens(200, 1), 1), IsEmpty());
+  EXPECT_THAT(lfu->Match({kTenantA}, kNoBlock, Tokens(0, 1), 1), testing::SizeIs(1));
+  EXPECT_THAT(lfu->Match({kTenantA}, kNoBlock, Tokens(100, 1), 1), IsEmpty());
+  EXPECT_THAT(lfu->Match({kTenantA}, kNoBlock, Tokens(200, 1), 1), IsEmpty());
 
   // LRU, the same run, keeps the newest instead.
   std::unique_ptr<BlockManager> lru = NewManager(4, "lru");
@@ -250,8 +250,8 @@ TEST(BlockManagerTest, LfuAgingKeepsAPopularPrefixOverNewerOneOffs) {
   ReleaseAll(*lru, Prefill(*lru, kTenantA, Tokens(200, 1)));
   out.clear();
   ASSERT_TRUE(lru->Reserve({}, 3, &out).ok());
-  EXPECT_THAT(lru->Match(kTenantA, kNoBlock, Tokens(0, 1), 1), IsEmpty());
-  EXPECT_THAT(lru->Match(kTenantA, kNoBlock, Tokens(200, 1), 1), testing::SizeIs(1));
+  EXPECT_THAT(lru->Match({kTenantA}, kNoBlock, Tokens(0, 1), 1), IsEmpty());
+  EXPECT_THAT(lru->Match({kTenantA}, kNoBlock, Tokens(200, 1), 1), testing::SizeIs(1));
 }
 
 // Thousands of random opens (with shared prefixes, two namespaces, partial tails) and closes,
@@ -295,7 +295,7 @@ TEST_P(BlockManagerModelTest, RandomOperationsKeepEveryInvariant) {
       const NamespaceId ns = rng() % 2 == 0 ? kTenantA : kTenantB;
       const std::vector<int32_t> tokens = random_prompt();
       const int32_t needed = (static_cast<int32_t>(tokens.size()) + kBlockSize - 1) / kBlockSize;
-      const std::vector<BlockId> matched = manager.Match(ns, kNoBlock, tokens, needed);
+      const std::vector<BlockId> matched = manager.Match({ns}, kNoBlock, tokens, needed);
       matched_blocks += static_cast<int64_t>(matched.size());
       for (size_t i = 0; i < matched.size(); ++i) {
         const Content& content = committed.at(matched[i]);
