@@ -23,7 +23,7 @@ int32_t Session::leased_tokens() const {
   return lease().blocks_size() * info_.model().block_size();
 }
 
-absl::Status Session::Extend(absl::Span<const int32_t> tokens) {
+absl::StatusOr<int32_t> Session::Extend(absl::Span<const int32_t> tokens) {
   if (tokens.empty()) return absl::InvalidArgumentError("tokens: expected at least one");
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0) {
@@ -31,23 +31,35 @@ absl::Status Session::Extend(absl::Span<const int32_t> tokens) {
           absl::StrCat("tokens[", i, "]: expected a token id >= 0, got ", tokens[i]));
     }
   }
+  const int32_t block_size = info_.model().block_size();
+  // A prompt that could start with a cached block: the coordinator looks it up.
+  const bool lookup = pending_.empty() && written_.empty() && written_len_ % block_size == 0 &&
+                      static_cast<int64_t>(tokens.size()) > block_size;
   const int64_t wanted = int64_t{written_len_} + pending_tokens() + tokens.size();
-  if (wanted > leased_tokens()) {
+  int32_t cached = 0;
+  if (lookup || wanted > leased_tokens()) {
     v1::ExtendRequest request;
     request.set_session_id(id());
     request.set_tenant(tenant_);
     request.set_expected_context_len(committed_len_);
     request.mutable_tokens()->Add(written_.begin(), written_.end());
-    request.set_reserve_tokens(static_cast<int32_t>(wanted - written_len_));
+    if (lookup) {
+      request.mutable_next_tokens()->Add(tokens.begin(), tokens.end());
+    } else {
+      request.set_reserve_tokens(static_cast<int32_t>(wanted - written_len_));
+    }
     request.set_writer(grant_.writer());
     absl::StatusOr<v1::ExtendResponse> response = client_->connection().Extend(request);
     if (!response.ok()) return response.status();
+    cached = response->cached_tokens();
     committed_len_ = response->context_len();
+    written_len_ = committed_len_;
     written_.clear();
     *grant_.mutable_lease() = std::move(*response->mutable_lease());
   }
-  pending_.insert(pending_.end(), tokens.begin(), tokens.end());
-  return absl::OkStatus();
+  pending_.insert(pending_.end(), tokens.begin() + cached, tokens.end());
+  turn_cached_ += cached;
+  return cached;
 }
 
 absl::StatusOr<std::unique_ptr<Step>> Session::BeginStep() {
@@ -86,6 +98,7 @@ absl::Status Session::RenewLease() {
 void Session::StepWritten() {
   written_.insert(written_.end(), pending_.begin(), pending_.end());
   written_len_ += pending_tokens();
+  turn_computed_ += pending_tokens();
   pending_.clear();
 }
 
@@ -113,6 +126,8 @@ absl::Status Session::EndTurn(absl::Duration retain_for) {
   if (!response.ok()) return response.status();
   committed_len_ = response->context_len();
   written_.clear();
+  turn_cached_ = 0;
+  turn_computed_ = 0;
   return absl::OkStatus();
 }
 

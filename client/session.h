@@ -2,10 +2,11 @@
 // a Step (step.h) writes their K/V and computes attention layer by layer; EndTurn keeps the
 // K/V for the next turn; Close releases it.
 //
-// The coordinator is called only when it must be: to reserve blocks when the next step's
-// tokens outgrow the leased ones (once per block_size tokens in decode), to refresh a lease
-// about to expire, and at the end of a turn. Tokens are committed to the coordinator only
-// after a step wrote their K/V on every shard.
+// The coordinator is called only when it must be: to look a prompt up among the cached
+// prefixes and reserve blocks for the rest (when a turn's tokens start at a block boundary),
+// to reserve blocks when the next step's tokens outgrow the leased ones (once per block_size
+// tokens in decode), to refresh a lease about to expire, and at the end of a turn. Tokens are
+// committed to the coordinator only after a step wrote their K/V on every shard.
 //
 // One client writes a session at a time: the one that opened it, until another resumes it
 // (Client::ResumeSession takes it over); the earlier one's calls then fail with ABORTED
@@ -39,11 +40,19 @@ class Session {
   int32_t context_len() const { return written_len_; }
   // Tokens added by Extend that the next step will write.
   int32_t pending_tokens() const { return static_cast<int32_t>(pending_.size()); }
+  // This turn's tokens (since the session opened, was resumed, or ended its last turn) that
+  // were found cached, and that steps computed.
+  int32_t turn_cached_tokens() const { return turn_cached_; }
+  int32_t turn_computed_tokens() const { return turn_computed_; }
 
-  // Adds tokens (ids >= 0) for the next step, reserving blocks through the coordinator when
-  // the lease is too small. If that step cannot begin or fails, they are dropped: Extend
-  // them again to retry.
-  absl::Status Extend(absl::Span<const int32_t> tokens);
+  // Adds tokens (ids >= 0) for the next step. When they start at a block boundary with
+  // nothing else pending, the coordinator first looks them up among the cached prefixes: the
+  // cached ones (a prefix, in whole blocks, never the last token) join the context at once and
+  // are not stepped. Reserves blocks for the rest when the lease is too small. Returns how
+  // many of `tokens`, from the first, were cached: the caller computes q/k/v for the others
+  // only (pending_tokens). If that step cannot begin or fails, they are dropped: Extend them
+  // again to retry.
+  absl::StatusOr<int32_t> Extend(absl::Span<const int32_t> tokens);
 
   // A step over this session alone (Client::BeginStep batches several).
   absl::StatusOr<std::unique_ptr<Step>> BeginStep();
@@ -86,6 +95,8 @@ class Session {
   int32_t written_len_;           // committed + written_
   std::vector<int32_t> written_;  // written by steps, not yet committed
   std::vector<int32_t> pending_;  // added by Extend, not yet written
+  int32_t turn_cached_ = 0;
+  int32_t turn_computed_ = 0;
 };
 
 }  // namespace kvtier

@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 
@@ -144,8 +145,11 @@ class LayerAttention {
   // Starts a forward pass over `tokens`, the sequence's positions [start_pos, start_pos + n).
   // A backend checks start_pos against what it holds (0 for a recompute backend, the tokens
   // cached for a cache) and fails with FAILED_PRECONDITION on a mismatch, so RoPE positions
-  // and cached positions can never disagree. Called once per pass, before Attend.
-  virtual absl::Status BeginStep(int start_pos, absl::Span<const int32_t> tokens) = 0;
+  // and cached positions can never disagree. Called once per pass, before Attend. Returns how
+  // many of `tokens`, from the first, the backend already holds K/V for (a prefix shared with
+  // another conversation; never all of them): the pass then covers the others only, and the
+  // model skips computing the first ones.
+  virtual absl::StatusOr<int> BeginStep(int start_pos, absl::Span<const int32_t> tokens) = 0;
 
   // Layer `layer` of the pass: q [n][num_q_heads][head_dim], k, v [n][num_kv_heads][head_dim]
   // (the new tokens, RoPE already applied to q and k). Writes the causal attention output of

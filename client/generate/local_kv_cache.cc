@@ -41,7 +41,7 @@ LocalKvCache::LocalKvCache(const AttentionShape& shape, int max_tokens,
                            std::unique_ptr<float[]> storage)
     : shape_(shape), max_tokens_(max_tokens), storage_(std::move(storage)), pass_(shape) {}
 
-absl::Status LocalKvCache::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
+absl::StatusOr<int> LocalKvCache::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
   pass_.Abandon();
   if (tokens.empty()) return absl::InvalidArgumentError("tokens: empty");
   if (start_pos != num_tokens_) {
@@ -55,7 +55,7 @@ absl::Status LocalKvCache::BeginStep(int start_pos, absl::Span<const int32_t> to
                      " new exceed the capacity of ", max_tokens_, " tokens (max_tokens)"));
   }
   pass_.Begin(static_cast<int>(tokens.size()));
-  return absl::OkStatus();
+  return 0;
 }
 
 absl::Status LocalKvCache::Attend(int layer, absl::Span<const float> q, absl::Span<const float> k,

@@ -31,7 +31,7 @@ class LocalKvCache final : public LayerAttention {
   // Reserves positions [start_pos, start_pos + n). FAILED_PRECONDITION unless start_pos is
   // num_tokens(); RESOURCE_EXHAUSTED naming the capacity when the tokens do not fit;
   // INVALID_ARGUMENT for no tokens.
-  absl::Status BeginStep(int start_pos, absl::Span<const int32_t> tokens) override;
+  absl::StatusOr<int> BeginStep(int start_pos, absl::Span<const int32_t> tokens) override;
   // Stores this layer's new k, v and attends over the cached context plus them.
   // INVALID_ARGUMENT for a bad layer or tensor size; FAILED_PRECONDITION outside a pass or out
   // of layer order.

@@ -78,7 +78,7 @@ absl::StatusOr<std::unique_ptr<RecomputeAttention>> RecomputeAttention::Create(
   return std::unique_ptr<RecomputeAttention>(new RecomputeAttention(shape));
 }
 
-absl::Status RecomputeAttention::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
+absl::StatusOr<int> RecomputeAttention::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
   pass_.Abandon();
   if (start_pos != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -86,7 +86,7 @@ absl::Status RecomputeAttention::BeginStep(int start_pos, absl::Span<const int32
   }
   if (tokens.empty()) return absl::InvalidArgumentError("tokens: empty");
   pass_.Begin(static_cast<int>(tokens.size()));
-  return absl::OkStatus();
+  return 0;
 }
 
 absl::Status RecomputeAttention::Attend(int layer, absl::Span<const float> q,

@@ -36,7 +36,7 @@ class RecomputeAttention final : public LayerAttention {
   static absl::StatusOr<std::unique_ptr<RecomputeAttention>> Create(const AttentionShape& shape);
 
   // FAILED_PRECONDITION unless start_pos is 0; INVALID_ARGUMENT for no tokens.
-  absl::Status BeginStep(int start_pos, absl::Span<const int32_t> tokens) override;
+  absl::StatusOr<int> BeginStep(int start_pos, absl::Span<const int32_t> tokens) override;
   // INVALID_ARGUMENT for a bad layer or tensor size; FAILED_PRECONDITION outside a pass or
   // out of layer order.
   absl::Status Attend(int layer, absl::Span<const float> q, absl::Span<const float> k,

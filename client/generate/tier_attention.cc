@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<TierAttention>> TierAttention::Create(
   return absl::WrapUnique(new TierAttention(shape, std::move(session)));
 }
 
-absl::Status TierAttention::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
+absl::StatusOr<int> TierAttention::BeginStep(int start_pos, absl::Span<const int32_t> tokens) {
   pass_.Abandon();
   step_.reset();
   if (start_pos != session_->context_len()) {
@@ -50,12 +50,13 @@ absl::Status TierAttention::BeginStep(int start_pos, absl::Span<const int32_t> t
                                                       session_->context_len(),
                                                       " tokens, the pass starts at ", start_pos));
   }
-  if (absl::Status status = session_->Extend(tokens); !status.ok()) return status;
+  absl::StatusOr<int32_t> cached = session_->Extend(tokens);
+  if (!cached.ok()) return cached.status();
   absl::StatusOr<std::unique_ptr<Step>> step = session_->BeginStep();
   if (!step.ok()) return step.status();
   step_ = *std::move(step);
-  pass_.Begin(static_cast<int>(tokens.size()));
-  return absl::OkStatus();
+  pass_.Begin(static_cast<int>(tokens.size()) - *cached);
+  return *cached;
 }
 
 absl::Status TierAttention::Attend(int layer, absl::Span<const float> q, absl::Span<const float> k,

@@ -22,7 +22,7 @@ class TierAttention final : public LayerAttention {
   static absl::StatusOr<std::unique_ptr<TierAttention>> Create(const AttentionShape& shape,
                                                                std::unique_ptr<Session> session);
 
-  absl::Status BeginStep(int start_pos, absl::Span<const int32_t> tokens) override;
+  absl::StatusOr<int> BeginStep(int start_pos, absl::Span<const int32_t> tokens) override;
   absl::Status Attend(int layer, absl::Span<const float> q, absl::Span<const float> k,
                       absl::Span<const float> v, absl::Span<float> out) override;
   absl::Status EndStep() override;

@@ -196,13 +196,16 @@ absl::Status ToyTransformer::Forward(absl::Span<const int32_t> tokens, int start
                                                      config_.vocab_size, "), got ", tokens[i]));
     }
   }
+  absl::StatusOr<int> cached = attention->BeginStep(start_pos, tokens);
+  if (!cached.ok()) return cached.status();
+  // The backend holds the first tokens' K/V already: compute the others only.
+  tokens.remove_prefix(*cached);
+  start_pos += *cached;
   const int n = static_cast<int>(tokens.size());
   const int width = config_.width();
   const int kv_width = config_.num_kv_heads * config_.head_dim;
   const int hidden = config_.mlp_hidden;
   const int head_dim = config_.head_dim;
-
-  if (absl::Status s = attention->BeginStep(start_pos, tokens); !s.ok()) return s;
 
   // The residual stream x and per-pass scratch, all [n][...].
   std::vector<float> x(int64_t{n} * width);

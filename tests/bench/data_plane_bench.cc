@@ -115,7 +115,8 @@ absl::StatusOr<Result> Measure(int shards, int context, int calls) {
   };
   // Prefill the context, then hold one decode step open.
   for (int64_t tokens : {int64_t{context}, int64_t{1}}) {
-    if (absl::Status status = (*session)->Extend(std::vector<int32_t>(tokens, 1)); !status.ok()) {
+    if (absl::Status status = (*session)->Extend(std::vector<int32_t>(tokens, 1)).status();
+        !status.ok()) {
       return status;
     }
     if (tokens == 1) break;

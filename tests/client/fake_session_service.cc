@@ -1,5 +1,6 @@
 #include "tests/client/fake_session_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -32,6 +33,11 @@ void FakeSessionService::AdvanceSession(const std::string& session_id, int32_t t
   absl::MutexLock lock(&mu_);
   std::vector<int32_t>& committed = sessions_.at(session_id).tokens;
   committed.insert(committed.end(), tokens, 0);
+}
+
+void FakeSessionService::CacheNext(int32_t tokens) {
+  absl::MutexLock lock(&mu_);
+  cache_next_ = tokens;
 }
 
 void FakeSessionService::set_lease_ttl(absl::Duration ttl) {
@@ -227,9 +233,16 @@ grpc::Status FakeSessionService::Extend(grpc::ServerContext* context,
       !status.ok()) {
     return status;
   }
-  const int64_t covered = static_cast<int64_t>(session->tokens.size()) + request->reserve_tokens();
+  // The scripted cached prefix of the prompt joins the history at once.
+  const int32_t cached = std::min(cache_next_, std::max(0, request->next_tokens_size() - 1));
+  cache_next_ = 0;
+  session->tokens.insert(session->tokens.end(), request->next_tokens().begin(),
+                         request->next_tokens().begin() + cached);
+  const int64_t covered = static_cast<int64_t>(session->tokens.size()) +
+                          (request->next_tokens_size() - cached) + request->reserve_tokens();
   session->blocks = static_cast<int>((covered + model_.block_size() - 1) / model_.block_size());
   response->set_context_len(static_cast<int32_t>(session->tokens.size()));
+  response->set_cached_tokens(cached);
   *response->mutable_lease() = Lease(request->session_id(), *session);
   return grpc::Status::OK;
 }

@@ -4,7 +4,8 @@
 // It behaves as a minimal coordinator of one model: sessions "session-1", "session-2", ...
 // with writers 101, 102, ...; Extend and EndTurn check the writer and expected_context_len, then
 // commit the tokens; every lease it grants covers exactly ceil((context_len + reserve_tokens) /
-// block_size) blocks, expires `lease_ttl` after it was granted and carries a signature unique
+// block_size) blocks (next_tokens counted in, less the scripted cached ones), expires
+// `lease_ttl` after it was granted and carries a signature unique
 // to the grant ("lease-1", "lease-2", ...). Tests script it (FailNext, AdvanceSession,
 // set_lease_ttl) and read back every call: its rpc, its request and the deadline it carried.
 //
@@ -56,6 +57,8 @@ class FakeSessionService final : public v1::SessionService::Service {
   // Another writer committed `tokens` more tokens to the session.
   void AdvanceSession(const std::string& session_id, int32_t tokens) ABSL_LOCKS_EXCLUDED(mu_);
   void set_lease_ttl(absl::Duration ttl) ABSL_LOCKS_EXCLUDED(mu_);
+  // The next Extend with next_tokens finds this many of them cached (at most all but the last).
+  void CacheNext(int32_t tokens) ABSL_LOCKS_EXCLUDED(mu_);
 
   Calls calls() const ABSL_LOCKS_EXCLUDED(mu_);
   // The tokens the session has committed, in order.
@@ -119,6 +122,7 @@ class FakeSessionService final : public v1::SessionService::Service {
   int sessions_opened_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t writers_granted_ ABSL_GUARDED_BY(mu_) = 100;
   int leases_granted_ ABSL_GUARDED_BY(mu_) = 0;
+  int32_t cache_next_ ABSL_GUARDED_BY(mu_) = 0;
   Calls calls_ ABSL_GUARDED_BY(mu_);
 
   std::string address_;

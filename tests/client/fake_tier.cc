@@ -104,7 +104,7 @@ absl::Status RunStep(Step& step, const v1::ModelSpec& model, std::mt19937_64& rn
 
 absl::Status ExtendAndStep(Session& session, const std::vector<int32_t>& tokens,
                            std::mt19937_64& rng) {
-  if (absl::Status status = session.Extend(tokens); !status.ok()) return status;
+  if (absl::Status status = session.Extend(tokens).status(); !status.ok()) return status;
   absl::StatusOr<std::unique_ptr<Step>> step = session.BeginStep();
   if (!step.ok()) return step.status();
   return RunStep(**step, session.model(), rng);

@@ -42,10 +42,10 @@ class SessionTest : public ::testing::Test {
 };
 
 TEST_F(SessionTest, ExtendRefusesBadTokensNamingThemAndCallsNothing) {
-  absl::Status status = session_->Extend({});
+  absl::Status status = session_->Extend({}).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("tokens"));
-  status = session_->Extend({4, -1});
+  status = session_->Extend({4, -1}).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("tokens[1]"));
   EXPECT_EQ(session_->pending_tokens(), 0);
@@ -79,14 +79,16 @@ TEST_F(SessionTest, DecodeCallsTheCoordinatorOncePerBlockAndCommitsWhatWasWritte
   EXPECT_THAT(seen.extend[2].tokens(), ElementsAre(104, 105, 106, 107));
 }
 
-// A prefill reserves for all its tokens at once; tokens the lease already covers need no call.
+// A prefill is looked up and reserved for at once; tokens the lease already covers need no
+// call.
 TEST_F(SessionTest, ExtendCallsTheCoordinatorOnlyWhenTheLeaseIsTooSmall) {
   ASSERT_TRUE(session_->Extend({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}).ok());  // 3 blocks: 12 tokens
   ASSERT_TRUE(session_->Extend({11, 12}).ok());
   EXPECT_EQ(session_->pending_tokens(), 12);
   FakeSessionService::Calls seen = calls();
   ASSERT_EQ(seen.extend.size(), 1u);
-  EXPECT_EQ(seen.extend[0].reserve_tokens(), 10);
+  EXPECT_THAT(seen.extend[0].next_tokens(), ElementsAre(1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
+  EXPECT_EQ(seen.extend[0].reserve_tokens(), 0);
 
   ASSERT_TRUE(session_->Extend({13}).ok());
   seen = calls();
@@ -95,9 +97,39 @@ TEST_F(SessionTest, ExtendCallsTheCoordinatorOnlyWhenTheLeaseIsTooSmall) {
   EXPECT_THAT(seen.extend[1].tokens(), ElementsAre());
 }
 
+// The coordinator found a prefix of the prompt cached: only the rest is stepped, and the
+// session says so for the turn.
+TEST_F(SessionTest, PrefillsOnlyTheUncachedTail) {
+  SCOPED_TRACE(absl::StrCat("seed ", seed_));
+  tier_.coordinator.CacheNext(8);
+  absl::StatusOr<int32_t> cached = session_->Extend({1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(*cached, 8);
+  EXPECT_EQ(session_->context_len(), 8);
+  EXPECT_EQ(session_->pending_tokens(), 2);
+  EXPECT_EQ(session_->turn_cached_tokens(), 8);
+  absl::StatusOr<std::unique_ptr<Step>> step = session_->BeginStep();
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_EQ((*step)->num_tokens(), 2);
+  ASSERT_TRUE(test::RunStep(**step, tier_.model, rng_).ok());
+  for (const FakeShard& shard : tier_.shards) {
+    const v1::SequenceStep& sequence = shard.streams()[0].requests[0].plan().sequences(0);
+    EXPECT_EQ(sequence.context_len(), 10);
+    EXPECT_EQ(sequence.num_new_tokens(), 2);
+  }
+  EXPECT_EQ(session_->context_len(), 10);
+  EXPECT_EQ(session_->turn_computed_tokens(), 2);
+  ASSERT_TRUE(session_->EndTurn().ok());
+  EXPECT_THAT(calls().end_turn[0].tokens(), ElementsAre(9, 10));
+  EXPECT_EQ(tier_.coordinator.committed(session_->id()),
+            std::vector<int32_t>({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(session_->turn_cached_tokens(), 0);
+  EXPECT_EQ(session_->turn_computed_tokens(), 0);
+}
+
 TEST_F(SessionTest, ARefusedExtendAddsNothing) {
   tier_.coordinator.FailNext("Extend", grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "full"));
-  absl::Status status = session_->Extend({1, 2});
+  absl::Status status = session_->Extend({1, 2}).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(status.message(), HasSubstr("Extend"));
   EXPECT_EQ(session_->pending_tokens(), 0);

@@ -182,7 +182,8 @@ TEST_F(TierBadInputTest, UnknownAndClosedSessions) {
   const std::string id = (*session)->id();
   ASSERT_TRUE((*session)->Close().ok());
   EXPECT_EQ(tier_.client->ResumeSession(id, "t").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ((*session)->Extend(std::vector<int32_t>(40, 1)).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*session)->Extend(std::vector<int32_t>(40, 1)).status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ((*session)->Close().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(tier_.client->OpenSession(TestModelId("no-such-model"), "t").status().code(),
             absl::StatusCode::kNotFound);
@@ -235,9 +236,9 @@ TEST_F(TierBadInputTest, MoreTokensThanCapacity) {
   absl::StatusOr<std::unique_ptr<Session>> greedy =
       tier_.client->OpenSession(TestModelId("m"), "t");
   ASSERT_TRUE(greedy.ok());
-  absl::Status status = (*greedy)->Extend(std::vector<int32_t>(65, 1));
+  absl::Status status = (*greedy)->Extend(std::vector<int32_t>(65, 1)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
-  status = (*greedy)->Extend(std::vector<int32_t>(57, 1));
+  status = (*greedy)->Extend(std::vector<int32_t>(57, 1)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
   EXPECT_THAT(status.message(), HasSubstr("blocks"));
   ExpectOthersServed();

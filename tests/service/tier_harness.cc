@@ -92,7 +92,9 @@ absl::Status CheckedStep(Client& client, const std::vector<CheckedSession*>& ses
   for (size_t i = 0; i < sessions.size(); ++i) {
     std::vector<int32_t> tokens(new_tokens[i]);
     for (int32_t& token : tokens) token = static_cast<int32_t>(rng() % 1000);
-    if (absl::Status status = sessions[i]->session->Extend(tokens); !status.ok()) return status;
+    if (absl::Status status = sessions[i]->session->Extend(tokens).status(); !status.ok()) {
+      return status;
+    }
     batch.push_back(sessions[i]->session.get());
   }
   absl::StatusOr<std::unique_ptr<Step>> step = client.BeginStep(batch);

@@ -122,7 +122,7 @@ TEST_F(GenerateTierTest, RejectsAMismatchedModelOrPosition) {
   std::unique_ptr<ToyTransformer> right = *ToyTransformer::Create(config_);
   std::unique_ptr<TierAttention> tier = NewTierAttention(*right);
   const std::vector<int32_t> tokens = {1, 2};
-  EXPECT_EQ(tier->BeginStep(3, tokens).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(tier->BeginStep(3, tokens).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -134,14 +134,14 @@ TEST(LocalKvCacheTest, ResourceExhaustedWhenFull) {
   ASSERT_NE(cache, nullptr);
   RunPass(*cache, shape, tensors, 0, 3);
 
-  const absl::Status status = cache->BeginStep(3, std::vector<int32_t>(3, 0));
+  const absl::Status status = cache->BeginStep(3, std::vector<int32_t>(3, 0)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(status.message(), HasSubstr("capacity of 5 tokens (max_tokens)"));
   EXPECT_EQ(cache->num_tokens(), 3);
 
   RunPass(*cache, shape, tensors, 3, 2);  // exactly full
   EXPECT_EQ(cache->num_tokens(), 5);
-  EXPECT_EQ(cache->BeginStep(5, std::vector<int32_t>(1, 0)).code(),
+  EXPECT_EQ(cache->BeginStep(5, std::vector<int32_t>(1, 0)).status().code(),
             absl::StatusCode::kResourceExhausted);
 }
 
@@ -201,11 +201,11 @@ TEST(LocalKvCacheTest, RejectsAPassAtTheWrongPosition) {
   ASSERT_NE(cache, nullptr);
   RunPass(*cache, shape, RandomSequence(shape, 3, 2), 0, 3);
   for (int start : {0, 2, 4}) {
-    const absl::Status status = cache->BeginStep(start, std::vector<int32_t>(1, 0));
+    const absl::Status status = cache->BeginStep(start, std::vector<int32_t>(1, 0)).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_THAT(status.message(), HasSubstr("start_pos: the cache holds 3 tokens"));
   }
-  EXPECT_EQ(cache->BeginStep(3, {}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache->BeginStep(3, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(LocalKvCacheTest, RejectsBadAttendArguments) {

@@ -112,10 +112,10 @@ TEST_F(RecomputeAttentionTest, RunsAPass) {
 }
 
 TEST_F(RecomputeAttentionTest, RejectsAPassNotFromPositionZero) {
-  const absl::Status status = attention_->BeginStep(3, tokens_);
+  const absl::Status status = attention_->BeginStep(3, tokens_).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(status.message(), HasSubstr("start_pos"));
-  EXPECT_EQ(attention_->BeginStep(0, {}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(attention_->BeginStep(0, {}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(RecomputeAttentionTest, RejectsBadAttendArguments) {

@@ -294,9 +294,9 @@ TEST(ToyTransformerTest, MatchesADoublePrecisionReference) {
 class AnyPositionRecompute final : public LayerAttention {
  public:
   explicit AnyPositionRecompute(const AttentionShape& shape) : shape_(shape) {}
-  absl::Status BeginStep(int start_pos, absl::Span<const int32_t> tokens) override {
+  absl::StatusOr<int> BeginStep(int start_pos, absl::Span<const int32_t> tokens) override {
     num_tokens_ = static_cast<int>(tokens.size());
-    return absl::OkStatus();
+    return 0;
   }
   absl::Status Attend(int layer, absl::Span<const float> q, absl::Span<const float> k,
                       absl::Span<const float> v, absl::Span<float> out) override {
