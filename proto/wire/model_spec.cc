@@ -41,6 +41,10 @@ int DTypeBytes(v1::DType dtype) {
   }
 }
 
+std::string HeadRangeString(const v1::HeadRange& range) {
+  return absl::StrCat("KV heads [", range.kv_head_begin(), ", ", range.kv_head_end(), ")");
+}
+
 absl::Status ValidateModelSpec(const v1::ModelSpec& model) {
   const std::string& name = model.name();
   if (name.empty() || name.size() > 64) {

@@ -5,6 +5,8 @@
 #ifndef KVTIER_PROTO_WIRE_MODEL_SPEC_H_
 #define KVTIER_PROTO_WIRE_MODEL_SPEC_H_
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -27,6 +29,9 @@ inline int GqaGroupSize(const v1::ModelSpec& model) {
 inline int NumHeads(const v1::HeadRange& range) {
   return range.kv_head_end() - range.kv_head_begin();
 }
+
+// "KV heads [2, 4)", for messages.
+std::string HeadRangeString(const v1::HeadRange& range);
 
 // Parses a model from "key=value,..." (the --model flag of kvtier-coordinator and
 // kvtier-local): name, version, layers, kv_heads, q_heads, head_dim, dtype (fp32|fp16|bf16),

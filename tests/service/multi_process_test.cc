@@ -1,7 +1,9 @@
 // The tier as operators run it: kvtier-coordinator and kvtier-shard as separate processes. A
 // shard process killed with SIGKILL mid-session makes the session fail with ABORTED once the
 // coordinator notices; a new shard process takes the vacant head range and new sessions work;
-// SIGTERM stops every process cleanly. A server binary given a port in use exits 1, naming it.
+// SIGTERM stops every process cleanly; the coordinator's log tells that story, and a shard too
+// small for any head range says so with the numbers. A server binary given a port in use exits
+// 1, naming it.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -9,23 +11,46 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/coordinator_server.h"
 #include "tests/child_process.h"
+#include "tests/log_capture.h"
 #include "tests/server_probe.h"
 #include "tests/service/tier_harness.h"
 
 namespace kvtier::test {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 
-std::vector<std::string> ShardCommand(const std::string& coordinator) {
+std::vector<std::string> ShardCommand(const std::string& coordinator,
+                                      const std::string& capacity_gib = "0.25") {
   return {KVTIER_SHARD_BIN, "--listen=127.0.0.1:0", "--coordinator=" + coordinator, "--threads=1",
-          "--capacity_gib=0.25"};
+          "--capacity_gib=" + capacity_gib};
+}
+
+// Waits until `process` has written `text` to stderr; false after 20 s.
+bool WaitForErrorOutput(const ChildProcess& process, const std::string& text) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!absl::StrContains(process.ErrorOutput(), text)) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+// A matcher for a log line of `program` that says `text`.
+::testing::Matcher<const std::string&> LogLineSaying(const std::string& program,
+                                                     const std::string& text) {
+  return AllOf(MatchesRegex(absl::StrCat(kLogTimeRegex, " ", program, ": .*")), HasSubstr(text));
 }
 
 TEST(MultiProcessTest, KilledShardProcessFailsSessionsThenAReplacementServes) {
@@ -40,6 +65,15 @@ TEST(MultiProcessTest, KilledShardProcessFailsSessionsThenAReplacementServes) {
   const std::string address = coordinator.LineAfter("kvtier-coordinator: serving on ");
   ASSERT_FALSE(address.empty());
   const std::string coordinator_address = address.substr(0, address.find(','));
+  // 0.0001 GiB fits neither head range (512 KiB and 256 KiB of bf16 K/V).
+  ChildProcess tiny(ShardCommand(coordinator_address, "0.0001"));
+  const std::string tiny_serving = tiny.LineAfter("kvtier-shard: serving on ");
+  ASSERT_FALSE(tiny_serving.empty());
+  const std::string tiny_address = tiny_serving.substr(0, tiny_serving.find(','));
+  const std::string no_room =
+      "capacity 107374 bytes (107374 free) fits no vacant head range (2 vacant): the smallest, "
+      "model m slot 1 (KV heads [2, 3)), needs 262144 bytes";
+  ASSERT_TRUE(WaitForErrorOutput(tiny, no_room)) << tiny.ErrorOutput();
   auto shard_a = std::make_unique<ChildProcess>(ShardCommand(coordinator_address));
   auto shard_b = std::make_unique<ChildProcess>(ShardCommand(coordinator_address));
   ASSERT_FALSE(shard_a->LineAfter("kvtier-shard: serving on ").empty());
@@ -81,10 +115,30 @@ TEST(MultiProcessTest, KilledShardProcessFailsSessionsThenAReplacementServes) {
   EXPECT_TRUE(CheckedStep(*client, {&second}, {6}, rng).ok());
   EXPECT_TRUE(CheckedStep(*client, {&second}, {1}, rng).ok());
 
-  for (ChildProcess* process : {shard_a.get(), &replacement, &coordinator}) {
+  for (ChildProcess* process : {&tiny, shard_a.get(), &replacement, &coordinator}) {
     process->Signal(SIGTERM);
     const int exit_status = process->Wait();
     EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << exit_status;
+  }
+
+  // The lifecycle, as the log tells it.
+  const std::vector<std::string> shard_log = absl::StrSplit(tiny.ErrorOutput(), '\n');
+  EXPECT_THAT(shard_log,
+              Contains(LogLineSaying("kvtier-shard", "no head range from coordinator " +
+                                                         coordinator_address + ": " + no_room)));
+  const std::vector<std::string> log = absl::StrSplit(coordinator.ErrorOutput(), '\n');
+  for (const std::string& text : {
+           "coordinator serving on " + coordinator_address,
+           "shard 1 joined: " + tiny_address + ", capacity 107374 bytes",
+           "shard 1 at " + tiny_address + ": " + no_room,
+           std::string("model m slot 0 (KV heads [0, 2), 524288 bytes) assigned to shard "),
+           std::string("model m slot 1 (KV heads [2, 3), 262144 bytes) assigned to shard "),
+           std::string("model m ready: all 2 head ranges served"),
+           std::string(" missed heartbeats for 1s"),
+           std::string(" vacant; 1 sessions dropped, their K/V lost with shard "),
+           std::string(" left the tier"),
+       }) {
+    EXPECT_THAT(log, Contains(LogLineSaying("kvtier-coordinator", text))) << text;
   }
 }
 

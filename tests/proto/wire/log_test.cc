@@ -7,46 +7,32 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/log_capture.h"
 
 namespace kvtier {
 namespace {
 
+using test::kLogTimeRegex;
+using test::LogCapture;
 using ::testing::MatchesRegex;
 using ::testing::SizeIs;
 
-constexpr char kTime[] = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z";
-
 class LogTest : public ::testing::Test {
  protected:
-  LogTest() {
-    SetLogSink([this](absl::string_view line) {
-      absl::MutexLock lock(&mu_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogTest() override {
-    SetLogSink(nullptr);
-    SetLogProgramName("kvtier");
-  }
+  ~LogTest() override { SetLogProgramName("kvtier"); }
 
-  std::vector<std::string> lines() {
-    absl::MutexLock lock(&mu_);
-    return lines_;
-  }
-
-  absl::Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+  LogCapture log_;
 };
 
 TEST_F(LogTest, ALineIsTheTimeTheProgramAndTheMessage) {
   SetLogProgramName("/opt/kvtier/bin/kvtier-shard");
   Log("shard serving on 127.0.0.1:50061");
-  ASSERT_THAT(lines(), SizeIs(1));
-  EXPECT_THAT(lines()[0], MatchesRegex(absl::StrCat(
-                              kTime, " kvtier-shard: shard serving on 127.0.0.1:50061\n")));
+  ASSERT_THAT(log_.lines(), SizeIs(1));
+  EXPECT_THAT(log_.lines()[0],
+              MatchesRegex(absl::StrCat(kLogTimeRegex,
+                                        " kvtier-shard: shard serving on 127.0.0.1:50061\n")));
 }
 
 TEST_F(LogTest, ConcurrentLinesArriveWhole) {
@@ -60,11 +46,11 @@ TEST_F(LogTest, ConcurrentLinesArriveWhole) {
     });
   }
   for (std::thread& thread : threads) thread.join();
-  const std::vector<std::string> logged = lines();
+  const std::vector<std::string> logged = log_.lines();
   ASSERT_THAT(logged, SizeIs(kThreads * kLines));
   for (const std::string& line : logged) {
-    EXPECT_THAT(
-        line, MatchesRegex(absl::StrCat(kTime, " kvtier-coordinator: thread [0-9] line [0-9]+\n")));
+    EXPECT_THAT(line, MatchesRegex(absl::StrCat(
+                          kLogTimeRegex, " kvtier-coordinator: thread [0-9] line [0-9]+\n")));
   }
 }
 
