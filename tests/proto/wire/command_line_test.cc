@@ -44,7 +44,7 @@ const std::map<std::string, Usage>& ExpectedUsage() {
       {"kvtier-generate",
        {"client/generate/generate_main.cc",
         {"coordinator", "model", "tenant", "tokens", "prompt_tokens", "layers", "q_heads",
-         "kv_heads", "head_dim", "vocab", "seed"}}},
+         "kv_heads", "head_dim", "vocab", "seed", "modes"}}},
       {"kvtier_bench_attention",
        {"tests/bench/attention_bench.cc",
         {"device", "threads", "max_pool_gib", "min_seconds", "read_buffer_gib"}}},
