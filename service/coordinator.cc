@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
+#include "proto/wire/log.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/time_convert.h"
 #include "service/head_placement.h"
@@ -254,6 +255,8 @@ absl::StatusOr<v1::ShardAssignment> Coordinator::RegisterShard(
     RemoveShard(previous->id, absl::StrCat("the shard at ", request.address(), " restarted"));
   }
   ShardMember* member = shards_.Add(request.address(), request.capacity_bytes(), options_.clock());
+  Log(absl::StrCat("shard ", member->id, " joined: ", member->address, ", capacity ",
+                   member->capacity_bytes, " bytes"));
   FillVacancies();
   return AssignmentFor(*member);
 }
@@ -267,11 +270,16 @@ absl::StatusOr<v1::ShardAssignment> Coordinator::Heartbeat(const v1::HeartbeatRe
   }
   member->last_heard = options_.clock();
   for (ModelState* model : models_.All()) {
+    const bool was_ready = model->Ready();
     for (HeadSlot& slot : model->slots) {
       if (slot.shard_id != member->id) continue;
       for (uint64_t incarnation : request.ready_incarnations()) {
         if (incarnation == slot.incarnation) slot.ready = true;
       }
+    }
+    if (!was_ready && model->Ready()) {
+      Log(absl::StrCat("model ", ModelIdString(model->spec.id()), " ready: all ",
+                       model->slots.size(), " head ranges served"));
     }
   }
   FillVacancies();
@@ -453,6 +461,12 @@ absl::StatusOr<SessionRecord*> Coordinator::CheckCommit(
 }
 
 void Coordinator::FillVacancies() {
+  struct Vacancy {
+    const ModelState* model;
+    int slot;
+    int64_t bytes;
+  };
+  std::vector<Vacancy> vacancies;
   for (ModelState* model : models_.All()) {
     for (size_t slot = 0; slot < model->slots.size(); ++slot) {
       HeadSlot& head_slot = model->slots[slot];
@@ -460,30 +474,63 @@ void Coordinator::FillVacancies() {
       const int64_t bytes = SlotPoolBytes(model->spec, static_cast<int>(slot));
       ShardMember* best = nullptr;
       for (ShardMember* member : shards_.All()) {
-        const bool holds_this_model =
-            std::any_of(model->slots.begin(), model->slots.end(),
-                        [&](const HeadSlot& s) { return s.shard_id == member->id; });
-        if (holds_this_model || member->capacity_bytes - member->committed_bytes < bytes) {
+        if (model->HostedBy(member->id) ||
+            member->capacity_bytes - member->committed_bytes < bytes) {
           continue;
         }
         if (best == nullptr || member->committed_bytes < best->committed_bytes) best = member;
       }
-      if (best == nullptr) continue;
+      if (best == nullptr) {
+        vacancies.push_back({model, static_cast<int>(slot), bytes});
+        continue;
+      }
       head_slot = HeadSlot{best->id, next_incarnation_++, false};
       best->committed_bytes += bytes;
+      Log(absl::StrCat("model ", ModelIdString(model->spec.id()), " slot ", slot, " (",
+                       HeadRangeString(HeadRangeForSlot(model->spec, static_cast<int>(slot))), ", ",
+                       bytes, " bytes) assigned to shard ", best->id, " at ", best->address,
+                       ", incarnation ", head_slot.incarnation));
     }
+  }
+  // What is still vacant fits no shard that could take it (one holding no slot of the model).
+  for (ShardMember* member : shards_.All()) {
+    const Vacancy* smallest = nullptr;
+    int vacant = 0;
+    for (const Vacancy& vacancy : vacancies) {
+      if (vacancy.model->HostedBy(member->id)) continue;
+      ++vacant;
+      if (smallest == nullptr || vacancy.bytes < smallest->bytes) smallest = &vacancy;
+    }
+    std::string reason;
+    if (smallest != nullptr) {
+      reason = absl::StrCat(
+          "capacity ", member->capacity_bytes, " bytes (",
+          member->capacity_bytes - member->committed_bytes, " free) fits no vacant head range (",
+          vacant, " vacant): the smallest, model ", ModelIdString(smallest->model->spec.id()),
+          " slot ", smallest->slot, " (",
+          HeadRangeString(HeadRangeForSlot(smallest->model->spec, smallest->slot)), "), needs ",
+          smallest->bytes, " bytes");
+    }
+    if (!reason.empty() && reason != member->no_room_reason) {
+      Log(absl::StrCat("shard ", member->id, " at ", member->address, ": ", reason));
+    }
+    member->no_room_reason = std::move(reason);
   }
 }
 
 void Coordinator::RemoveShard(uint64_t id, const std::string& why) {
+  Log(absl::StrCat("shard ", id, " removed: ", why));
   for (ModelState* model : models_.All()) {
-    bool vacated = false;
-    for (HeadSlot& slot : model->slots) {
-      if (slot.shard_id != id) continue;
-      slot = HeadSlot{};
-      vacated = true;
+    int vacated = -1;  // a shard holds at most one slot of a model
+    for (size_t slot = 0; slot < model->slots.size(); ++slot) {
+      if (model->slots[slot].shard_id != id) continue;
+      model->slots[slot] = HeadSlot{};
+      vacated = static_cast<int>(slot);
     }
-    if (vacated) sessions_.DropLost(model, absl::StrCat("its K/V was lost: ", why));
+    if (vacated < 0) continue;
+    const int64_t dropped = sessions_.DropLost(model, absl::StrCat("its K/V was lost: ", why));
+    Log(absl::StrCat("model ", ModelIdString(model->spec.id()), " slot ", vacated, " vacant; ",
+                     dropped, " sessions dropped, their K/V lost with shard ", id));
   }
   shards_.Remove(id);
   FillVacancies();
@@ -494,6 +541,7 @@ v1::ShardAssignment Coordinator::AssignmentFor(const ShardMember& member) {
   assignment.set_shard_id(member.id);
   assignment.set_lease_key(lease_key_);
   *assignment.mutable_heartbeat_interval() = ToProtoDuration(options_.heartbeat_interval);
+  assignment.set_no_room_reason(member.no_room_reason);
   for (ModelState* model : models_.All()) {
     for (size_t slot = 0; slot < model->slots.size(); ++slot) {
       if (model->slots[slot].shard_id != member.id) continue;

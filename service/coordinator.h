@@ -11,12 +11,16 @@
 // FAILED_PRECONDITION with reason REPREFILL_REQUIRED. A vacant slot goes to the next shard with
 // room.
 //
+// Membership is logged (proto/wire/log.h): shards joining and removed (and why), head ranges
+// assigned and vacated, sessions dropped, models ready, and a shard with no room for any
+// vacant range it could take, with the numbers (also sent in its assignment).
+//
 // One client at a time writes a session: the holder of its writer id, issued by OpenSession and
 // by TakeOverSession, which also gives the session's blocks new generations so shards refuse
 // the previous writer's leases. A refused call changes nothing.
 //
 // Thread-safe: one mutex guards all state; every method holds it briefly and never blocks on
-// I/O under it.
+// I/O under it (log lines are written under it: one short write each).
 #ifndef KVTIER_SERVICE_COORDINATOR_H_
 #define KVTIER_SERVICE_COORDINATOR_H_
 

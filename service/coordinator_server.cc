@@ -1,13 +1,12 @@
 #include "service/coordinator_server.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/security/server_credentials.h"
-#include "grpcpp/server_builder.h"
 #include "proto/wire/listen_address.h"
+#include "proto/wire/log.h"
+#include "proto/wire/server_builder.h"
 
 namespace kvtier {
 
@@ -19,26 +18,15 @@ CoordinatorServer::CoordinatorServer(const CoordinatorServerOptions& options)
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const CoordinatorServerOptions& options) {
-  if (absl::Status status = ParseHostPort("listen_address", options.listen_address).status();
-      !status.ok()) {
-    return status;
-  }
   auto server = absl::WrapUnique(new CoordinatorServer(options));
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.SetMaxSendMessageSize(options.max_message_bytes);
-  builder.RegisterService(&server->session_service_);
-  builder.RegisterService(&server->registry_service_);
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat("listen: cannot serve on ", options.listen_address));
-  }
-  server->address_ = WithPort(options.listen_address, port);
+  absl::StatusOr<StartedServer> started =
+      StartServer("listen_address", options.listen_address, options.max_message_bytes,
+                  {&server->session_service_, &server->registry_service_});
+  if (!started.ok()) return started.status();
+  server->server_ = std::move(started->server);
+  server->address_ = WithPort(options.listen_address, started->port);
   server->sweeper_ = std::thread([raw = server.get()] { raw->SweepUntilShutdown(); });
+  Log(absl::StrCat("coordinator serving on ", server->address_));
   return server;
 }
 
@@ -47,7 +35,8 @@ CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 void CoordinatorServer::Shutdown() {
   if (shutdown_.HasBeenNotified()) return;
   shutdown_.Notify();
-  sweeper_.join();
+  if (sweeper_.joinable()) sweeper_.join();
+  if (server_ == nullptr) return;  // Start failed
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server_->Wait();
 }

@@ -22,6 +22,9 @@ struct ShardMember {
   int64_t capacity_bytes = 0;
   int64_t committed_bytes = 0;  // pools of the slots assigned to it
   absl::Time last_heard;
+  // Non-empty while vacant slots remain that it could take but has no room for: why, with the
+  // numbers (logged when it changes, and sent in its assignment).
+  std::string no_room_reason;
 };
 
 class Membership {

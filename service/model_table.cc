@@ -28,6 +28,13 @@ int ModelState::LiveSlots() const {
   return live;
 }
 
+bool ModelState::HostedBy(uint64_t shard_id) const {
+  for (const HeadSlot& slot : slots) {
+    if (slot.shard_id == shard_id) return true;
+  }
+  return false;
+}
+
 std::vector<uint64_t> ModelState::Placement() const {
   std::vector<uint64_t> placement;
   placement.reserve(slots.size());

@@ -40,6 +40,8 @@ struct ModelState {
   // True when every slot's shard serves its range.
   bool Ready() const;
   int LiveSlots() const;
+  // True when shard `shard_id` holds one of the slots (a shard holds at most one per model).
+  bool HostedBy(uint64_t shard_id) const;
   // The slots' incarnations, in slot order: what a session's K/V lives on.
   std::vector<uint64_t> Placement() const;
 

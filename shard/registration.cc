@@ -1,10 +1,10 @@
 #include "shard/registration.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "proto/wire/log.h"
 #include "proto/wire/status_convert.h"
 #include "proto/wire/time_convert.h"
 
@@ -12,10 +12,6 @@ namespace kvtier {
 namespace {
 
 constexpr absl::Duration kDefaultHeartbeatInterval = absl::Seconds(1);
-
-void Log(absl::string_view message) {
-  std::fprintf(stderr, "kvtier-shard: %.*s\n", static_cast<int>(message.size()), message.data());
-}
 
 }  // namespace
 
@@ -136,6 +132,13 @@ absl::Status ShardRegistration::Heartbeat() {
 
 void ShardRegistration::Adopt(const v1::ShardAssignment& assignment) {
   if (absl::Status status = state_->Apply(assignment); !status.ok()) Log(status.ToString());
+  if (assignment.no_room_reason() != no_room_reason_) {
+    no_room_reason_ = assignment.no_room_reason();
+    if (!no_room_reason_.empty()) {
+      Log(absl::StrCat("no head range from coordinator ", options_.coordinator_address, ": ",
+                       no_room_reason_));
+    }
+  }
   absl::MutexLock lock(&mu_);
   const absl::Duration interval = FromProtoDuration(assignment.heartbeat_interval());
   heartbeat_interval_ = interval > absl::ZeroDuration() ? interval : kDefaultHeartbeatInterval;

@@ -71,7 +71,8 @@ class ShardRegistration {
   // Heartbeats once, reporting the ready ranges, and applies the answer; NOT_FOUND marks the
   // shard unregistered.
   absl::Status Heartbeat() ABSL_LOCKS_EXCLUDED(mu_);
-  // Applies an assignment from the coordinator, logging ranges that could not be hosted.
+  // Applies an assignment from the coordinator, logging ranges that could not be hosted and,
+  // when it changes, why the coordinator has no range for this shard.
   void Adopt(const v1::ShardAssignment& assignment) ABSL_LOCKS_EXCLUDED(mu_);
   // Runs `call` with a deadline, cancellable by Stop (cancelled at once when stopped).
   absl::Status Call(absl::string_view method,
@@ -91,6 +92,7 @@ class ShardRegistration {
   uint64_t shard_id_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(1);
   grpc::ClientContext* call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::string no_room_reason_;  // the latest assignment's; used by the thread only
 
   std::thread thread_;  // started last, joined by Stop
 };

@@ -4,9 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "proto/wire/listen_address.h"
+#include "proto/wire/log.h"
+#include "proto/wire/server_builder.h"
 
 namespace kvtier {
 namespace {
@@ -41,20 +41,12 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
   }
 
   auto shard = std::unique_ptr<ShardServer>(new ShardServer(options));
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
-                           &shard->port_);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.SetMaxSendMessageSize(options.max_message_bytes);
-  builder.RegisterService(&shard->service_);
-  builder.RegisterService(&shard->transfer_service_);
-  shard->server_ = builder.BuildAndStart();
-  if (shard->server_ == nullptr || shard->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("listen_address: cannot listen on ", options.listen_address));
-  }
+  absl::StatusOr<StartedServer> started =
+      StartServer("listen_address", options.listen_address, options.max_message_bytes,
+                  {&shard->service_, &shard->transfer_service_});
+  if (!started.ok()) return started.status();
+  shard->server_ = std::move(started->server);
+  shard->port_ = started->port;
   shard->address_ = options.advertised_address.empty()
                         ? absl::StrCat(ReachableHost(listen->host), ":", shard->port_)
                         : options.advertised_address;
@@ -68,6 +60,11 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
           .max_backoff = options.registration_max_backoff,
       },
       &shard->state_);
+  const std::string bound = WithPort(options.listen_address, shard->port_);
+  Log(absl::StrCat("shard serving on ", bound,
+                   shard->address_ == bound ? "" : absl::StrCat(" as ", shard->address_),
+                   ", pools on ", options.device.Name(), ", capacity ", options.capacity_bytes,
+                   " bytes, coordinator ", options.coordinator_address));
   return shard;
 }
 

@@ -5,6 +5,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "proto/wire/error_reason.h"
+#include "proto/wire/log.h"
+#include "proto/wire/model_spec.h"
 
 namespace kvtier {
 
@@ -55,6 +57,9 @@ absl::Status ShardState::Apply(const v1::ShardAssignment& assignment) {
       continue;
     }
     available -= (*created)->pool().shape().total_bytes();
+    Log(absl::StrCat("hosting model ", name, " slot ", range.slot(), " (",
+                     HeadRangeString(range.heads()), "), incarnation ", range.incarnation(),
+                     ", pool ", (*created)->pool().shape().total_bytes(), " bytes"));
     next.emplace(name, *std::move(created));
   }
 

@@ -3,10 +3,10 @@
 //
 // Apply replaces the hosted models with the assignment's ranges: a model whose range is
 // unchanged (spec, slot, heads, incarnation) keeps its pool and K/V; a changed one gets a
-// fresh pool; one no longer listed is dropped. Pools are allocated outside the lock, so steps
-// on unchanged models carry on meanwhile, and within `capacity_bytes` in all. Lookups hand out
-// shared pointers: a step in flight keeps its model's pool alive after an Apply or a Reset
-// dropped it.
+// fresh pool (logged, proto/wire/log.h); one no longer listed is dropped. Pools are allocated
+// outside the lock, so steps on unchanged models carry on meanwhile, and within
+// `capacity_bytes` in all. Lookups hand out shared pointers: a step in flight keeps its
+// model's pool alive after an Apply or a Reset dropped it.
 //
 // Thread-safe. mu_ guards the published key and models; update_mu_ serializes Apply and
 // Reset (acquired before mu_, never the other way round).

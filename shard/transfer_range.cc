@@ -17,10 +17,6 @@ bool SamePoolShape(const KvPoolShape& a, const KvPoolShape& b) {
          a.dtype == b.dtype;
 }
 
-std::string HeadsString(const v1::HeadRange& heads) {
-  return absl::StrCat("KV heads [", heads.kv_head_begin(), ", ", heads.kv_head_end(), ")");
-}
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<HostedModel>> FindHostedRange(const ShardState& state,
@@ -57,8 +53,8 @@ absl::StatusOr<std::shared_ptr<HostedModel>> FindTransferRange(const ShardState&
   if (!SamePoolShape(requested, held) || spec.num_shards() != held_shards) {
     return absl::FailedPreconditionError(
         absl::StrCat("range.model: slot ", range.slot(), " of model \"", spec.id().name(),
-                     "\" here is ", held.DebugString(), " over ", HeadsString(held_heads), " of ",
-                     held_shards, " head ranges; the request's spec gives ",
+                     "\" here is ", held.DebugString(), " over ", HeadRangeString(held_heads),
+                     " of ", held_shards, " head ranges; the request's spec gives ",
                      requested.DebugString(), " of ", spec.num_shards()));
   }
   return hosted;

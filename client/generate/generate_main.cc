@@ -1,20 +1,25 @@
 // kvtier-generate: greedy generation with a small decoder-only transformer (seeded random
-// weights) three ways, checked to produce identical tokens, with tokens/s of each:
-//   (a) no cache: every step recomputes the K/V of the whole sequence (O(n^2) work);
-//   (b) an in-process KV cache (preallocated, O(1) append);
-//   (c) kvtier over gRPC: the K/V in a tier's shards, attention computed there.
+// weights) up to three ways (--modes), checked to produce identical tokens, with tokens/s of
+// each:
+//   none:  no cache: every step recomputes the K/V of the whole sequence (O(n^2) work);
+//   local: an in-process KV cache (preallocated, O(1) append);
+//   tier:  kvtier over gRPC: the K/V in a tier's shards, attention computed there.
 //
 //   kvtier-local --port=50051 &      # serves model "toy" with this geometry, fp32 K/V
-//   kvtier-generate --coordinator=127.0.0.1:50051
+//   kvtier-generate --coordinator=127.0.0.1:50051 [--modes=tier]
 #include <algorithm>
+#include <array>
 #include <cstdio>
+#include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "client/client.h"
@@ -38,6 +43,10 @@ ABSL_FLAG(int, kv_heads, 2, "KV heads");
 ABSL_FLAG(int, head_dim, 64, "head dimension");
 ABSL_FLAG(int, vocab, 512, "vocabulary size");
 ABSL_FLAG(uint64_t, seed, 1, "weights and prompt seed");
+ABSL_FLAG(std::vector<std::string>, modes, std::vector<std::string>({"none", "local", "tier"}),
+          "the ways to generate, a comma list of none (recompute, no cache), local (an "
+          "in-process KV cache) and tier (kvtier, at --coordinator); tokens are compared among "
+          "those run, and only tier needs a tier");
 
 namespace kvtier {
 namespace {
@@ -47,11 +56,33 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
+// The ways to generate, in the order they run and print.
+enum Mode { kNoCache, kLocal, kTier, kNumModes };
+constexpr absl::string_view kModeFlags[kNumModes] = {"none", "local", "tier"};
+constexpr absl::string_view kModeColumns[kNumModes] = {"no-cache", "local", "kvtier"};
+
+// --modes as one flag per mode; INVALID_ARGUMENT naming the flag otherwise.
+absl::StatusOr<std::array<bool, kNumModes>> ParseModes(const std::vector<std::string>& names) {
+  std::array<bool, kNumModes> run = {};
+  for (const std::string& name : names) {
+    const auto* mode = std::find(std::begin(kModeFlags), std::end(kModeFlags), name);
+    if (mode == std::end(kModeFlags)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--modes: expected a comma list of none, local and tier, got \"", name, "\""));
+    }
+    run[mode - std::begin(kModeFlags)] = true;
+  }
+  if (std::find(run.begin(), run.end(), true) == run.end()) {
+    return absl::InvalidArgumentError("--modes: expected at least one of none, local and tier");
+  }
+  return run;
+}
+
 double TokensPerSecond(int tokens, absl::Duration elapsed) {
   return tokens / absl::ToDoubleSeconds(elapsed);
 }
 
-// Mode (c): a fresh session per run, closed after.
+// Mode tier: a fresh session per run, closed after.
 absl::StatusOr<GenerateResult> GenerateOnTier(Client& client, const ToyTransformer& model,
                                               absl::Span<const int32_t> prompt, int tokens) {
   v1::ModelId id;
@@ -70,7 +101,35 @@ absl::StatusOr<GenerateResult> GenerateOnTier(Client& client, const ToyTransform
   return result;
 }
 
+// Generates `tokens` tokens after `prompt` in `mode`, on `client`'s tier for kTier; for
+// kLocal, `cache` is set to the KV cache used.
+absl::StatusOr<GenerateResult> Generate(Mode mode, const ToyTransformer& model,
+                                        absl::Span<const int32_t> prompt, int tokens,
+                                        Client* client, std::unique_ptr<LocalKvCache>* cache) {
+  switch (mode) {
+    case kNoCache:
+      return GenerateRecompute(model, prompt, tokens);
+    case kLocal: {
+      absl::StatusOr<std::unique_ptr<LocalKvCache>> created =
+          LocalKvCache::Create(model.attention_shape(), prompt.size() + tokens);
+      if (!created.ok()) return created.status();
+      *cache = *std::move(created);
+      return GenerateCached(model, prompt, tokens, cache->get());
+    }
+    case kTier:
+      return GenerateOnTier(*client, model, prompt, tokens);
+    case kNumModes:
+      break;
+  }
+  return absl::InternalError("mode: out of range");
+}
+
 int Main() {
+  absl::StatusOr<std::array<bool, kNumModes>> run = ParseModes(absl::GetFlag(FLAGS_modes));
+  if (!run.ok()) return Fail(run.status());
+  int modes_run = 0;
+  for (bool mode : *run) modes_run += mode ? 1 : 0;
+
   ToyTransformerConfig config;
   config.num_layers = absl::GetFlag(FLAGS_layers);
   config.num_q_heads = absl::GetFlag(FLAGS_q_heads);
@@ -98,53 +157,82 @@ int Main() {
 
   ClientOptions options;
   options.coordinator_address = absl::GetFlag(FLAGS_coordinator);
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
-  if (!client.ok()) return Fail(client.status());
+  std::unique_ptr<Client> client;
+  if ((*run)[kTier]) {
+    absl::StatusOr<std::unique_ptr<Client>> connected = Client::Connect(options);
+    if (!connected.ok()) return Fail(connected.status());
+    client = *std::move(connected);
+  }
 
+  const std::string tier = (*run)[kTier] ? absl::StrCat("; tier ", options.coordinator_address,
+                                                        ", model ", absl::GetFlag(FLAGS_model))
+                                         : "";
   std::printf(
       "kvtier-generate: %d layers, %d/%d heads, head_dim %d, vocab %d (%.1fM parameters, seed "
-      "%llu), prompt %d tokens; tier %s, model %s\n",
+      "%llu), prompt %d tokens%s\n",
       config.num_layers, config.num_q_heads, config.num_kv_heads, config.head_dim,
       config.vocab_size, (*model)->num_parameters() / 1e6,
-      static_cast<unsigned long long>(config.seed), prompt_len, options.coordinator_address.c_str(),
-      absl::GetFlag(FLAGS_model).c_str());
-  std::printf("%7s %14s %14s %14s %10s %10s  %s\n", "tokens", "no-cache t/s", "local t/s",
-              "kvtier t/s", "local/no", "kvtier/no", "tokens identical");
+      static_cast<unsigned long long>(config.seed), prompt_len, tier.c_str());
+  std::string header = absl::StrFormat("%7s", "tokens");
+  for (int mode = 0; mode < kNumModes; ++mode) {
+    if ((*run)[mode]) {
+      absl::StrAppendFormat(&header, " %14s", absl::StrCat(kModeColumns[mode], " t/s"));
+    }
+  }
+  for (int mode = kNoCache + 1; mode < kNumModes; ++mode) {
+    if ((*run)[kNoCache] && (*run)[mode]) {
+      absl::StrAppendFormat(&header, " %10s", absl::StrCat(kModeColumns[mode], "/no"));
+    }
+  }
+  if (modes_run > 1) absl::StrAppend(&header, "  tokens identical");
+  std::printf("%s\n", header.c_str());
+
   bool all_identical = true;
   for (int tokens : lengths) {
-    absl::StatusOr<GenerateResult> none = GenerateRecompute(**model, prompt, tokens);
-    if (!none.ok()) return Fail(none.status());
+    std::array<std::optional<GenerateResult>, kNumModes> results;
+    std::unique_ptr<LocalKvCache> cache;
+    for (int mode = 0; mode < kNumModes; ++mode) {
+      if (!(*run)[mode]) continue;
+      absl::StatusOr<GenerateResult> result =
+          Generate(static_cast<Mode>(mode), **model, prompt, tokens, client.get(), &cache);
+      if (!result.ok()) return Fail(result.status());
+      results[mode] = *std::move(result);
+    }
 
-    absl::StatusOr<std::unique_ptr<LocalKvCache>> cache =
-        LocalKvCache::Create((*model)->attention_shape(), prompt_len + tokens);
-    if (!cache.ok()) return Fail(cache.status());
-    absl::StatusOr<GenerateResult> local = GenerateCached(**model, prompt, tokens, cache->get());
-    if (!local.ok()) return Fail(local.status());
-
-    absl::StatusOr<GenerateResult> tier = GenerateOnTier(**client, **model, prompt, tokens);
-    if (!tier.ok()) return Fail(tier.status());
-
-    const bool identical = none->tokens == local->tokens && none->tokens == tier->tokens;
+    const GenerateResult* first = nullptr;
+    bool identical = true;
+    std::string row = absl::StrFormat("%7d", tokens);
+    for (const std::optional<GenerateResult>& result : results) {
+      if (!result.has_value()) continue;
+      if (first == nullptr) first = &*result;
+      identical = identical && result->tokens == first->tokens;
+      absl::StrAppendFormat(&row, " %14.1f", TokensPerSecond(tokens, result->elapsed));
+    }
+    for (int mode = kNoCache + 1; mode < kNumModes; ++mode) {
+      if (!results[kNoCache].has_value() || !results[mode].has_value()) continue;
+      absl::StrAppendFormat(&row, " %9.1fx",
+                            absl::ToDoubleSeconds(results[kNoCache]->elapsed) /
+                                absl::ToDoubleSeconds(results[mode]->elapsed));
+    }
+    if (modes_run > 1) absl::StrAppend(&row, "  ", identical ? "yes" : "NO");
+    std::printf("%s\n", row.c_str());
     all_identical = all_identical && identical;
-    const double none_rate = TokensPerSecond(tokens, none->elapsed);
-    const double local_rate = TokensPerSecond(tokens, local->elapsed);
-    const double tier_rate = TokensPerSecond(tokens, tier->elapsed);
-    std::printf("%7d %14.1f %14.1f %14.1f %9.1fx %9.1fx  %s\n", tokens, none_rate, local_rate,
-                tier_rate, local_rate / none_rate, tier_rate / none_rate, identical ? "yes" : "NO");
     if (tokens == lengths.back()) {
-      std::printf("local KV cache: %.2f MiB preallocated for %d tokens, %.2f MiB used\n",
-                  (*cache)->memory_bytes() / 1048576.0, (*cache)->max_tokens(),
-                  (*cache)->used_bytes() / 1048576.0);
+      if (cache != nullptr) {
+        std::printf("local KV cache: %.2f MiB preallocated for %d tokens, %.2f MiB used\n",
+                    cache->memory_bytes() / 1048576.0, cache->max_tokens(),
+                    cache->used_bytes() / 1048576.0);
+      }
       std::printf(
           "first generated tokens: %s\n",
-          absl::StrJoin(none->tokens.begin(),
-                        none->tokens.begin() + std::min<size_t>(16, none->tokens.size()), " ")
+          absl::StrJoin(first->tokens.begin(),
+                        first->tokens.begin() + std::min<size_t>(16, first->tokens.size()), " ")
               .c_str());
     }
     std::fflush(stdout);
   }
   if (!all_identical) {
-    std::fprintf(stderr, "kvtier-generate: the three modes disagree\n");
+    std::fprintf(stderr, "kvtier-generate: the modes disagree\n");
     return 3;
   }
   return 0;
@@ -156,6 +244,7 @@ int Main() {
 int main(int argc, char** argv) {
   kvtier::ParseCommandLine(argc, argv,
                            "greedy generation without a cache, with a local KV cache and with "
-                           "kvtier, compared.\n  kvtier-generate --coordinator=127.0.0.1:50051");
+                           "kvtier (--modes), compared.\n"
+                           "  kvtier-generate --coordinator=127.0.0.1:50051 [--modes=tier]");
   return kvtier::Main();
 }

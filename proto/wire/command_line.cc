@@ -1,9 +1,17 @@
 #include "proto/wire/command_line.h"
 
-#include "absl/flags/parse.h"
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/internal/parse.h"
+#include "absl/flags/internal/usage.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "proto/wire/log.h"
 
 namespace kvtier {
 namespace {
@@ -13,15 +21,35 @@ bool IsMainFile(absl::string_view path) {
   return absl::EndsWith(path, "_main.cc") || absl::EndsWith(path, "_bench.cc");
 }
 
+// "shard/shard_main.cc" for a file of this source tree, wherever it was built; other files as
+// Abseil names them (without leading slashes).
+std::string SourceTreePath(absl::string_view path) {
+  if (!absl::ConsumePrefix(&path, KVTIER_SOURCE_DIR)) {
+    path.remove_prefix(std::min(path.find_first_not_of('/'), path.size()));
+  }
+  return std::string(path);
+}
+
 }  // namespace
 
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage) {
+  SetLogProgramName(argv[0]);
   absl::FlagsUsageConfig config;
   config.contains_helpshort_flags = IsMainFile;
   config.contains_help_flags = IsMainFile;
+  config.normalize_filename = SourceTreePath;
   absl::SetFlagsUsageConfig(config);
   absl::SetProgramUsageMessage(usage);
-  return absl::ParseCommandLine(argc, argv);
+  // NOTE: absl::ParseCommandLine of Abseil 20220623 exits 1 after printing the help it was
+  // asked for; later Abseil exits 0, as here.
+  std::vector<char*> positional = absl::flags_internal::ParseCommandLineImpl(
+      argc, argv, absl::flags_internal::ArgvListAction::kRemoveParsedArgs,
+      absl::flags_internal::UsageFlagsAction::kIgnoreUsage,
+      absl::flags_internal::OnUndefinedFlag::kAbortIfUndefined);
+  if (absl::flags_internal::HandleUsageFlags(std::cout, absl::ProgramUsageMessage()) != -1) {
+    std::exit(EXIT_SUCCESS);
+  }
+  return positional;
 }
 
 }  // namespace kvtier

@@ -1,6 +1,7 @@
 // The command line of kvtier's binaries: Abseil flags, with --help listing the flags their own
 // main file defines (Abseil's default looks for a file named after the program, which ours are
-// not: kvtier-shard is built from shard/shard_main.cc).
+// not: kvtier-shard is built from shard/shard_main.cc), files named relative to the source
+// tree, and the program named in the log (proto/wire/log.h).
 #ifndef KVTIER_PROTO_WIRE_COMMAND_LINE_H_
 #define KVTIER_PROTO_WIRE_COMMAND_LINE_H_
 
@@ -10,8 +11,9 @@
 
 namespace kvtier {
 
-// Sets `usage` as the program's usage message and parses the flags (exiting on --help or a
-// bad flag, as absl::ParseCommandLine does). Returns the positional arguments, argv[0] first.
+// Sets `usage` as the program's usage message and parses the flags. --help (and Abseil's other
+// usage flags) print to stdout and exit 0; a bad flag exits 1, as absl::ParseCommandLine does.
+// Returns the positional arguments, argv[0] first.
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage);
 
 }  // namespace kvtier

@@ -41,6 +41,10 @@ int DTypeBytes(v1::Dtype dtype) {
   }
 }
 
+std::string HeadRangeString(const v1::HeadRange& range) {
+  return absl::StrCat("KV heads [", range.kv_head_begin(), ", ", range.kv_head_end(), ")");
+}
+
 absl::Status ValidateModelId(absl::string_view field, const v1::ModelId& id) {
   const std::string& name = id.name();
   if (name.empty() || name.size() > 64) {

@@ -40,6 +40,9 @@ inline int NumHeads(const v1::HeadRange& range) {
   return range.kv_head_end() - range.kv_head_begin();
 }
 
+// "KV heads [2, 4)", for messages.
+std::string HeadRangeString(const v1::HeadRange& range);
+
 // Parses a model from "key=value,..." (the --model flag of kvtier-coordinator and
 // kvtier-local): name, version, layers, kv_heads, q_heads, head_dim, dtype (fp32|fp16|bf16),
 // block_size, blocks, shards. Omitted keys: version "", dtype bf16, block_size 16,

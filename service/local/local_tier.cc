@@ -6,6 +6,14 @@
 #include "absl/time/clock.h"
 
 namespace kvtier {
+namespace {
+
+// `status` with its message prefixed by which server of the tier it concerns.
+absl::Status Concerning(absl::string_view server, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(server, ": ", status.message()));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptions& options) {
   if (options.num_shards < 1) {
@@ -18,7 +26,7 @@ absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptio
   coordinator.max_message_bytes = options.max_message_bytes;
   coordinator.coordinator = options.coordinator;
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(coordinator);
-  if (!server.ok()) return server.status();
+  if (!server.ok()) return Concerning("coordinator", server.status());
   tier->coordinator_ = *std::move(server);
   if (options.model.has_value()) {
     if (absl::Status status = tier->coordinator().RegisterModel(*options.model).status();
@@ -30,7 +38,7 @@ absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptio
     const int port = options.first_shard_port == 0 ? 0 : options.first_shard_port + i;
     absl::StatusOr<std::unique_ptr<ShardServer>> shard =
         tier->StartShard(absl::StrCat(options.host, ":", port));
-    if (!shard.ok()) return shard.status();
+    if (!shard.ok()) return Concerning(absl::StrCat("shard ", i), shard.status());
     tier->shard_addresses_.push_back((*shard)->address());
     tier->shards_.push_back(*std::move(shard));
   }

@@ -23,11 +23,10 @@
 #include "client/step.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "grpcpp/security/server_credentials.h"
-#include "grpcpp/server_builder.h"
 #include "kvtier/v1/attention.grpc.pb.h"
 #include "proto/wire/command_line.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/server_builder.h"
 #include "service/local/local_tier.h"
 
 ABSL_FLAG(int, context, 16, "tokens cached before the timed decode token");
@@ -138,14 +137,13 @@ absl::StatusOr<Result> Measure(int shards, int context, int calls) {
                     v = random_bytes(1, kKvHeads);
   std::string out(q.size(), '\0');
 
+  // Served as the shards are.
   EchoService echo_service;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&echo_service);
-  std::unique_ptr<grpc::Server> echo_server = builder.BuildAndStart();
-  auto echo_stub = v1::AttentionService::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  absl::StatusOr<StartedServer> echo_server =
+      StartServer("echo_listen_address", "127.0.0.1:0", options.max_message_bytes, {&echo_service});
+  if (!echo_server.ok()) return echo_server.status();
+  auto echo_stub = v1::AttentionService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(echo_server->port), grpc::InsecureChannelCredentials()));
   grpc::ClientContext echo_context;
   auto echo = echo_stub->Step(&echo_context);
   v1::StepRequest echo_request;
@@ -182,7 +180,7 @@ absl::StatusOr<Result> Measure(int shards, int context, int calls) {
   if (grpc::Status status = echo->Finish(); !status.ok()) {
     return absl::UnavailableError(status.error_message());
   }
-  echo_server->Shutdown();
+  echo_server->server->Shutdown();
   if (absl::Status status = (*decode)->Finish(); !status.ok()) return status;
   return Result{Median(attend_us), Median(echo_us)};
 }

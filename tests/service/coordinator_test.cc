@@ -1,6 +1,6 @@
 // The Coordinator's metadata logic, called directly with an injected clock: model
 // registration, head-range assignment and readiness, sessions and their blocks, leases,
-// retention, and shard loss.
+// retention, shard loss, and the lifecycle log.
 #include "service/coordinator.h"
 
 #include <set>
@@ -11,12 +11,16 @@
 #include "proto/wire/lease_signature.h"
 #include "proto/wire/model_spec.h"
 #include "service/head_placement.h"
+#include "tests/log_capture.h"
 #include "tests/service/tier_harness.h"
 
 namespace kvtier::test {
 namespace {
 
+using ::testing::Contains;
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 
 class CoordinatorTest : public ::testing::Test {
  protected:
@@ -138,6 +142,73 @@ TEST_F(CoordinatorTest, ShardWithoutRoomGetsNoRange) {
   JoinShard("big:1", pool);
   EXPECT_EQ(Stats().live_shards(), 1);
   EXPECT_TRUE(Open().ok());
+}
+
+TEST_F(CoordinatorTest, AShardWithoutRoomIsToldWhyWithTheNumbersAndItIsLoggedOnce) {
+  LogCapture log;
+  v1::ModelSpec model = TestModel("m", 2, 4, 1, DType::kBF16, 1024);
+  ASSERT_TRUE(coordinator_.RegisterModel(model).ok());
+  const int64_t pool = SlotPoolBytes(model, 0);
+  v1::RegisterShardRequest request;
+  request.set_address("small:1");
+  request.set_capacity_bytes(pool - 1);
+  absl::StatusOr<v1::ShardAssignment> small = coordinator_.RegisterShard(request);
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(small->ranges_size(), 0);
+  const std::string why = absl::StrCat("capacity ", pool - 1, " bytes (", pool - 1,
+                                       " free) fits no vacant head range (1 vacant): the smallest, "
+                                       "model m@test slot 0 (KV heads [0, "
+                                       "2)), needs ",
+                                       pool, " bytes");
+  EXPECT_EQ(small->no_room_reason(), why);
+  EXPECT_EQ(Beat(small->shard_id()).no_room_reason(), why);
+  EXPECT_THAT(log.lines(),
+              Contains(EndsWith(absl::StrCat(": shard 1 at small:1: ", why, "\n"))).Times(1));
+
+  JoinShard("big:1", pool);
+  EXPECT_EQ(Beat(small->shard_id()).no_room_reason(), "");
+}
+
+TEST_F(CoordinatorTest, LogsShardsJoiningAndLeavingTheRangesTheyTakeAndTheSessionsLost) {
+  LogCapture log;
+  const v1::ModelSpec model = TestModel("m", 2, 4, 2, DType::kBF16, 8);
+  ASSERT_TRUE(coordinator_.RegisterModel(model).ok());
+  const uint64_t a = JoinShard("a:1");
+  JoinShard("b:1");
+  ASSERT_TRUE(Open().ok());
+  v1::DeregisterShardRequest leave;
+  leave.set_shard_id(a);
+  ASSERT_TRUE(coordinator_.DeregisterShard(leave).ok());
+  now_ += absl::Seconds(6);
+  coordinator_.Sweep();
+  JoinShard("c:1");
+  JoinShard("c:1");
+
+  const std::vector<std::string> lines = log.lines();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_THAT(lines[0],
+              MatchesRegex(absl::StrCat(
+                  kLogTimeRegex, " kvtier: shard 1 joined: a:1, capacity 1073741824 bytes\n")));
+  const int64_t bytes = SlotPoolBytes(model, 0);
+  for (const std::string& message : {
+           absl::StrCat("model m@test slot 0 (KV heads [0, 1), ", bytes,
+                        " bytes) assigned to shard 1 at a:1, incarnation 1"),
+           absl::StrCat("model m@test slot 1 (KV heads [1, 2), ", bytes,
+                        " bytes) assigned to shard 2 at b:1, incarnation 2"),
+           std::string("model m@test ready: all 2 head ranges served"),
+           std::string("shard 1 removed: the shard at a:1 left the tier"),
+           std::string(
+               "model m@test slot 0 vacant; 1 sessions dropped, their K/V lost with shard 1"),
+           std::string("shard 2 removed: the shard at b:1 missed heartbeats for 5s"),
+           std::string(
+               "model m@test slot 1 vacant; 0 sessions dropped, their K/V lost with shard 2"),
+           std::string("shard 3 joined: c:1, capacity 1073741824 bytes"),
+           std::string("shard 3 removed: the shard at c:1 restarted"),
+           absl::StrCat("model m@test slot 0 (KV heads [0, 1), ", bytes,
+                        " bytes) assigned to shard 4 at c:1, incarnation 4"),
+       }) {
+    EXPECT_THAT(lines, Contains(EndsWith(absl::StrCat(": ", message, "\n")))) << message;
+  }
 }
 
 class OpenModelTest : public CoordinatorTest {

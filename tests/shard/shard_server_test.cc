@@ -2,7 +2,7 @@
 // (with retries), heartbeats that report the ready ranges and carry assignment changes,
 // registering again when the coordinator has forgotten the shard (a new incarnation: old
 // leases need a re-prefill), clean Shutdown (deregisters) versus Kill (does not), health checks,
-// and option checks.
+// holding its port alone, and option checks.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -149,6 +149,19 @@ TEST_F(ShardServerTest, AdvertisesTheAddressItIsGiven) {
 
 TEST_F(ShardServerTest, AnswersHealthChecks) {
   EXPECT_TRUE(CheckServing(shard_.server->address()).ok());
+}
+
+TEST_F(ShardServerTest, ASecondShardOnItsPortFailsNamingItAndTheFirstServesOn) {
+  ShardServerOptions options = TestShardOptions();
+  options.listen_address = shard_.server->address();
+  options.coordinator_address = shard_.coordinator->address();
+  const absl::StatusOr<std::unique_ptr<ShardServer>> second = ShardServer::Start(options);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
+  EXPECT_EQ(second.status().message(),
+            absl::StrCat("listen_address: ", shard_.server->address(), " is already in use"));
+  EXPECT_TRUE(CheckServing(shard_.server->address()).ok());
+  EXPECT_TRUE(StepUnder(1).status.ok());
+  EXPECT_EQ(shard_.coordinator->counts().registrations, 1);
 }
 
 TEST(ShardServerOptionsTest, StartRefusesBadOptionsNamingThem) {

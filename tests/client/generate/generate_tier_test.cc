@@ -1,7 +1,10 @@
 // kvtier-generate's three modes agree: recompute, the local KV cache and kvtier (a LocalTier
 // with 2 shards on loopback) generate the same tokens, and a pass through the tier gives the
-// local cache's logits within fp32 tolerance.
+// local cache's logits within fp32 tolerance. The binary runs the modes --modes names.
+#include <sys/wait.h>
+
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "client/client.h"
@@ -14,11 +17,13 @@
 #include "proto/wire/model_spec.h"
 #include "service/local/local_tier.h"
 #include "shard/pool_shape.h"
+#include "tests/child_process.h"
 
 namespace kvtier {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 v1::ModelSpec TierModelFor(const ToyTransformerConfig& config, DType dtype = DType::kF32) {
   v1::ModelSpec model;
@@ -123,6 +128,48 @@ TEST_F(GenerateTierTest, RejectsAMismatchedModelOrPosition) {
   std::unique_ptr<TierAttention> tier = NewTierAttention(*right);
   const std::vector<int32_t> tokens = {1, 2};
   EXPECT_EQ(tier->BeginStep(3, tokens).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// kvtier-generate itself, as a user runs it: exit status 0, and what it printed.
+std::string RunGenerate(const std::string& coordinator, const std::string& modes) {
+  test::ChildProcess process(
+      {KVTIER_GENERATE_BIN, "--coordinator=" + coordinator, "--modes=" + modes, "--tokens=5,20"});
+  EXPECT_TRUE(process.started());
+  const std::string output = process.RestOfOutput();
+  const int status = process.Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::DescribeExit(status) << "\n"
+                                                             << output << process.ErrorOutput();
+  return output;
+}
+
+// The "first generated tokens:" line.
+std::string FirstTokens(const std::string& output) {
+  const size_t at = output.find("first generated tokens:");
+  return at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
+}
+
+TEST_F(GenerateTierTest, TheBinaryRunsTheTierAloneGeneratingWhatAllThreeModesAgreeOn) {
+  const std::string all = RunGenerate(tier_->coordinator_address(), "none,local,tier");
+  EXPECT_THAT(all, HasSubstr("no-cache t/s      local t/s     kvtier t/s"));
+  EXPECT_THAT(all, HasSubstr("tokens identical"));
+  EXPECT_THAT(all, Not(HasSubstr("NO")));
+
+  const std::string tier = RunGenerate(tier_->coordinator_address(), "tier");
+  EXPECT_THAT(tier, HasSubstr("; tier " + tier_->coordinator_address()));
+  EXPECT_THAT(tier, HasSubstr("kvtier t/s"));
+  for (const char* absent : {"no-cache", "local", "/no", "tokens identical"}) {
+    EXPECT_THAT(tier, Not(HasSubstr(absent))) << tier;
+  }
+  EXPECT_FALSE(FirstTokens(tier).empty()) << tier;
+  EXPECT_EQ(FirstTokens(tier), FirstTokens(all));
+}
+
+TEST(GenerateBinaryTest, ModesWithoutTheTierNeedNone) {
+  const std::string output = RunGenerate("127.0.0.1:1", "local,none");  // nothing listens there
+  EXPECT_THAT(output, HasSubstr("no-cache t/s      local t/s   local/no  tokens identical"));
+  EXPECT_THAT(output, Not(HasSubstr("kvtier t/s")));
+  EXPECT_THAT(output, Not(HasSubstr("; tier ")));
+  EXPECT_THAT(output, Not(HasSubstr("NO")));
 }
 
 }  // namespace
