@@ -58,7 +58,8 @@ struct CoordinatorOptions {
   // Under memory pressure, evict retained sessions (oldest deadline first) once no cached
   // block is left to evict; false: never, answer RESOURCE_EXHAUSTED instead.
   bool evict_retained_sessions = true;
-  // The order cached blocks are evicted in: "lru" or "lfu-aging" (cache/blocks/eviction_policy.h).
+  // The order cached blocks are evicted in: "slru", "lru" or "lfu-aging"
+  // (cache/blocks/eviction_policy.h).
   std::string eviction_policy = std::string(kDefaultEvictionPolicy);
   // A tenant whose full blocks every tenant of the same model may match (shared system
   // prompts); empty: none. NOTE: a shared prefix leaks prompts through timing, so nothing is

@@ -85,14 +85,67 @@ class LfuAgingPolicy final : public OrderedPolicy {
   std::vector<uint64_t> uses_;
 };
 
+// Segmented LRU (eviction_policy.h): probation for blocks used once, protection for blocks used
+// again, within kProtectedShare of the candidates.
+class SegmentedLruPolicy final : public EvictionPolicy {
+ public:
+  explicit SegmentedLruPolicy(int32_t num_blocks)
+      : last_use_(num_blocks, 0), uses_(num_blocks, 0), candidate_(num_blocks) {}
+
+  absl::string_view name() const override { return "slru"; }
+
+  void Touch(BlockId block) override {
+    const bool candidate = candidate_[block];
+    if (candidate) RemoveCandidate(block);
+    last_use_[block] = ++clock_;
+    ++uses_[block];
+    if (candidate) AddCandidate(block);
+  }
+  void AddCandidate(BlockId block) override {
+    candidate_[block] = true;
+    SegmentOf(block).insert({last_use_[block], block});
+  }
+  void RemoveCandidate(BlockId block) override {
+    if (!candidate_[block]) return;
+    SegmentOf(block).erase({last_use_[block], block});
+    candidate_[block] = false;
+  }
+  BlockId PopVictim() override {
+    const bool protected_over_share =
+        static_cast<double>(protected_.size()) >
+        kProtectedShare * static_cast<double>(protected_.size() + probation_.size());
+    auto& segment = probation_.empty() || protected_over_share ? protected_ : probation_;
+    const BlockId block = segment.begin()->second;
+    segment.erase(segment.begin());
+    candidate_[block] = false;
+    return block;
+  }
+  void Forget(BlockId block) override {
+    last_use_[block] = 0;
+    uses_[block] = 0;
+  }
+
+ private:
+  static constexpr double kProtectedShare = 0.3;
+  using Segment = absl::btree_set<std::pair<uint64_t, BlockId>>;
+  Segment& SegmentOf(BlockId block) { return uses_[block] >= 2 ? protected_ : probation_; }
+
+  uint64_t clock_ = 0;
+  std::vector<uint64_t> last_use_;
+  std::vector<uint32_t> uses_;
+  std::vector<bool> candidate_;
+  Segment probation_, protected_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EvictionPolicy>> NewEvictionPolicy(absl::string_view name,
                                                                   int32_t num_blocks) {
   if (name == "lru") return std::make_unique<LruPolicy>(num_blocks);
   if (name == "lfu-aging") return std::make_unique<LfuAgingPolicy>(num_blocks);
+  if (name == "slru") return std::make_unique<SegmentedLruPolicy>(num_blocks);
   return absl::InvalidArgumentError(
-      absl::StrCat("eviction policy: expected lru or lfu-aging, got \"", name, "\""));
+      absl::StrCat("eviction policy: expected lru, slru or lfu-aging, got \"", name, "\""));
 }
 
 }  // namespace kvtier

@@ -25,7 +25,7 @@ namespace kvtier::attention_internal {
 
 inline constexpr int kTileRows = 4;
 inline constexpr int kMaxHeadDim = 512;
-inline constexpr int kMaxBlockSize = 256;
+inline constexpr int kMaxBlockSize = 512;
 
 struct TileTask {
   // One layer of K and V, [num_blocks][num_kv_heads][block_size][head_dim].

@@ -14,7 +14,7 @@ namespace {
 // The largest head and block the attention kernels take (cache/kv/attention_tile.h says the
 // same; shards check their pools against it again).
 constexpr int kMaxHeadDim = 512;
-constexpr int kMaxBlockSize = 256;
+constexpr int kMaxBlockSize = 512;
 
 absl::Status CheckRange(absl::string_view field, int64_t value, int64_t low, int64_t high) {
   if (value >= low && value <= high) return absl::OkStatus();

@@ -11,7 +11,7 @@
 // bound (the same simulation, unbounded). Then the rate of matching Extends over a cached
 // --extend_prompt_tokens prompt, timed as whole OpenSession + Extend + CloseSession loops on
 // one thread.
-// A block size the coordinator refuses (it allows 1..256 tokens) leaves only the reference
+// A block size the coordinator refuses (it allows 1..512 tokens) leaves only the reference
 // and the bound. The last line is one JSON object.
 #include <chrono>
 #include <cstdint>
@@ -48,8 +48,9 @@ ABSL_FLAG(std::vector<std::string>, capacity_tokens,
           "pool sizes to replay with, in tokens; 0: unbounded (a block for every token of the "
           "trace)");
 ABSL_FLAG(int, block_size, 16, "tokens per block");
-ABSL_FLAG(std::vector<std::string>, policies, std::vector<std::string>({"lru", "lfu-aging"}),
-          "coordinator eviction policies to replay with: lru, lfu-aging");
+ABSL_FLAG(std::vector<std::string>, policies,
+          std::vector<std::string>({"lru", "lfu-aging", "slru"}),
+          "coordinator eviction policies to replay with: lru, lfu-aging, slru");
 ABSL_FLAG(int, requests, 0, "replay the trace's first N requests; 0: all");
 ABSL_FLAG(int, extend_prompt_tokens, 16384, "prompt length of the timed matching Extends");
 ABSL_FLAG(double, min_seconds, 2.0, "time the matching Extends for at least this long");
@@ -100,9 +101,8 @@ absl::StatusOr<BenchConfig> ConfigFromFlags() {
     config.capacities.push_back(tokens);
   }
   for (const std::string& policy : config.policies) {
-    if (policy != "lru" && policy != "lfu-aging") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--policies: expected lru or lfu-aging, got \"", policy, "\""));
+    if (absl::Status status = NewEvictionPolicy(policy, 1).status(); !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--policies: ", status.message()));
     }
   }
   if (config.capacities.empty() || config.policies.empty()) {
@@ -493,6 +493,6 @@ int main(int argc, char** argv) {
       "Replays a Mooncake trace through the coordinator and reports prefix-cache hit rates "
       "against an LRU simulation and the infinite-cache bound.\n"
       "Usage: kvtier_bench_prefix_trace [--trace=PATH] [--capacity_tokens=C,...] "
-      "[--block_size=B] [--policies=lru,lfu-aging]");
+      "[--block_size=B] [--policies=lru,lfu-aging,slru]");
   return kvtier::bench::Main();
 }

@@ -254,6 +254,28 @@ TEST(BlockManagerTest, LfuAgingKeepsAPopularPrefixOverNewerOneOffs) {
   EXPECT_THAT(lru->Match({kTenantA}, kNoBlock, Tokens(200, 1), 1), testing::SizeIs(1));
 }
 
+TEST(BlockManagerTest, SegmentedLruProtectsReusedBlocksWithinItsShare) {
+  std::unique_ptr<BlockManager> slru = NewManager(8, "slru");
+  // A prefix used twice, then four one-off documents, all released: 5 cached, 3 free.
+  for (int i = 0; i < 2; ++i) ReleaseAll(*slru, Prefill(*slru, kTenantA, Tokens(0, 1)));
+  for (int doc = 1; doc <= 4; ++doc) {
+    ReleaseAll(*slru, Prefill(*slru, kTenantA, Tokens(100 * doc, 1)));
+  }
+  std::vector<BlockId> out;
+  ASSERT_TRUE(slru->Reserve({}, 5, &out).ok());  // 3 free, then 2 evicted
+  // The one-offs go oldest first; the reused prefix (1 of 5 candidates, within 30%) stays.
+  EXPECT_THAT(slru->Match({kTenantA}, kNoBlock, Tokens(0, 1), 1), testing::SizeIs(1));
+  EXPECT_THAT(slru->Match({kTenantA}, kNoBlock, Tokens(100, 1), 1), IsEmpty());
+  EXPECT_THAT(slru->Match({kTenantA}, kNoBlock, Tokens(200, 1), 1), IsEmpty());
+  EXPECT_THAT(slru->Match({kTenantA}, kNoBlock, Tokens(300, 1), 1), testing::SizeIs(1));
+  // Protected blocks beyond their share go too: with 1 protected of 3 candidates (33%), the
+  // protected one is next.
+  out.clear();
+  ASSERT_TRUE(slru->Reserve({}, 1, &out).ok());
+  EXPECT_THAT(slru->Match({kTenantA}, kNoBlock, Tokens(0, 1), 1), IsEmpty());
+  EXPECT_THAT(slru->Match({kTenantA}, kNoBlock, Tokens(300, 1), 1), testing::SizeIs(1));
+}
+
 // Thousands of random opens (with shared prefixes, two namespaces, partial tails) and closes,
 // checked after every step against a model: the refcount of every block is the number of
 // sessions holding it; a referenced block is never evicted, freed or given a new generation;
@@ -377,7 +399,8 @@ TEST_P(BlockManagerModelTest, RandomOperationsKeepEveryInvariant) {
   EXPECT_GT(refusals, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Policies, BlockManagerModelTest, testing::Values("lru", "lfu-aging"));
+INSTANTIATE_TEST_SUITE_P(Policies, BlockManagerModelTest,
+                         testing::Values("lru", "slru", "lfu-aging"));
 
 }  // namespace
 }  // namespace kvtier

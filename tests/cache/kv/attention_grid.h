@@ -30,7 +30,7 @@ using AttentionGridParam = std::tuple<DType, int /*head_dim*/, int /*group*/, in
 inline auto AttentionGrid() {
   return testing::Combine(testing::Values(DType::kF32, DType::kF16, DType::kBF16),
                           testing::Values(64, 128, 256), testing::Values(1, 3, 4, 8),
-                          testing::Values(8, 16, 32, 128));
+                          testing::Values(8, 16, 32, 512));
 }
 
 // "bf16_d128_g4_b16".

@@ -113,7 +113,7 @@ TEST(KvPoolShapeTest, ValidateAcceptsLimits) {
   KvPoolShape shape = TestShape(DType::kF16);
   EXPECT_TRUE(shape.Validate().ok());
   shape.head_dim = 512;
-  shape.block_size = 256;
+  shape.block_size = 512;
   EXPECT_TRUE(shape.Validate().ok()) << shape.Validate();
   shape.num_layers = shape.num_kv_heads = shape.head_dim = shape.block_size = shape.num_blocks = 1;
   EXPECT_TRUE(shape.Validate().ok()) << shape.Validate();
@@ -135,7 +135,7 @@ TEST(KvPoolShapeTest, ValidateRejectsFieldsOutOfRangeNamingThem) {
       {"head_dim", &KvPoolShape::head_dim, -64},
       {"head_dim", &KvPoolShape::head_dim, 513},
       {"block_size", &KvPoolShape::block_size, 0},
-      {"block_size", &KvPoolShape::block_size, 257},
+      {"block_size", &KvPoolShape::block_size, 513},
       {"num_blocks", &KvPoolShape::num_blocks, 0},
       {"num_blocks", &KvPoolShape::num_blocks, -3},
   };
