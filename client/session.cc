@@ -132,6 +132,19 @@ absl::Status Session::EndTurn(absl::Duration retain_for) {
 }
 
 absl::Status Session::Close() {
+  if (!written_.empty()) {
+    // Commit what steps wrote first, so the session's full blocks stay matchable.
+    v1::ExtendRequest commit;
+    commit.set_session_id(id());
+    commit.set_tenant(tenant_);
+    commit.set_expected_context_len(committed_len_);
+    commit.mutable_tokens()->Add(written_.begin(), written_.end());
+    commit.set_writer(grant_.writer());
+    if (absl::Status status = client_->connection().Extend(commit).status(); !status.ok()) {
+      return status;
+    }
+    written_.clear();
+  }
   v1::CloseSessionRequest request;
   request.set_session_id(id());
   request.set_tenant(tenant_);

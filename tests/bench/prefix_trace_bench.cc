@@ -38,7 +38,7 @@
 #include "proto/wire/command_line.h"
 #include "proto/wire/model_spec.h"
 #include "service/coordinator.h"
-#include "tests/bench/mooncake_trace.h"
+#include "tests/mooncake_trace.h"
 #include "tests/bench/prefix_cache_reference.h"
 
 ABSL_FLAG(std::string, trace, "../shared/traces/mooncake_synthetic_trace.jsonl",

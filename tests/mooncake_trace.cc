@@ -1,4 +1,4 @@
-#include "tests/bench/mooncake_trace.h"
+#include "tests/mooncake_trace.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
-namespace kvtier::bench {
+namespace kvtier {
 namespace {
 
 // Reads one line's object from left to right: punctuation, "keys" without escapes, and
@@ -228,4 +228,4 @@ std::vector<int32_t> RequestTokens(const TraceRequest& request) {
   return tokens;
 }
 
-}  // namespace kvtier::bench
+}  // namespace kvtier

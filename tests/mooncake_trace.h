@@ -1,12 +1,12 @@
-// A Mooncake request trace (the FAST'25 release, ../shared/traces/README.md): one JSON object a
+// A Mooncake request trace (the FAST'25 release): one JSON object a
 // line, {"timestamp": ms, "input_length": tokens, "output_length": tokens, "hash_ids": [...]},
 // where hash_ids names the prompt's blocks of 512 tokens and equal ids at the same position
 // mean a shared prefix. Also the token ids a replay gives each request, so that equal hash ids
 // give equal tokens.
 //
 // Pure functions, safe to call from any thread.
-#ifndef KVTIER_TESTS_BENCH_MOONCAKE_TRACE_H_
-#define KVTIER_TESTS_BENCH_MOONCAKE_TRACE_H_
+#ifndef KVTIER_TESTS_MOONCAKE_TRACE_H_
+#define KVTIER_TESTS_MOONCAKE_TRACE_H_
 
 #include <cstdint>
 #include <string>
@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace kvtier::bench {
+namespace kvtier {
 
 // Tokens per hash id.
 inline constexpr int kTraceBlockTokens = 512;
@@ -41,6 +41,6 @@ absl::StatusOr<std::vector<TraceRequest>> ReadMooncakeTrace(const std::string& p
 // only as many of them as input_length leaves.
 std::vector<int32_t> RequestTokens(const TraceRequest& request);
 
-}  // namespace kvtier::bench
+}  // namespace kvtier
 
-#endif  // KVTIER_TESTS_BENCH_MOONCAKE_TRACE_H_
+#endif  // KVTIER_TESTS_MOONCAKE_TRACE_H_
