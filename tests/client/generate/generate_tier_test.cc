@@ -1,6 +1,7 @@
 // kvtier-generate's three modes agree: recompute, the local KV cache and kvtier (a LocalTier
 // with 2 shards on loopback) generate the same tokens, and a pass through the tier gives the
-// local cache's logits within fp32 tolerance. The binary runs the modes --modes names.
+// local cache's logits within fp32 tolerance. The binary runs the modes --modes names, and its
+// turns scenario (conversation_test.cc) checked against them.
 #include <sys/wait.h>
 
 #include <memory>
