@@ -1,12 +1,17 @@
 // kvtier-generate: greedy generation with a small decoder-only transformer (seeded random
-// weights) up to three ways (--modes), checked to produce identical tokens, with tokens/s of
-// each:
+// weights). --scenario=compare (the default) generates up to three ways (--modes), checked to
+// produce identical tokens, with tokens/s of each:
 //   none:  no cache: every step recomputes the K/V of the whole sequence (O(n^2) work);
 //   local: an in-process KV cache (preallocated, O(1) append);
 //   tier:  kvtier over gRPC: the K/V in a tier's shards, attention computed there.
+// --scenario=turns runs a conversation on the tier (conversation.h): two sessions sharing a
+// system prompt, then a second turn of one of them, retained and resumed through another
+// client; per turn, the tokens found cached, those computed and the time to the first token,
+// each reply checked against a generation from scratch over the whole conversation in the
+// other modes of --modes.
 //
 //   kvtier-local --port=50051 &      # serves model "toy" with this geometry, fp32 K/V
-//   kvtier-generate --coordinator=127.0.0.1:50051 [--modes=tier]
+//   kvtier-generate --coordinator=127.0.0.1:50051 [--modes=tier] [--scenario=turns]
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -23,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "client/generate/conversation.h"
 #include "client/generate/greedy_generate.h"
 #include "client/generate/local_kv_cache.h"
 #include "client/generate/tier_attention.h"
@@ -47,6 +53,15 @@ ABSL_FLAG(std::vector<std::string>, modes, std::vector<std::string>({"none", "lo
           "the ways to generate, a comma list of none (recompute, no cache), local (an "
           "in-process KV cache) and tier (kvtier, at --coordinator); tokens are compared among "
           "those run, and only tier needs a tier");
+ABSL_FLAG(std::string, scenario, "compare",
+          "compare: generate --tokens tokens after a --prompt_tokens prompt in each mode; "
+          "turns: a conversation on the tier (needs tier in --modes): sessions A and B share a "
+          "--system_tokens system prompt, each with a --message_tokens user message, then A's "
+          "second turn, retained and resumed through a second client; --reply_tokens generated "
+          "a turn, each reply checked against the other modes of --modes");
+ABSL_FLAG(int, system_tokens, 300, "turns: the shared system prompt's length");
+ABSL_FLAG(int, message_tokens, 12, "turns: each user message's length");
+ABSL_FLAG(int, reply_tokens, 16, "turns: tokens generated each turn");
 
 namespace kvtier {
 namespace {
@@ -82,14 +97,18 @@ double TokensPerSecond(int tokens, absl::Duration elapsed) {
   return tokens / absl::ToDoubleSeconds(elapsed);
 }
 
-// Mode tier: a fresh session per run, closed after.
-absl::StatusOr<GenerateResult> GenerateOnTier(Client& client, const ToyTransformer& model,
-                                              absl::Span<const int32_t> prompt, int tokens) {
+v1::ModelId TierModel() {
   v1::ModelId id;
   id.set_name(absl::GetFlag(FLAGS_model));
   id.set_version(absl::GetFlag(FLAGS_model_version));
+  return id;
+}
+
+// Mode tier: a fresh session per run, closed after.
+absl::StatusOr<GenerateResult> GenerateOnTier(Client& client, const ToyTransformer& model,
+                                              absl::Span<const int32_t> prompt, int tokens) {
   absl::StatusOr<std::unique_ptr<Session>> session =
-      client.OpenSession(id, absl::GetFlag(FLAGS_tenant));
+      client.OpenSession(TierModel(), absl::GetFlag(FLAGS_tenant));
   if (!session.ok()) return session.status();
   absl::StatusOr<std::unique_ptr<TierAttention>> tier =
       TierAttention::Create(model.attention_shape(), *std::move(session));
@@ -124,22 +143,12 @@ absl::StatusOr<GenerateResult> Generate(Mode mode, const ToyTransformer& model,
   return absl::InternalError("mode: out of range");
 }
 
-int Main() {
-  absl::StatusOr<std::array<bool, kNumModes>> run = ParseModes(absl::GetFlag(FLAGS_modes));
-  if (!run.ok()) return Fail(run.status());
+// --scenario=compare: the table of tokens/s per mode, --tokens rows.
+int RunComparison(const std::array<bool, kNumModes>& run, const ToyTransformer& model,
+                  Client* client) {
   int modes_run = 0;
-  for (bool mode : *run) modes_run += mode ? 1 : 0;
-
-  ToyTransformerConfig config;
-  config.num_layers = absl::GetFlag(FLAGS_layers);
-  config.num_q_heads = absl::GetFlag(FLAGS_q_heads);
-  config.num_kv_heads = absl::GetFlag(FLAGS_kv_heads);
-  config.head_dim = absl::GetFlag(FLAGS_head_dim);
-  config.vocab_size = absl::GetFlag(FLAGS_vocab);
-  config.seed = absl::GetFlag(FLAGS_seed);
-  absl::StatusOr<std::unique_ptr<ToyTransformer>> model = ToyTransformer::Create(config);
-  if (!model.ok()) return Fail(model.status());
-
+  for (bool mode : run) modes_run += mode ? 1 : 0;
+  const ToyTransformerConfig& config = model.config();
   std::vector<int> lengths;
   for (const std::string& text : absl::GetFlag(FLAGS_tokens)) {
     int tokens = 0;
@@ -155,32 +164,23 @@ int Main() {
   SplitMix64 rng(config.seed ^ 0x5eed);
   for (int32_t& token : prompt) token = static_cast<int32_t>(rng.Next() % config.vocab_size);
 
-  ClientOptions options;
-  options.coordinator_address = absl::GetFlag(FLAGS_coordinator);
-  std::unique_ptr<Client> client;
-  if ((*run)[kTier]) {
-    absl::StatusOr<std::unique_ptr<Client>> connected = Client::Connect(options);
-    if (!connected.ok()) return Fail(connected.status());
-    client = *std::move(connected);
-  }
-
-  const std::string tier = (*run)[kTier] ? absl::StrCat("; tier ", options.coordinator_address,
-                                                        ", model ", absl::GetFlag(FLAGS_model))
-                                         : "";
+  const std::string tier = run[kTier] ? absl::StrCat("; tier ", absl::GetFlag(FLAGS_coordinator),
+                                                     ", model ", absl::GetFlag(FLAGS_model))
+                                      : "";
   std::printf(
       "kvtier-generate: %d layers, %d/%d heads, head_dim %d, vocab %d (%.1fM parameters, seed "
       "%llu), prompt %d tokens%s\n",
       config.num_layers, config.num_q_heads, config.num_kv_heads, config.head_dim,
-      config.vocab_size, (*model)->num_parameters() / 1e6,
-      static_cast<unsigned long long>(config.seed), prompt_len, tier.c_str());
+      config.vocab_size, model.num_parameters() / 1e6, static_cast<unsigned long long>(config.seed),
+      prompt_len, tier.c_str());
   std::string header = absl::StrFormat("%7s", "tokens");
   for (int mode = 0; mode < kNumModes; ++mode) {
-    if ((*run)[mode]) {
+    if (run[mode]) {
       absl::StrAppendFormat(&header, " %14s", absl::StrCat(kModeColumns[mode], " t/s"));
     }
   }
   for (int mode = kNoCache + 1; mode < kNumModes; ++mode) {
-    if ((*run)[kNoCache] && (*run)[mode]) {
+    if (run[kNoCache] && run[mode]) {
       absl::StrAppendFormat(&header, " %10s", absl::StrCat(kModeColumns[mode], "/no"));
     }
   }
@@ -192,9 +192,9 @@ int Main() {
     std::array<std::optional<GenerateResult>, kNumModes> results;
     std::unique_ptr<LocalKvCache> cache;
     for (int mode = 0; mode < kNumModes; ++mode) {
-      if (!(*run)[mode]) continue;
+      if (!run[mode]) continue;
       absl::StatusOr<GenerateResult> result =
-          Generate(static_cast<Mode>(mode), **model, prompt, tokens, client.get(), &cache);
+          Generate(static_cast<Mode>(mode), model, prompt, tokens, client, &cache);
       if (!result.ok()) return Fail(result.status());
       results[mode] = *std::move(result);
     }
@@ -238,13 +238,120 @@ int Main() {
   return 0;
 }
 
+// --scenario=turns: the conversation on the tier, each reply checked against the other modes
+// run, each over the whole conversation from scratch.
+int RunTurns(const std::array<bool, kNumModes>& run, const ToyTransformer& model,
+             const ClientOptions& options, Client& first) {
+  absl::StatusOr<std::unique_ptr<Client>> second = Client::Connect(options);
+  if (!second.ok()) return Fail(second.status());
+  ConversationOptions conversation;
+  conversation.model = TierModel();
+  conversation.tenant = absl::GetFlag(FLAGS_tenant);
+  conversation.system_tokens = absl::GetFlag(FLAGS_system_tokens);
+  conversation.message_tokens = absl::GetFlag(FLAGS_message_tokens);
+  conversation.reply_tokens = absl::GetFlag(FLAGS_reply_tokens);
+  conversation.seed = model.config().seed;
+  std::vector<std::string> references;
+  for (Mode mode : {kNoCache, kLocal}) {
+    if (run[mode]) references.emplace_back(kModeColumns[mode]);
+  }
+  const std::string checked =
+      references.empty() ? ""
+                         : absl::StrCat(", checked against ", absl::StrJoin(references, " and "),
+                                        " over the whole conversation");
+  std::printf(
+      "kvtier-generate: turns on tier %s, model %s, tenant %s: sessions A and B share a "
+      "%d-token system prompt, each with a %d-token message; A retained %s between its turns, "
+      "its turn 2 resumed by a second client; %d tokens a reply%s\n",
+      options.coordinator_address.c_str(), conversation.model.name().c_str(),
+      conversation.tenant.c_str(), conversation.system_tokens, conversation.message_tokens,
+      absl::FormatDuration(conversation.retain_for).c_str(), conversation.reply_tokens,
+      checked.c_str());
+  absl::StatusOr<std::vector<TurnReport>> turns =
+      RunConversation(model, first, **second, conversation);
+  if (!turns.ok()) return Fail(turns.status());
+
+  std::string header =
+      "session turn client history prefill cached computed first-token-ms generated";
+  if (!references.empty()) absl::StrAppend(&header, "  tokens identical");
+  std::printf("%s\n", header.c_str());
+  bool all_identical = true;
+  for (const TurnReport& turn : *turns) {
+    bool identical = true;
+    for (Mode mode : {kNoCache, kLocal}) {
+      if (!run[mode]) continue;
+      std::unique_ptr<LocalKvCache> cache;
+      absl::StatusOr<GenerateResult> reference = Generate(
+          mode, model, turn.conversation, static_cast<int>(turn.generated.size()), nullptr, &cache);
+      if (!reference.ok()) return Fail(reference.status());
+      if (reference->tokens != turn.generated) {
+        identical = false;
+        std::fprintf(stderr, "kvtier-generate: session %s turn %d: the tier generated %s, %s %s\n",
+                     turn.session.c_str(), turn.turn, absl::StrJoin(turn.generated, " ").c_str(),
+                     kModeColumns[mode].data(), absl::StrJoin(reference->tokens, " ").c_str());
+      }
+    }
+    std::string row = absl::StrFormat(
+        "%7s %4d %6d %7d %7d %6d %8d %14.1f %9d", turn.session, turn.turn, turn.client,
+        turn.history_tokens, turn.prefill_tokens, turn.cached_tokens, turn.computed_tokens,
+        absl::ToDoubleMilliseconds(turn.first_token), turn.generated.size());
+    if (!references.empty()) absl::StrAppend(&row, "  ", identical ? "yes" : "NO");
+    std::printf("%s\n", row.c_str());
+    std::fflush(stdout);
+    all_identical = all_identical && identical;
+  }
+  if (!all_identical) {
+    std::fprintf(stderr, "kvtier-generate: the tier's conversation disagrees with %s\n",
+                 absl::StrJoin(references, " and ").c_str());
+    return 3;
+  }
+  return 0;
+}
+
+int Main() {
+  absl::StatusOr<std::array<bool, kNumModes>> run = ParseModes(absl::GetFlag(FLAGS_modes));
+  if (!run.ok()) return Fail(run.status());
+  const std::string scenario = absl::GetFlag(FLAGS_scenario);
+  if (scenario != "compare" && scenario != "turns") {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--scenario: expected compare or turns, got \"", scenario, "\"")));
+  }
+  if (scenario == "turns" && !(*run)[kTier]) {
+    return Fail(
+        absl::InvalidArgumentError("--scenario=turns runs on the tier: --modes must include tier"));
+  }
+
+  ToyTransformerConfig config;
+  config.num_layers = absl::GetFlag(FLAGS_layers);
+  config.num_q_heads = absl::GetFlag(FLAGS_q_heads);
+  config.num_kv_heads = absl::GetFlag(FLAGS_kv_heads);
+  config.head_dim = absl::GetFlag(FLAGS_head_dim);
+  config.vocab_size = absl::GetFlag(FLAGS_vocab);
+  config.seed = absl::GetFlag(FLAGS_seed);
+  absl::StatusOr<std::unique_ptr<ToyTransformer>> model = ToyTransformer::Create(config);
+  if (!model.ok()) return Fail(model.status());
+
+  ClientOptions options;
+  options.coordinator_address = absl::GetFlag(FLAGS_coordinator);
+  std::unique_ptr<Client> client;
+  if ((*run)[kTier]) {
+    absl::StatusOr<std::unique_ptr<Client>> connected = Client::Connect(options);
+    if (!connected.ok()) return Fail(connected.status());
+    client = *std::move(connected);
+  }
+  return scenario == "turns" ? RunTurns(*run, **model, options, *client)
+                             : RunComparison(*run, **model, client.get());
+}
+
 }  // namespace
 }  // namespace kvtier
 
 int main(int argc, char** argv) {
   kvtier::ParseCommandLine(argc, argv,
                            "greedy generation without a cache, with a local KV cache and with "
-                           "kvtier (--modes), compared.\n"
-                           "  kvtier-generate --coordinator=127.0.0.1:50051 [--modes=tier]");
+                           "kvtier (--modes), compared; or (--scenario=turns) a conversation on "
+                           "kvtier showing shared prefixes and retention across turns.\n"
+                           "  kvtier-generate --coordinator=127.0.0.1:50051 [--modes=tier] "
+                           "[--scenario=turns]");
   return kvtier::Main();
 }

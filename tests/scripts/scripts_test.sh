@@ -2,8 +2,8 @@
 # scripts/build, scripts/test and scripts/demo, run in a scratch copy against stand-ins for
 # install-deps, cmake, ctest and the binaries (placed where the build puts the real ones):
 # build/ is configured once, and afresh only when KVTIER_CMAKE_ARGS changes; scripts/build's
-# arguments go to `cmake --build`, scripts/test's to ctest, scripts/demo's to kvtier-generate,
-# and the demo shows kvtier-local's stdout lines, not its log.
+# arguments go to `cmake --build`, scripts/test's to ctest, scripts/demo's to both its
+# kvtier-generate runs, and the demo shows kvtier-local's stdout lines, not its log.
 #
 #   scripts_test.sh SOURCE_DIR KVTIER_LOCAL KVTIER_GENERATE   (binaries relative to build/)
 set -euo pipefail
@@ -80,11 +80,14 @@ output=$(KVTIER_CMAKE_ARGS=-DKVTIER_CUDA=OFF scripts/demo --modes=tier --tokens=
   failures=$((failures + 1))
 }
 sed -i 's/--address_file=[^ ]*/--address_file=FILE/' "$CALLS"
-check "the demo builds with KVTIER_CMAKE_ARGS and passes its arguments to kvtier-generate" \
+check "the demo builds with KVTIER_CMAKE_ARGS and passes its arguments to both kvtier-generate runs" \
   "install-deps " "$configure -DKVTIER_CUDA=OFF" "cmake --build build" \
   "kvtier-local --shards=2 --port=0 --address_file=FILE" \
-  "kvtier-generate --coordinator=127.0.0.1:50051 --modes=tier --tokens=5"
+  "kvtier-generate --coordinator=127.0.0.1:50051 --modes=tier --tokens=5" \
+  "kvtier-generate --coordinator=127.0.0.1:50051 --scenario=turns --modes=tier --tokens=5"
 expected_output="kvtier-local: coordinator 127.0.0.1:50051, model toy
+kvtier-generate ran
+
 kvtier-generate ran"
 if [ "$output" != "$expected_output" ]; then
   echo "FAIL: the demo's output"

@@ -1,6 +1,7 @@
 // kvtier-generate's three modes agree: recompute, the local KV cache and kvtier (a LocalTier
 // with 2 shards on loopback) generate the same tokens, and a pass through the tier gives the
-// local cache's logits within fp32 tolerance. The binary runs the modes --modes names.
+// local cache's logits within fp32 tolerance. The binary runs the modes --modes names, and its
+// turns scenario (conversation_test.cc) checked against them.
 #include <sys/wait.h>
 
 #include <memory>
@@ -14,10 +15,8 @@
 #include "client/generate/toy_transformer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "proto/wire/model_spec.h"
-#include "service/local/local_tier.h"
-#include "shard/pool_shape.h"
 #include "tests/child_process.h"
+#include "tests/client/generate/toy_tier.h"
 
 namespace kvtier {
 namespace {
@@ -25,34 +24,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-v1::ModelSpec TierModelFor(const ToyTransformerConfig& config, DType dtype = DType::kF32) {
-  v1::ModelSpec model;
-  model.mutable_id()->set_name("toy");
-  model.set_num_layers(config.num_layers);
-  model.set_num_q_heads(config.num_q_heads);
-  model.set_num_kv_heads(config.num_kv_heads);
-  model.set_head_dim(config.head_dim);
-  model.set_dtype(DTypeToProto(dtype));
-  model.set_block_size(16);
-  model.set_num_blocks(64);
-  model.set_num_shards(2);
-  return model;
-}
-
-class GenerateTierTest : public ::testing::Test {
+class GenerateTierTest : public ToyTierTest {
  protected:
-  void SetUp() override {
-    LocalTierOptions options;
-    options.model = TierModelFor(config_);
-    options.num_shards = 2;
-    absl::StatusOr<std::unique_ptr<LocalTier>> tier = LocalTier::Start(options);
-    ASSERT_TRUE(tier.ok()) << tier.status();
-    tier_ = *std::move(tier);
-    ClientOptions client;
-    client.coordinator_address = tier_->coordinator_address();
-    client_ = *Client::Connect(client);
-  }
-
   std::unique_ptr<TierAttention> NewTierAttention(const ToyTransformer& model) {
     absl::StatusOr<std::unique_ptr<Session>> session =
         client_->OpenSession(TierModelFor(config_).id(), "test");
@@ -62,10 +35,6 @@ class GenerateTierTest : public ::testing::Test {
     EXPECT_TRUE(tier.ok()) << tier.status();
     return *std::move(tier);
   }
-
-  ToyTransformerConfig config_;  // the default model, the one kvtier-generate runs
-  std::unique_ptr<LocalTier> tier_;
-  std::unique_ptr<Client> client_;
 };
 
 TEST_F(GenerateTierTest, ThreeModesGenerateTheSameTokens) {
@@ -131,9 +100,12 @@ TEST_F(GenerateTierTest, RejectsAMismatchedModelOrPosition) {
 }
 
 // kvtier-generate itself, as a user runs it: exit status 0, and what it printed.
-std::string RunGenerate(const std::string& coordinator, const std::string& modes) {
-  test::ChildProcess process(
-      {KVTIER_GENERATE_BIN, "--coordinator=" + coordinator, "--modes=" + modes, "--tokens=5,20"});
+std::string RunGenerate(const std::string& coordinator, const std::string& modes,
+                        const std::vector<std::string>& flags = {"--tokens=5,20"}) {
+  std::vector<std::string> command = {KVTIER_GENERATE_BIN, "--coordinator=" + coordinator,
+                                      "--modes=" + modes};
+  command.insert(command.end(), flags.begin(), flags.end());
+  test::ChildProcess process(command);
   EXPECT_TRUE(process.started());
   const std::string output = process.RestOfOutput();
   const int status = process.Wait();
@@ -162,6 +134,19 @@ TEST_F(GenerateTierTest, TheBinaryRunsTheTierAloneGeneratingWhatAllThreeModesAgr
   }
   EXPECT_FALSE(FirstTokens(tier).empty()) << tier;
   EXPECT_EQ(FirstTokens(tier), FirstTokens(all));
+}
+
+TEST_F(GenerateTierTest, TheBinaryRunsTheTurnsScenarioCheckedAgainstTheOtherModes) {
+  const std::string output = RunGenerate(
+      tier_->coordinator_address(), "none,local,tier",
+      {"--scenario=turns", "--system_tokens=40", "--message_tokens=6", "--reply_tokens=4"});
+  EXPECT_THAT(output, HasSubstr("checked against no-cache and local"));
+  EXPECT_THAT(output, HasSubstr("session turn client history prefill cached computed "
+                                "first-token-ms generated  tokens identical"));
+  // B's first turn: the system prompt's 2 full blocks cached; A's second: 1 + 6 computed.
+  EXPECT_THAT(output, HasSubstr("      B    1      1       0      46     32       14"));
+  EXPECT_THAT(output, HasSubstr("      A    2      2      49       7      0        7"));
+  EXPECT_THAT(output, Not(HasSubstr("NO")));
 }
 
 TEST(GenerateBinaryTest, ModesWithoutTheTierNeedNone) {

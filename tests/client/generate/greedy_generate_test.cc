@@ -1,6 +1,7 @@
 // Greedy generation: the recompute and local-cache modes produce identical tokens across
 // seeds and prompts, a reset cache reproduces them, the cache needs exactly prompt + N - 1
-// tokens, and bad arguments are rejected. Also GreedyToken's tie and NaN rules.
+// tokens, a generation continued after what the cache holds (the next turn) equals one from
+// scratch, and bad arguments are rejected. Also GreedyToken's tie and NaN rules.
 #include "client/generate/greedy_generate.h"
 
 #include <cmath>
@@ -103,6 +104,38 @@ TEST(GreedyGenerateTest, CacheNeedsPromptPlusTokensMinusOne) {
 
   std::unique_ptr<LocalKvCache> exact = MakeCache(*model, 9);
   EXPECT_TRUE(GenerateCached(*model, prompt, 6, exact.get()).ok());
+}
+
+TEST(GreedyGenerateTest, ContinuingAfterTheCacheEqualsGeneratingFromScratch) {
+  std::unique_ptr<ToyTransformer> model = MakeModel(ToyTransformerConfig{});
+  const std::vector<int32_t> prompt = {9, 8, 7, 6, 5};
+  const std::vector<int32_t> message = {40, 41, 42};
+  std::unique_ptr<LocalKvCache> cache = MakeCache(*model, 32);
+  absl::StatusOr<GenerateResult> first = GenerateCached(*model, prompt, 4, cache.get());
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_GT(first->first_token, absl::ZeroDuration());
+  EXPECT_LE(first->first_token, first->elapsed);
+
+  // The next turn: the reply's last token, never fed back, then the message.
+  std::vector<int32_t> next = {first->tokens.back()};
+  next.insert(next.end(), message.begin(), message.end());
+  absl::StatusOr<GenerateResult> second =
+      ContinueCached(*model, next, cache->num_tokens(), 4, cache.get());
+  ASSERT_TRUE(second.ok()) << second.status();
+
+  std::vector<int32_t> conversation = prompt;
+  conversation.insert(conversation.end(), first->tokens.begin(), first->tokens.end());
+  conversation.insert(conversation.end(), message.begin(), message.end());
+  absl::StatusOr<GenerateResult> scratch = GenerateRecompute(*model, conversation, 4);
+  ASSERT_TRUE(scratch.ok()) << scratch.status();
+  EXPECT_EQ(second->tokens, scratch->tokens);
+
+  EXPECT_EQ(ContinueCached(*model, next, 3, 1, cache.get()).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // not what the cache holds
+  EXPECT_THAT(ContinueCached(*model, next, -1, 1, cache.get()).status().message(),
+              HasSubstr("start_pos: must be >= 0, got -1"));
+  EXPECT_THAT(ContinueCached(*model, {}, 0, 1, cache.get()).status().message(),
+              HasSubstr("tokens: empty"));
 }
 
 TEST(GreedyGenerateTest, RejectsBadArguments) {
