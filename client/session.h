@@ -61,8 +61,8 @@ class Session {
   // FAILED_PRECONDITION while tokens added by Extend are not stepped yet.
   absl::Status EndTurn(absl::Duration retain_for = absl::ZeroDuration());
 
-  // Commits what steps wrote (so its full blocks stay matchable by other sessions until
-  // evicted) and releases the session.
+  // Commits what steps wrote, when it still can (so its full blocks stay matchable by other
+  // sessions until evicted), and releases the session.
   absl::Status Close();
 
  private:

@@ -1,10 +1,11 @@
 #include "service/coordinator.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h" #include < utility>
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"

@@ -142,7 +142,12 @@ TEST_F(PrefixSharingTest, OnlyCommittedFullBlocksAreMatchable) {
 
 class PublicPrefixTest : public PrefixSharingTest {
  protected:
-  PublicPrefixTest() : PrefixSharingTest(CoordinatorOptions{.public_tenant = "operator"}) {}
+  PublicPrefixTest() : PrefixSharingTest(PublicTenant("operator")) {}
+  static CoordinatorOptions PublicTenant(const std::string& tenant) {
+    CoordinatorOptions options;
+    options.public_tenant = tenant;
+    return options;
+  }
 };
 
 TEST_F(PublicPrefixTest, EveryTenantMatchesThePublicPrefixButNotEachOthersContinuation) {
@@ -216,7 +221,12 @@ TEST_F(PrefixSharingTest, IdleTimeoutAndRetentionAreSeparateDeadlines) {
 class PressureTest : public PrefixSharingTest {
  protected:
   explicit PressureTest(bool evict_retained = true)
-      : PrefixSharingTest(CoordinatorOptions{.evict_retained_sessions = evict_retained}, 8) {}
+      : PrefixSharingTest(EvictRetained(evict_retained), 8) {}
+  static CoordinatorOptions EvictRetained(bool evict) {
+    CoordinatorOptions options;
+    options.evict_retained_sessions = evict;
+    return options;
+  }
 
   void SetUp() override {
     late_.emplace(Open());
