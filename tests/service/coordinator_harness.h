@@ -31,6 +31,8 @@ class CoordinatorHarness {
   v1::ShardAssignment Beat(uint64_t shard_id);
   // Moves the clock by `duration`, every joined shard heartbeating, then sweeps.
   void Advance(absl::Duration duration);
+  // Moves the clock only.
+  void AdvanceClock(absl::Duration duration) { now_ += duration; }
 
   v1::ModelStats Stats(int model = 0) { return coordinator_.GetStats().models(model); }
 

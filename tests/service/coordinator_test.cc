@@ -12,6 +12,7 @@
 #include "proto/wire/model_spec.h"
 #include "service/head_placement.h"
 #include "tests/log_capture.h"
+#include "tests/service/coordinator_harness.h"
 #include "tests/service/tier_harness.h"
 
 namespace kvtier::test {
@@ -24,39 +25,20 @@ using ::testing::MatchesRegex;
 
 class CoordinatorTest : public ::testing::Test {
  protected:
-  CoordinatorTest() : coordinator_(Options()) {}
+  CoordinatorTest() : harness_(Options()), coordinator_(harness_.coordinator()) {}
 
-  CoordinatorOptions Options() {
+  static CoordinatorOptions Options() {
     CoordinatorOptions options;
     options.heartbeat_timeout = absl::Seconds(5);
     options.session_idle_timeout = absl::Minutes(10);
     options.default_retention = absl::Minutes(1);
-    options.clock = [this] { return now_; };
     return options;
   }
 
-  // Registers a shard at `address` and reports its ranges ready; its id.
   uint64_t JoinShard(const std::string& address, int64_t capacity = int64_t{1} << 30) {
-    v1::RegisterShardRequest request;
-    request.set_address(address);
-    request.set_capacity_bytes(capacity);
-    absl::StatusOr<v1::ShardAssignment> assignment = coordinator_.RegisterShard(request);
-    EXPECT_TRUE(assignment.ok()) << assignment.status();
-    Beat(assignment->shard_id());
-    return assignment->shard_id();
+    return harness_.JoinShard(address, capacity);
   }
-
-  // A heartbeat that reports every assigned range ready.
-  v1::ShardAssignment Beat(uint64_t shard_id) {
-    v1::HeartbeatRequest request;
-    request.set_shard_id(shard_id);
-    absl::StatusOr<v1::ShardAssignment> assignment = coordinator_.Heartbeat(request);
-    EXPECT_TRUE(assignment.ok()) << assignment.status();
-    for (const v1::HostedRange& range : assignment->ranges()) {
-      request.add_ready_incarnations(range.incarnation());
-    }
-    return *coordinator_.Heartbeat(request);
-  }
+  v1::ShardAssignment Beat(uint64_t shard_id) { return harness_.Beat(shard_id); }
 
   absl::StatusOr<v1::OpenSessionResponse> Open(const std::string& tenant = "t") {
     v1::OpenSessionRequest request;
@@ -81,8 +63,8 @@ class CoordinatorTest : public ::testing::Test {
 
   v1::ModelStats Stats() { return coordinator_.GetStats().models(0); }
 
-  absl::Time now_ = absl::FromUnixSeconds(1'800'000'000);
-  Coordinator coordinator_;
+  CoordinatorHarness harness_;
+  Coordinator& coordinator_;
 };
 
 TEST_F(CoordinatorTest, RejectsBadModelsNamingTheField) {
@@ -179,7 +161,7 @@ TEST_F(CoordinatorTest, LogsShardsJoiningAndLeavingTheRangesTheyTakeAndTheSessio
   v1::DeregisterShardRequest leave;
   leave.set_shard_id(a);
   ASSERT_TRUE(coordinator_.DeregisterShard(leave).ok());
-  now_ += absl::Seconds(6);
+  harness_.AdvanceClock(absl::Seconds(6));
   coordinator_.Sweep();
   JoinShard("c:1");
   JoinShard("c:1");
@@ -368,10 +350,10 @@ TEST_F(OpenModelTest, GetSessionOnlyDescribes) {
 
   // Describing again and again does not keep the session alive: it expires at its idle
   // deadline from the last Extend.
-  now_ += absl::Minutes(9);
+  harness_.AdvanceClock(absl::Minutes(9));
   ASSERT_TRUE(coordinator_.GetSession(describe).ok());
   EXPECT_EQ(Stats().blocks_used(), used);
-  now_ += absl::Minutes(2);
+  harness_.AdvanceClock(absl::Minutes(2));
   Beat(shard_a_);
   Beat(shard_b_);
   coordinator_.Sweep();
@@ -411,7 +393,7 @@ TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
   end.mutable_retain_for()->set_seconds(25 * 3600);
   EXPECT_EQ(coordinator_.EndTurn(end).status().code(), absl::StatusCode::kInvalidArgument);
 
-  now_ += absl::Seconds(29);
+  harness_.AdvanceClock(absl::Seconds(29));
   Beat(shard_a_);
   Beat(shard_b_);
   coordinator_.Sweep();
@@ -423,7 +405,7 @@ TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
   EXPECT_EQ(resumed->session().context_len(), 2);
 
   // Past its retention it is gone, blocks freed (describing it renewed nothing).
-  now_ += absl::Seconds(2);
+  harness_.AdvanceClock(absl::Seconds(2));
   Beat(shard_a_);
   Beat(shard_b_);
   coordinator_.Sweep();
@@ -434,12 +416,12 @@ TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
 TEST_F(OpenModelTest, SilentShardDropsItsSessionsWithAReprefillStatus) {
   absl::StatusOr<v1::OpenSessionResponse> session = Open();
   ASSERT_TRUE(Extend(*session, 0, {}, 8).ok());
-  now_ += absl::Seconds(4);
+  harness_.AdvanceClock(absl::Seconds(4));
   Beat(shard_a_);
   coordinator_.Sweep();
   EXPECT_EQ(Stats().live_shards(), 2);
 
-  now_ += absl::Seconds(2);  // b silent for 6 s
+  harness_.AdvanceClock(absl::Seconds(2));  // b silent for 6 s
   Beat(shard_a_);
   coordinator_.Sweep();
   EXPECT_EQ(Stats().live_shards(), 1);
