@@ -167,10 +167,9 @@ grpc::Status FakeSessionService::GetSession(grpc::ServerContext* context,
                                             const v1::GetSessionRequest* request,
                                             v1::GetSessionResponse* response) {
   absl::MutexLock lock(&mu_);
-  calls_.get_session.push_back(*request);
-  if (grpc::Status status = Record("GetSession", *context); !status.ok()) return status;
   SessionState* session = nullptr;
-  if (grpc::Status status = Find(request->session_id(), request->tenant(), &session);
+  if (grpc::Status status =
+          ArriveAt("GetSession", *context, *request, calls_.get_session, &session);
       !status.ok()) {
     return status;
   }
@@ -182,10 +181,9 @@ grpc::Status FakeSessionService::TakeOverSession(grpc::ServerContext* context,
                                                  const v1::TakeOverSessionRequest* request,
                                                  v1::TakeOverSessionResponse* response) {
   absl::MutexLock lock(&mu_);
-  calls_.take_over_session.push_back(*request);
-  if (grpc::Status status = Record("TakeOverSession", *context); !status.ok()) return status;
   SessionState* session = nullptr;
-  if (grpc::Status status = Find(request->session_id(), request->tenant(), &session);
+  if (grpc::Status status =
+          ArriveAt("TakeOverSession", *context, *request, calls_.take_over_session, &session);
       !status.ok()) {
     return status;
   }
@@ -199,10 +197,9 @@ grpc::Status FakeSessionService::RenewLease(grpc::ServerContext* context,
                                             const v1::RenewLeaseRequest* request,
                                             v1::RenewLeaseResponse* response) {
   absl::MutexLock lock(&mu_);
-  calls_.renew_lease.push_back(*request);
-  if (grpc::Status status = Record("RenewLease", *context); !status.ok()) return status;
   SessionState* session = nullptr;
-  if (grpc::Status status = Find(request->session_id(), request->tenant(), &session);
+  if (grpc::Status status =
+          ArriveAt("RenewLease", *context, *request, calls_.renew_lease, &session);
       !status.ok()) {
     return status;
   }
@@ -221,10 +218,8 @@ grpc::Status FakeSessionService::Extend(grpc::ServerContext* context,
                                         const v1::ExtendRequest* request,
                                         v1::ExtendResponse* response) {
   absl::MutexLock lock(&mu_);
-  calls_.extend.push_back(*request);
-  if (grpc::Status status = Record("Extend", *context); !status.ok()) return status;
   SessionState* session = nullptr;
-  if (grpc::Status status = Find(request->session_id(), request->tenant(), &session);
+  if (grpc::Status status = ArriveAt("Extend", *context, *request, calls_.extend, &session);
       !status.ok()) {
     return status;
   }
@@ -251,10 +246,8 @@ grpc::Status FakeSessionService::EndTurn(grpc::ServerContext* context,
                                          const v1::EndTurnRequest* request,
                                          v1::EndTurnResponse* response) {
   absl::MutexLock lock(&mu_);
-  calls_.end_turn.push_back(*request);
-  if (grpc::Status status = Record("EndTurn", *context); !status.ok()) return status;
   SessionState* session = nullptr;
-  if (grpc::Status status = Find(request->session_id(), request->tenant(), &session);
+  if (grpc::Status status = ArriveAt("EndTurn", *context, *request, calls_.end_turn, &session);
       !status.ok()) {
     return status;
   }
@@ -271,10 +264,9 @@ grpc::Status FakeSessionService::CloseSession(grpc::ServerContext* context,
                                               const v1::CloseSessionRequest* request,
                                               v1::CloseSessionResponse* response) {
   absl::MutexLock lock(&mu_);
-  calls_.close_session.push_back(*request);
-  if (grpc::Status status = Record("CloseSession", *context); !status.ok()) return status;
   SessionState* session = nullptr;
-  if (grpc::Status status = Find(request->session_id(), request->tenant(), &session);
+  if (grpc::Status status =
+          ArriveAt("CloseSession", *context, *request, calls_.close_session, &session);
       !status.ok()) {
     return status;
   }

@@ -96,6 +96,16 @@ class FakeSessionService final : public v1::SessionService::Service {
   // Records a call; a scripted failure for `rpc` if there is one, else OK.
   grpc::Status Record(const std::string& rpc, const grpc::ServerContext& context)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A session-scoped call arriving: records it (`request` in `log`), answers a scripted
+  // failure if there is one, then finds the session the request names (*session).
+  template <typename Request>
+  grpc::Status ArriveAt(const std::string& rpc, const grpc::ServerContext& context,
+                        const Request& request, std::vector<Request>& log, SessionState** session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    log.push_back(request);
+    if (grpc::Status status = Record(rpc, context); !status.ok()) return status;
+    return Find(request.session_id(), request.tenant(), session);
+  }
   // The session for `tenant`, or NOT_FOUND.
   grpc::Status Find(const std::string& session_id, const std::string& tenant,
                     SessionState** session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
