@@ -3,10 +3,10 @@
 // pass of a batch of sessions; step.h).
 //
 // Front-ends stay stateless: a Session object caches only what the coordinator can give back
-// (GetSession), so any replica may resume a session by id. Every call carries a deadline.
-// Errors are absl::Status with the gRPC code kept; IsReprefillRequired tells the one a
-// front-end must act on: the session's K/V is gone with a shard, so open a new session and
-// prefill the conversation again.
+// (TakeOverSession), so any replica may resume a session by id. Every call carries a deadline.
+// Errors are absl::Status with the gRPC code and the reason (kvtier/v1/errors.proto) kept;
+// IsReprefillRequired tells the one a front-end must act on: the session's K/V is gone, so
+// open a new session and prefill the conversation again.
 //
 // Thread-safe: a Client may be shared; a Session or Step is used by one thread at a time.
 #ifndef KVTIER_CLIENT_CLIENT_H_
