@@ -19,6 +19,17 @@ Session::Session(Client* client, std::string tenant, v1::SessionInfo info, v1::W
       committed_len_(info_.context_len()),
       written_len_(info_.context_len()) {}
 
+template <typename Request>
+Request Session::CommitRequest() const {
+  Request request;
+  request.set_session_id(id());
+  request.set_tenant(tenant_);
+  request.set_writer(grant_.writer());
+  request.set_expected_context_len(committed_len_);
+  request.mutable_tokens()->Add(written_.begin(), written_.end());
+  return request;
+}
+
 int32_t Session::leased_tokens() const {
   return lease().blocks_size() * info_.model().block_size();
 }
@@ -38,17 +49,12 @@ absl::StatusOr<int32_t> Session::Extend(absl::Span<const int32_t> tokens) {
   const int64_t wanted = int64_t{written_len_} + pending_tokens() + tokens.size();
   int32_t cached = 0;
   if (lookup || wanted > leased_tokens()) {
-    v1::ExtendRequest request;
-    request.set_session_id(id());
-    request.set_tenant(tenant_);
-    request.set_expected_context_len(committed_len_);
-    request.mutable_tokens()->Add(written_.begin(), written_.end());
+    auto request = CommitRequest<v1::ExtendRequest>();
     if (lookup) {
       request.mutable_next_tokens()->Add(tokens.begin(), tokens.end());
     } else {
       request.set_reserve_tokens(static_cast<int32_t>(wanted - written_len_));
     }
-    request.set_writer(grant_.writer());
     absl::StatusOr<v1::ExtendResponse> response = client_->connection().Extend(request);
     if (!response.ok()) return response.status();
     cached = response->cached_tokens();
@@ -115,13 +121,8 @@ absl::Status Session::EndTurn(absl::Duration retain_for) {
     return absl::FailedPreconditionError(
         absl::StrCat("EndTurn: ", pending_.size(), " tokens added by Extend were never stepped"));
   }
-  v1::EndTurnRequest request;
-  request.set_session_id(id());
-  request.set_tenant(tenant_);
-  request.set_expected_context_len(committed_len_);
-  request.mutable_tokens()->Add(written_.begin(), written_.end());
+  auto request = CommitRequest<v1::EndTurnRequest>();
   *request.mutable_retain_for() = ToProtoDuration(retain_for);
-  request.set_writer(grant_.writer());
   absl::StatusOr<v1::EndTurnResponse> response = client_->connection().EndTurn(request);
   if (!response.ok()) return response.status();
   committed_len_ = response->context_len();
@@ -136,13 +137,7 @@ absl::Status Session::Close() {
     // Commit what steps wrote first, so the session's full blocks stay matchable. NOTE: only
     // sharing gains from it: a session that cannot commit (lost, taken over) closes all the
     // same.
-    v1::ExtendRequest commit;
-    commit.set_session_id(id());
-    commit.set_tenant(tenant_);
-    commit.set_expected_context_len(committed_len_);
-    commit.mutable_tokens()->Add(written_.begin(), written_.end());
-    commit.set_writer(grant_.writer());
-    client_->connection().Extend(commit).status().IgnoreError();
+    client_->connection().Extend(CommitRequest<v1::ExtendRequest>()).status().IgnoreError();
     written_.clear();
   }
   v1::CloseSessionRequest request;

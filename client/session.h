@@ -88,6 +88,9 @@ class Session {
   const v1::BlockLease& lease() const { return grant_.lease(); }
 
   int32_t leased_tokens() const;
+  // An Extend or EndTurn request that commits the written tokens as this session's writer.
+  template <typename Request>
+  Request CommitRequest() const;
 
   Client* const client_;
   const std::string tenant_;

@@ -7,19 +7,23 @@
 #include "absl/strings/str_cat.h"
 #include "proto/wire/error_reason.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/server_builder.h"
 #include "proto/wire/status_convert.h"
 #include "proto/wire/time_convert.h"
 
 namespace kvtier {
+namespace {
+
+// Room for any tensor a test sends.
+constexpr int kFakeMessageBytes = 64 << 20;
+
+}  // namespace
 
 FakeSessionService::FakeSessionService(v1::ModelSpec model, std::vector<v1::ShardEndpoint> shards)
     : model_(std::move(model)), shards_(std::move(shards)) {
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(this);
-  server_ = builder.BuildAndStart();
-  address_ = absl::StrCat("127.0.0.1:", port);
+  StartedServer started = StartServer("fake", "127.0.0.1:0", kFakeMessageBytes, {this}).value();
+  server_ = std::move(started.server);
+  address_ = absl::StrCat("127.0.0.1:", started.port);
 }
 
 FakeSessionService::~FakeSessionService() { server_->Shutdown(); }

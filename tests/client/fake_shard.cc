@@ -5,16 +5,20 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "proto/wire/server_builder.h"
 
 namespace kvtier {
+namespace {
+
+// Room for any tensor a test sends.
+constexpr int kFakeMessageBytes = 64 << 20;
+
+}  // namespace
 
 FakeShard::FakeShard() {
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(this);
-  server_ = builder.BuildAndStart();
-  address_ = absl::StrCat("127.0.0.1:", port);
+  StartedServer started = StartServer("fake", "127.0.0.1:0", kFakeMessageBytes, {this}).value();
+  server_ = std::move(started.server);
+  address_ = absl::StrCat("127.0.0.1:", started.port);
 }
 
 FakeShard::~FakeShard() { server_->Shutdown(); }

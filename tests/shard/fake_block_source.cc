@@ -1,22 +1,27 @@
 #include "tests/shard/fake_block_source.h"
 
 #include <chrono>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/server_builder.h"
 #include "service/head_placement.h"
 #include "shard/pool_shape.h"
 
 namespace kvtier {
+namespace {
+
+// Room for any tensor a test sends.
+constexpr int kFakeMessageBytes = 64 << 20;
+
+}  // namespace
 
 FakeBlockSource::FakeBlockSource(Behavior behavior) : behavior_(behavior) {
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(this);
-  server_ = builder.BuildAndStart();
-  address_ = absl::StrCat("127.0.0.1:", port);
+  StartedServer started = StartServer("fake", "127.0.0.1:0", kFakeMessageBytes, {this}).value();
+  server_ = std::move(started.server);
+  address_ = absl::StrCat("127.0.0.1:", started.port);
 }
 
 FakeBlockSource::~FakeBlockSource() { Kill(); }

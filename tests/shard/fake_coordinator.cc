@@ -3,21 +3,25 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "proto/wire/server_builder.h"
 #include "proto/wire/time_convert.h"
 
 namespace kvtier {
+namespace {
+
+// Room for any tensor a test sends.
+constexpr int kFakeMessageBytes = 64 << 20;
+
+}  // namespace
 
 FakeCoordinator::FakeCoordinator(std::string lease_key, std::vector<v1::HostedRange> ranges,
                                  int64_t heartbeat_interval_ms)
     : lease_key_(std::move(lease_key)),
       heartbeat_interval_ms_(heartbeat_interval_ms),
       ranges_(std::move(ranges)) {
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(this);
-  server_ = builder.BuildAndStart();
-  address_ = absl::StrCat("127.0.0.1:", port);
+  StartedServer started = StartServer("fake", "127.0.0.1:0", kFakeMessageBytes, {this}).value();
+  server_ = std::move(started.server);
+  address_ = absl::StrCat("127.0.0.1:", started.port);
 }
 
 FakeCoordinator::~FakeCoordinator() { server_->Shutdown(); }
