@@ -22,7 +22,12 @@ absl::Status CheckDeadline(absl::string_view field, absl::Duration deadline) {
 }  // namespace
 
 bool IsReprefillRequired(const absl::Status& status) {
-  return ReasonOf(status) == v1::ERROR_REASON_REPREFILL_REQUIRED;
+  const v1::ErrorReason reason = ReasonOf(status);
+  return reason == v1::ERROR_REASON_REPREFILL_REQUIRED || reason == v1::ERROR_REASON_INVALIDATED;
+}
+
+bool IsInvalidated(const absl::Status& status) {
+  return ReasonOf(status) == v1::ERROR_REASON_INVALIDATED;
 }
 
 Client::Client(const ClientOptions& options)
@@ -78,6 +83,10 @@ absl::StatusOr<std::unique_ptr<Session>> Client::SessionFrom(absl::StatusOr<Resp
                                       std::move(*response->mutable_grant())));
 }
 
+// Session::Fork's.
+template absl::StatusOr<std::unique_ptr<Session>> Client::SessionFrom(
+    absl::StatusOr<v1::ForkSessionResponse> response, const std::string& tenant);
+
 absl::StatusOr<std::unique_ptr<Step>> Client::BeginStep(absl::Span<Session* const> sessions) {
   absl::StatusOr<std::unique_ptr<Step>> step = OpenStep(sessions);
   if (!step.ok()) {
@@ -105,6 +114,28 @@ absl::StatusOr<std::unique_ptr<Step>> Client::OpenStep(absl::Span<Session* const
 
 absl::StatusOr<v1::GetStatsResponse> Client::GetStats() {
   return connection_->GetStats(v1::GetStatsRequest());
+}
+
+absl::StatusOr<v1::InvalidationResult> Client::InvalidateSession(const std::string& session_id,
+                                                                 const std::string& tenant) {
+  v1::InvalidateSessionRequest request;
+  request.set_session_id(session_id);
+  request.set_tenant(tenant);
+  absl::StatusOr<v1::InvalidateSessionResponse> response =
+      connection_->InvalidateSession(request);
+  if (!response.ok()) return response.status();
+  return std::move(*response->mutable_result());
+}
+
+absl::StatusOr<v1::InvalidationResult> Client::InvalidatePrefix(
+    const v1::ModelId& model, const std::string& tenant, absl::Span<const int32_t> tokens) {
+  v1::InvalidatePrefixRequest request;
+  *request.mutable_model() = model;
+  request.set_tenant(tenant);
+  request.mutable_tokens()->Add(tokens.begin(), tokens.end());
+  absl::StatusOr<v1::InvalidatePrefixResponse> response = connection_->InvalidatePrefix(request);
+  if (!response.ok()) return response.status();
+  return std::move(*response->mutable_result());
 }
 
 }  // namespace kvtier

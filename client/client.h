@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "kvtier/v1/common.pb.h"
+#include "kvtier/v1/admin.pb.h"
 #include "kvtier/v1/session.pb.h"
 
 namespace kvtier {
@@ -35,10 +36,13 @@ struct ClientOptions {
   int max_message_bytes = 256 << 20;
 };
 
-// True for the status that means "the session's K/V was lost; open a new session and
-// re-prefill": reason REPREFILL_REQUIRED (kvtier/v1/errors.proto), from the coordinator or a
-// shard.
+// True for the statuses that mean "the session's K/V is gone; open a new session and
+// re-prefill": reason REPREFILL_REQUIRED (lost with a shard) or INVALIDATED
+// (kvtier/v1/errors.proto), from the coordinator or a shard.
 bool IsReprefillRequired(const absl::Status& status);
+// True for reason INVALIDATED only: the K/V was invalidated (by the tenant or an operator) or
+// its model version retired.
+bool IsInvalidated(const absl::Status& status);
 
 class Client {
  public:
@@ -49,7 +53,10 @@ class Client {
   // Sessions and steps must not outlive their client.
   ~Client();
 
+  // Operator calls (AdminService, on the coordinator's address).
   absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
+  absl::StatusOr<v1::GetStatsResponse> GetStats();
+
   absl::StatusOr<std::unique_ptr<Session>> OpenSession(const v1::ModelId& model,
                                                        const std::string& tenant);
   // Continues a session opened by any client, from what the tier holds, taking it over: the
@@ -59,7 +66,15 @@ class Client {
   // A step over `sessions` (all of one model, each with tokens added by Extend): their new
   // tokens, session by session, are the rows of every layer's tensors.
   absl::StatusOr<std::unique_ptr<Step>> BeginStep(absl::Span<Session* const> sessions);
-  absl::StatusOr<v1::GetStatsResponse> GetStats();
+
+  // Invalidates one of `tenant`'s sessions, or every cached block and session over a token
+  // prefix in `tenant`'s namespace of `model` (session.proto says exactly what goes). They
+  // return once every shard refuses what was dropped.
+  absl::StatusOr<v1::InvalidationResult> InvalidateSession(const std::string& session_id,
+                                                           const std::string& tenant);
+  absl::StatusOr<v1::InvalidationResult> InvalidatePrefix(const v1::ModelId& model,
+                                                          const std::string& tenant,
+                                                          absl::Span<const int32_t> tokens);
 
   const ClientOptions& options() const;
 
@@ -69,7 +84,7 @@ class Client {
 
   explicit Client(const ClientOptions& options);
   absl::StatusOr<std::unique_ptr<Step>> OpenStep(absl::Span<Session* const> sessions);
-  // A session from the coordinator's answer to OpenSession or TakeOverSession.
+  // A session from the coordinator's answer to OpenSession, TakeOverSession or ForkSession.
   template <typename Response>
   absl::StatusOr<std::unique_ptr<Session>> SessionFrom(absl::StatusOr<Response> response,
                                                        const std::string& tenant);

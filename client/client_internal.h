@@ -2,8 +2,8 @@
 // of the API: front-ends include client.h, session.h and step.h only, and nothing outside
 // client/ includes this header.
 //
-// It holds the channel to the coordinator, with one function per SessionService rpc (each under
-// the control deadline, its status converted in one place), and one data-plane stub per shard,
+// It holds the channel to the coordinator, with one function per SessionService and
+// AdminService rpc it uses (each under the control deadline, its status converted in one place), and one data-plane stub per shard,
 // its channel shared by every step.
 //
 // Thread-safe: mu_ guards the shard stubs; the coordinator stub is thread-safe itself.
@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
 #include "grpcpp/client_context.h"
+#include "kvtier/v1/admin.grpc.pb.h"
 #include "kvtier/v1/attention.grpc.pb.h"
 #include "kvtier/v1/session.grpc.pb.h"
 
@@ -32,7 +33,7 @@ class TierConnection {
 
   const ClientOptions& options() const { return options_; }
 
-  // The coordinator's rpcs (session.proto).
+  // The coordinator's rpcs (session.proto, admin.proto).
   absl::StatusOr<v1::RegisterModelResponse> RegisterModel(const v1::RegisterModelRequest& request);
   absl::StatusOr<v1::OpenSessionResponse> OpenSession(const v1::OpenSessionRequest& request);
   absl::StatusOr<v1::GetSessionResponse> GetSession(const v1::GetSessionRequest& request);
@@ -42,6 +43,11 @@ class TierConnection {
   absl::StatusOr<v1::ExtendResponse> Extend(const v1::ExtendRequest& request);
   absl::StatusOr<v1::EndTurnResponse> EndTurn(const v1::EndTurnRequest& request);
   absl::StatusOr<v1::CloseSessionResponse> CloseSession(const v1::CloseSessionRequest& request);
+  absl::StatusOr<v1::ForkSessionResponse> ForkSession(const v1::ForkSessionRequest& request);
+  absl::StatusOr<v1::InvalidateSessionResponse> InvalidateSession(
+      const v1::InvalidateSessionRequest& request);
+  absl::StatusOr<v1::InvalidatePrefixResponse> InvalidatePrefix(
+      const v1::InvalidatePrefixRequest& request);
   absl::StatusOr<v1::GetStatsResponse> GetStats(const v1::GetStatsRequest& request);
 
   // The data-plane stub for a shard, its channel shared by every step.
@@ -52,17 +58,20 @@ class TierConnection {
   void ForgetShard(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  template <typename Request, typename Response>
-  using Rpc = grpc::Status (v1::SessionService::Stub::*)(grpc::ClientContext*, const Request&,
-                                                         Response*);
+  TierConnection(const ClientOptions& options, std::shared_ptr<grpc::Channel> coordinator);
 
-  // Calls `rpc` under the control deadline; a failure keeps its code, prefixed with `name`.
-  template <typename Request, typename Response>
-  absl::StatusOr<Response> Call(Rpc<Request, Response> rpc, absl::string_view name,
-                                const Request& request);
+  template <typename Stub, typename Request, typename Response>
+  using Rpc = grpc::Status (Stub::*)(grpc::ClientContext*, const Request&, Response*);
+
+  // Calls `rpc` of `stub` under the control deadline; a failure keeps its code, prefixed with
+  // `name`.
+  template <typename Stub, typename Request, typename Response>
+  absl::StatusOr<Response> Call(Stub& stub, Rpc<Stub, Request, Response> rpc,
+                                absl::string_view name, const Request& request);
 
   const ClientOptions options_;
   const std::unique_ptr<v1::SessionService::Stub> coordinator_;
+  const std::unique_ptr<v1::AdminService::Stub> admin_;  // on the coordinator's channel
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<v1::AttentionService::Stub>> shards_
       ABSL_GUARDED_BY(mu_);

@@ -132,12 +132,36 @@ absl::Status Session::EndTurn(absl::Duration retain_for) {
   return absl::OkStatus();
 }
 
+absl::Status Session::CommitWritten() {
+  absl::StatusOr<v1::ExtendResponse> response =
+      client_->connection().Extend(CommitRequest<v1::ExtendRequest>());
+  if (!response.ok()) return response.status();
+  committed_len_ = response->context_len();
+  written_.clear();
+  *grant_.mutable_lease() = std::move(*response->mutable_lease());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Fork() {
+  if (!pending_.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Fork: ", pending_.size(), " tokens added by Extend were never stepped"));
+  }
+  if (!written_.empty()) {
+    if (absl::Status status = CommitWritten(); !status.ok()) return status;
+  }
+  v1::ForkSessionRequest request;
+  request.set_session_id(id());
+  request.set_tenant(tenant_);
+  return client_->SessionFrom(client_->connection().ForkSession(request), tenant_);
+}
+
 absl::Status Session::Close() {
   if (!written_.empty()) {
     // Commit what steps wrote first, so the session's full blocks stay matchable. NOTE: only
     // sharing gains from it: a session that cannot commit (lost, taken over) closes all the
     // same.
-    client_->connection().Extend(CommitRequest<v1::ExtendRequest>()).status().IgnoreError();
+    CommitWritten().IgnoreError();
     written_.clear();
   }
   v1::CloseSessionRequest request;

@@ -65,6 +65,12 @@ class Session {
   // sessions until evicted), and releases the session.
   absl::Status Close();
 
+  // A new session, written by this client, that continues from this one's history
+  // (context_len tokens): it shares the full blocks and gets its own copy of the partial last
+  // one, so both continue independently. Commits what steps wrote first. FAILED_PRECONDITION
+  // while tokens added by Extend are not stepped yet.
+  absl::StatusOr<std::unique_ptr<Session>> Fork();
+
  private:
   friend class Client;
   friend class Step;
@@ -81,6 +87,8 @@ class Session {
   // Asks the coordinator what became of the session after a data-plane failure (GetSession):
   // the re-prefill status if it was lost with a shard, else `failure`.
   absl::Status Explain(const absl::Status& failure);
+  // Commits the written tokens (Extend, reserving nothing more).
+  absl::Status CommitWritten();
   // A fresh lease from the coordinator (RenewLease), checked against what this client
   // committed.
   absl::Status RenewLease();

@@ -12,31 +12,24 @@
 #include "proto/wire/log.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/time_convert.h"
+#include "service/grpc_shard_control.h"
 #include "service/head_placement.h"
+#include "service/request_checks.h"
 
 namespace kvtier {
-namespace {
-
-absl::Status CheckTokenIds(absl::string_view field, absl::Span<const int32_t> tokens) {
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, "[", i, "]: expected a token id >= 0, got ", tokens[i]));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckTenant(const std::string& tenant) {
-  if (!tenant.empty() && tenant.size() <= 128) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("tenant: expected 1..128 bytes, got ", tenant.size()));
-}
-
-}  // namespace
 
 Coordinator::Coordinator(const CoordinatorOptions& options)
-    : options_(options), lease_key_(NewLeaseKey()) {}
+    : options_(options),
+      lease_key_(NewLeaseKey()),
+      shard_control_(options.shard_control != nullptr
+                         ? options.shard_control
+                         : std::make_shared<GrpcShardControl>(options.shard_control_deadline)) {}
+
+Coordinator::~Coordinator() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int64_t* in_flight) { return *in_flight == 0; }, &in_flight_));
+}
 
 absl::StatusOr<v1::ModelSpec> Coordinator::RegisterModel(const v1::ModelSpec& model) {
   absl::MutexLock lock(&mu_);
@@ -52,6 +45,7 @@ absl::StatusOr<v1::OpenSessionResponse> Coordinator::OpenSession(
   absl::MutexLock lock(&mu_);
   absl::StatusOr<ModelState*> model = models_.Find("model", request.model());
   if (!model.ok()) return model.status();
+  if (absl::Status status = CheckNotDraining(**model); !status.ok()) return status;
   if (!(*model)->Ready()) {
     return absl::UnavailableError(absl::StrCat(
         "model ", ModelIdString(request.model()), ": waiting for shards (", (*model)->LiveSlots(),
@@ -126,7 +120,7 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   // no tokens to commit first), in whole blocks, never its last token.
   const absl::Span<const int32_t> next = request.next_tokens();
   std::vector<BlockId> matched;
-  if (request.tokens().empty() && !next.empty() && session.MatchableHistory()) {
+  if (request.tokens().empty() && !next.empty() && session.MatchableHistory() && !model.draining) {
     const BlockId parent =
         session.cached_blocks == 0 ? kNoBlock : session.blocks[session.cached_blocks - 1];
     matched = model.blocks.Match(MatchNamespaces(session), parent, next,
@@ -149,11 +143,7 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   if (!evict.ok()) return evict.status();
 
   // Nothing can fail from here on: apply.
-  for (SessionRecord* victim : *evict) {
-    sessions_.MarkLost(victim, "its K/V was evicted for room while retained", victim->deadline);
-    Bump(model, victim->tenant, &v1::CacheCounters::sessions_evicted,
-         &v1::CacheCounters::set_sessions_evicted, 1);
-  }
+  EvictRetained(model, *evict);
   std::vector<BlockId> reserved_past(session.blocks.begin() + kept, session.blocks.end());
   session.blocks.resize(kept);
   model.ReleaseBlocks(reserved_past);
@@ -198,12 +188,19 @@ absl::StatusOr<v1::EndTurnResponse> Coordinator::EndTurn(const v1::EndTurnReques
   if (!found.ok()) return found.status();
   SessionRecord& session = **found;
   CommitTokens(session, request.tokens());
+  v1::EndTurnResponse response;
+  response.set_context_len(session.context_len());
+  if (session.model->draining) {
+    // The version takes no new turns: the session ends here.
+    sessions_.MarkLost(&session, "its model version was retired: the session ended with its turn",
+                       options_.clock() + options_.session_idle_timeout,
+                       v1::ERROR_REASON_INVALIDATED);
+    RetireDrained();
+    return response;
+  }
   sessions_.Retain(&session, options_.clock() + retain);
   Bump(*session.model, session.tenant, &v1::CacheCounters::sessions_retained,
        &v1::CacheCounters::set_sessions_retained, 1);
-
-  v1::EndTurnResponse response;
-  response.set_context_len(session.context_len());
   return response;
 }
 
@@ -214,6 +211,7 @@ absl::Status Coordinator::CloseSession(const v1::CloseSessionRequest& request) {
   absl::StatusOr<SessionRecord*> session = sessions_.Lookup(request.session_id(), request.tenant());
   if (!session.ok()) return session.status();
   sessions_.Close(*session);
+  RetireDrained();
   return absl::OkStatus();
 }
 
@@ -221,6 +219,7 @@ v1::GetStatsResponse Coordinator::GetStats() {
   absl::MutexLock lock(&mu_);
   v1::GetStatsResponse response;
   response.set_shards(shards_.size());
+  *response.mutable_tier() = tier_;
   for (ModelState* model : models_.All()) {
     v1::ModelStats* stats = response.add_models();
     *stats->mutable_model() = model->spec;
@@ -232,6 +231,7 @@ v1::GetStatsResponse Coordinator::GetStats() {
     stats->set_blocks_cached(blocks.cached);
     stats->set_sessions_lost(model->sessions_lost);
     stats->set_ready(model->Ready());
+    stats->set_draining(model->draining);
     *stats->mutable_cache() = model->cache;
     for (const auto& [tenant, counters] : model->tenant_cache) {
       v1::TenantStats* tenant_stats = stats->add_tenants();
@@ -312,6 +312,7 @@ void Coordinator::Sweep() {
     }
     sessions_.Close(session);
   }
+  RetireDrained();
 }
 
 absl::StatusOr<SessionRecord*> Coordinator::FindSession(const std::string& id,
@@ -369,6 +370,21 @@ absl::StatusOr<std::vector<SessionRecord*>> Coordinator::RetainedToEvict(
       "model ", ModelIdString(session.model->spec.id()), ": ", fresh,
       " more blocks needed, but only ", available,
       " can be had (free, cached, or held by retained sessions only) of ", blocks.num_blocks()));
+}
+
+void Coordinator::EvictRetained(ModelState& model, const std::vector<SessionRecord*>& victims) {
+  for (SessionRecord* victim : victims) {
+    sessions_.MarkLost(victim, "its K/V was evicted for room while retained", victim->deadline);
+    Bump(model, victim->tenant, &v1::CacheCounters::sessions_evicted,
+         &v1::CacheCounters::set_sessions_evicted, 1);
+  }
+}
+
+absl::Status Coordinator::CheckNotDraining(const ModelState& model) {
+  if (!model.draining) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("model: version ", ModelIdString(model.spec.id()),
+                   " is being retired (draining): open sessions on another version"));
 }
 
 void Coordinator::CommitTokens(SessionRecord& session, absl::Span<const int32_t> tokens) {
@@ -535,6 +551,7 @@ void Coordinator::RemoveShard(uint64_t id, const std::string& why) {
   }
   shards_.Remove(id);
   FillVacancies();
+  RetireDrained();
 }
 
 v1::ShardAssignment Coordinator::AssignmentFor(const ShardMember& member) {

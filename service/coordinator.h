@@ -19,28 +19,41 @@
 // by TakeOverSession, which also gives the session's blocks new generations so shards refuse
 // the previous writer's leases. A refused call changes nothing.
 //
+// Forks, invalidations and version retirement (coordinator_fork.cc, coordinator_invalidate.cc)
+// also talk to the shards (ShardControl): their metadata change is made at once under the
+// lock, then every shard of the model is told (copy a fork's tail block; refuse revoked
+// sessions and blocks) and the call answers, through its callback, once all have
+// acknowledged. A shard that does not, in time, is dropped as lost.
+//
 // Thread-safe: one mutex guards all state; every method holds it briefly and never blocks on
-// I/O under it (log lines are written under it: one short write each).
+// I/O under it (log lines are written under it: one short write each). Callbacks run without
+// it, on the calling thread or a gRPC thread; the destructor waits for those in flight.
 #ifndef KVTIER_SERVICE_COORDINATOR_H_
 #define KVTIER_SERVICE_COORDINATOR_H_
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "cache/blocks/eviction_policy.h"
+#include "kvtier/v1/admin.pb.h"
 #include "kvtier/v1/registry.pb.h"
 #include "kvtier/v1/session.pb.h"
+#include "service/invalidation.h"
 #include "service/membership.h"
 #include "service/model_table.h"
 #include "service/session_table.h"
+#include "service/shard_control.h"
 
 namespace kvtier {
 
@@ -65,18 +78,27 @@ struct CoordinatorOptions {
   // prompts); empty: none. NOTE: a shared prefix leaks prompts through timing, so nothing is
   // public unless a deployment says so.
   std::string public_tenant;
+  // How the coordinator calls shards; null: over gRPC (GrpcShardControl), each call under
+  // `shard_control_deadline`, past which the shard is dropped as lost.
+  std::shared_ptr<ShardControl> shard_control;
+  absl::Duration shard_control_deadline = absl::Seconds(5);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
+
+// How an asynchronous call answers: once, with its result.
+template <typename T>
+using Callback = std::function<void(absl::StatusOr<T>)>;
 
 class Coordinator {
  public:
   explicit Coordinator(const CoordinatorOptions& options);
+  // Waits for the callbacks of calls in flight.
+  ~Coordinator();
 
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
   // Session service (session.proto says what each does).
-  absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
   absl::StatusOr<v1::OpenSessionResponse> OpenSession(const v1::OpenSessionRequest& request);
   absl::StatusOr<v1::GetSessionResponse> GetSession(const v1::GetSessionRequest& request);
   absl::StatusOr<v1::TakeOverSessionResponse> TakeOverSession(
@@ -85,6 +107,21 @@ class Coordinator {
   absl::StatusOr<v1::ExtendResponse> Extend(const v1::ExtendRequest& request);
   absl::StatusOr<v1::EndTurnResponse> EndTurn(const v1::EndTurnRequest& request);
   absl::Status CloseSession(const v1::CloseSessionRequest& request);
+  void ForkSession(const v1::ForkSessionRequest& request, Callback<v1::ForkSessionResponse> done);
+  void InvalidateSession(const v1::InvalidateSessionRequest& request,
+                         Callback<v1::InvalidationResult> done);
+  void InvalidatePrefix(const v1::InvalidatePrefixRequest& request,
+                        Callback<v1::InvalidationResult> done);
+
+  // Admin service (admin.proto). RegisterModel(spec) registers one version and retires none.
+  absl::StatusOr<v1::ModelSpec> RegisterModel(const v1::ModelSpec& model);
+  void RegisterModel(const v1::RegisterModelRequest& request,
+                     Callback<v1::RegisterModelResponse> done);
+  void RetireModel(const v1::RetireModelRequest& request, Callback<v1::RetireModelResponse> done);
+  void InvalidateTenant(const v1::InvalidateTenantRequest& request,
+                        Callback<v1::InvalidationResult> done);
+  void InvalidateModel(const v1::InvalidateModelRequest& request,
+                       Callback<v1::InvalidationResult> done);
   v1::GetStatsResponse GetStats();
 
   // Shard registry (registry.proto).
@@ -132,6 +169,44 @@ class Coordinator {
                                              int32_t expected_context_len,
                                              const google::protobuf::RepeatedField<int32_t>& tokens)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An invalidation planned and applied under the lock: what it dropped so far, and what the
+  // shards must be told before it answers.
+  struct Revocation {
+    v1::InvalidationResult result;
+    std::vector<ShardCall> calls;
+  };
+  Invalidation NewInvalidation(std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies `invalidation`, counting it in a TierCounters field (`get` and `set`; none when
+  // null), and turns it into calls to every slot's shard.
+  Revocation Finish(Invalidation& invalidation, int64_t (v1::TierCounters::*get)() const,
+                    void (v1::TierCounters::*set)(int64_t)) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends the revocation's calls; drops the shards that do not acknowledge; answers `done`.
+  void Send(absl::StatusOr<Revocation> revocation, Callback<v1::InvalidationResult> done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // `request`, addressed to the incarnation of each of the model's slots that has a shard.
+  std::vector<ShardCall> ToEverySlot(const ModelState& model,
+                                     std::variant<v1::RevokeRequest, v1::CopyBlocksRequest> request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the members whose call failed (still members): dropped as lost, saying `what`
+  // they did not do. Returns how many.
+  int32_t DropFailed(const std::vector<ShardCall>& calls,
+                     const std::vector<absl::Status>& statuses, absl::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Retires `model` in `mode` into `invalidation` (IMMEDIATE: removed once the caller has
+  // turned it into calls, see RemoveModel; DRAIN: marked draining). Returns the sessions left
+  // to drain; FAILED_PRECONDITION for a model that is draining already.
+  absl::StatusOr<int64_t> Retire(ModelState* model, v1::RetireMode mode,
+                                 Invalidation& invalidation) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Vacates the model's slots and forgets it; its tombstones stay, detached.
+  void RemoveModel(ModelState* model, absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the draining models with no live session left.
+  void RetireDrained() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tombstones the retained sessions `victims`, evicted for room in `model`.
+  void EvictRetained(ModelState& model, const std::vector<SessionRecord*>& victims)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FAILED_PRECONDITION when `model` is draining: no new sessions (or forks) on it.
+  static absl::Status CheckNotDraining(const ModelState& model);
+
   // Gives vacant slots to live shards with room, each a fresh incarnation.
   void FillVacancies() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Vacates the member's slots, drops the sessions that lived there, forgets the member.
@@ -140,8 +215,11 @@ class Coordinator {
 
   const CoordinatorOptions options_;
   const std::string lease_key_;
+  const std::shared_ptr<ShardControl> shard_control_;
 
   absl::Mutex mu_;
+  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // calls waiting for shards
+  v1::TierCounters tier_ ABSL_GUARDED_BY(mu_);
   ModelTable models_ ABSL_GUARDED_BY(mu_);
   Membership shards_ ABSL_GUARDED_BY(mu_);
   SessionTable sessions_ ABSL_GUARDED_BY(mu_);

@@ -1,4 +1,4 @@
-// CoordinatorServer: a Coordinator served over gRPC (SessionService and ShardRegistry, plus
+// CoordinatorServer: a Coordinator served over gRPC (SessionService, AdminService and ShardRegistry, plus
 // grpc.health.v1 and reflection), with a background thread that sweeps silent shards and
 // expired sessions. Used by kvtier-coordinator, kvtier-local and the tests.
 //
@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/server.h"
+#include "service/admin_service.h"
 #include "service/coordinator.h"
 #include "service/session_service.h"
 
@@ -44,6 +45,7 @@ class CoordinatorServer {
   const CoordinatorServerOptions options_;
   Coordinator coordinator_;
   SessionServiceImpl session_service_;
+  AdminServiceImpl admin_service_;
   ShardRegistryImpl registry_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;

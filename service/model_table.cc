@@ -1,10 +1,12 @@
 #include "service/model_table.h"
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "proto/wire/model_spec.h"
 
@@ -67,42 +69,97 @@ void ModelState::CountEvicted(const std::vector<NamespaceId>& namespaces) {
   }
 }
 
+namespace {
+
+// FAILED_PRECONDITION naming the first geometry field of `model` that differs from `registered`
+// (another version of its name).
+absl::Status CheckSameGeometry(const v1::ModelSpec& model, const v1::ModelSpec& registered) {
+  const struct {
+    const char* field;
+    int64_t got;
+    int64_t want;
+  } fields[] = {{"num_layers", model.num_layers(), registered.num_layers()},
+                {"num_kv_heads", model.num_kv_heads(), registered.num_kv_heads()},
+                {"num_q_heads", model.num_q_heads(), registered.num_q_heads()},
+                {"head_dim", model.head_dim(), registered.head_dim()},
+                {"dtype", model.dtype(), registered.dtype()},
+                {"block_size", model.block_size(), registered.block_size()}};
+  for (const auto& field : fields) {
+    if (field.got == field.want) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model.", field.field, ": version ", ModelIdString(registered.id()), " has ", field.want,
+        ", this version ", field.got, "; a new version must keep the attention geometry "
+        "(register a different geometry under another name)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<ModelState*> ModelTable::Register(const v1::ModelSpec& model,
                                                  absl::string_view eviction_policy) {
   if (absl::Status status = ValidateModelSpec(model); !status.ok()) return status;
-  const std::string& name = model.id().name();
-  auto it = models_.find(name);
-  if (it != models_.end()) {
+  const std::string key = ModelIdString(model.id());
+  if (auto it = models_.find(key); it != models_.end()) {
     if (google::protobuf::util::MessageDifferencer::Equals(it->second->spec, model)) {
       return it->second.get();
     }
-    return absl::AlreadyExistsError(absl::StrCat("model.id.name: a different model named \"", name,
-                                                 "\" is registered (",
-                                                 ModelIdString(it->second->spec.id()), ")"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("model: ", key, " is registered with a different spec"));
+  }
+  for (ModelState* other : order_) {
+    if (other->spec.id().name() != model.id().name()) continue;
+    if (absl::Status status = CheckSameGeometry(model, other->spec); !status.ok()) return status;
   }
   absl::StatusOr<std::unique_ptr<EvictionPolicy>> policy =
       NewEvictionPolicy(eviction_policy, model.num_blocks());
   if (!policy.ok()) return policy.status();
   auto state = std::make_unique<ModelState>(model, *std::move(policy));
   ModelState* raw = state.get();
-  models_.emplace(name, std::move(state));
+  raw->serial = next_serial_++;
+  models_.emplace(key, std::move(state));
   order_.push_back(raw);
   return raw;
 }
 
 absl::StatusOr<ModelState*> ModelTable::Find(absl::string_view field, const v1::ModelId& model) {
   if (absl::Status status = ValidateModelId(field, model); !status.ok()) return status;
-  auto it = models_.find(model.name());
-  if (it == models_.end()) {
+  auto it = models_.find(ModelIdString(model));
+  if (it != models_.end()) return it->second.get();
+  std::vector<std::string> versions;
+  for (const ModelState* other : order_) {
+    if (other->spec.id().name() == model.name()) {
+      versions.push_back(absl::StrCat("\"", other->spec.id().version(), "\""));
+    }
+  }
+  if (versions.empty()) {
     return absl::NotFoundError(absl::StrCat(field, ".name: no model named \"", model.name(), "\""));
   }
-  const std::string& registered = it->second->spec.id().version();
-  if (registered != model.version()) {
-    return absl::NotFoundError(absl::StrCat(field, ".version: model ", model.name(),
-                                            " is registered as version \"", registered,
-                                            "\", not \"", model.version(), "\""));
+  return absl::NotFoundError(absl::StrCat(field, ".version: model ", model.name(),
+                                          " has no version \"", model.version(),
+                                          "\" (registered: ", absl::StrJoin(versions, ", "), ")"));
+}
+
+std::vector<ModelState*> ModelTable::OtherVersions(const ModelState& model) {
+  std::vector<ModelState*> others;
+  for (ModelState* other : order_) {
+    if (other != &model && other->spec.id().name() == model.spec.id().name()) {
+      others.push_back(other);
+    }
   }
-  return it->second.get();
+  return others;
+}
+
+void ModelTable::Remove(ModelState* model) {
+  order_.erase(std::find(order_.begin(), order_.end(), model));
+  models_.erase(ModelIdString(model->spec.id()));
+}
+
+ModelState* ModelTable::FindSerial(uint64_t serial) {
+  for (ModelState* model : order_) {
+    if (model->serial == serial) return model;
+  }
+  return nullptr;
 }
 
 std::vector<ModelState*> ModelTable::All() { return order_; }

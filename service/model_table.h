@@ -1,5 +1,5 @@
-// ModelTable: the registered models (one version per name for now) and, per model, what the
-// coordinator owns of it: the global block id space (a BlockManager: free, referenced and
+// ModelTable: the registered model versions (a name may have several, all of one attention
+// geometry) and, per version, what the coordinator owns of it: the global block id space (a BlockManager: free, referenced and
 // cached blocks, their generations signed into leases, the prefix index and eviction), the
 // head-range slots with the shard that holds each, and the model's cache counters, in all and
 // per tenant.
@@ -24,7 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "cache/blocks/block_manager.h"
 #include "kvtier/v1/common.pb.h"
-#include "kvtier/v1/session.pb.h"
+#include "kvtier/v1/admin.pb.h"
 
 namespace kvtier {
 
@@ -60,6 +60,11 @@ struct ModelState {
   void CountEvicted(const std::vector<NamespaceId>& namespaces);
 
   const v1::ModelSpec spec;
+  // Unique over the coordinator's life: tells this version from a later one at the same
+  // address once this one is removed.
+  uint64_t serial = 0;
+  // Retired by draining: no new sessions, turns or matches; removed once no session is live.
+  bool draining = false;
   BlockManager blocks;
   std::vector<HeadSlot> slots;
   int64_t live_sessions = 0;  // active and retained
@@ -71,22 +76,34 @@ struct ModelState {
 
 class ModelTable {
  public:
-  // Adds `model`, validated, its cached blocks evicted by the policy named `eviction_policy`;
-  // registering an identical spec again is a no-op, a different one under the same name is
-  // ALREADY_EXISTS.
+  // Adds the version `model`, validated, its cached blocks evicted by the policy named
+  // `eviction_policy`. Registering an identical spec again is a no-op; a different one under
+  // the same name and version is ALREADY_EXISTS; a new version whose geometry (layers, heads,
+  // head_dim, dtype, block_size) differs from its name's registered versions is
+  // FAILED_PRECONDITION naming the field.
   absl::StatusOr<ModelState*> Register(const v1::ModelSpec& model,
                                        absl::string_view eviction_policy);
 
-  // The model `model` names (both name and version): INVALID_ARGUMENT for a malformed id,
+  // The version `model` names (both name and version): INVALID_ARGUMENT for a malformed id,
   // NOT_FOUND for one not registered, each naming `field`.
   absl::StatusOr<ModelState*> Find(absl::string_view field, const v1::ModelId& model);
+
+  // The other registered versions of `model`'s name.
+  std::vector<ModelState*> OtherVersions(const ModelState& model);
+
+  // Forgets `model` (no session may point to it any more).
+  void Remove(ModelState* model);
+
+  // The registered version whose serial is `serial`, or nullptr.
+  ModelState* FindSerial(uint64_t serial);
 
   // In registration order.
   std::vector<ModelState*> All();
 
  private:
-  std::map<std::string, std::unique_ptr<ModelState>> models_;
+  std::map<std::string, std::unique_ptr<ModelState>> models_;  // by ModelIdString
   std::vector<ModelState*> order_;
+  uint64_t next_serial_ = 1;
 };
 
 }  // namespace kvtier

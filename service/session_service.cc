@@ -6,14 +6,6 @@
 
 namespace kvtier {
 
-grpc::ServerUnaryReactor* SessionServiceImpl::RegisterModel(grpc::CallbackServerContext* context,
-                                                            const v1::RegisterModelRequest* request,
-                                                            v1::RegisterModelResponse* response) {
-  absl::StatusOr<v1::ModelSpec> model = coordinator_->RegisterModel(request->model());
-  if (model.ok()) *response->mutable_model() = *model;
-  return Reply(context, model.status());
-}
-
 grpc::ServerUnaryReactor* SessionServiceImpl::OpenSession(grpc::CallbackServerContext* context,
                                                           const v1::OpenSessionRequest* request,
                                                           v1::OpenSessionResponse* response) {
@@ -56,10 +48,29 @@ grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(grpc::CallbackServerC
   return Reply(context, coordinator_->CloseSession(*request));
 }
 
-grpc::ServerUnaryReactor* SessionServiceImpl::GetStats(grpc::CallbackServerContext* context,
-                                                       const v1::GetStatsRequest* request,
-                                                       v1::GetStatsResponse* response) {
-  return Reply(context, absl::StatusOr<v1::GetStatsResponse>(coordinator_->GetStats()), response);
+grpc::ServerUnaryReactor* SessionServiceImpl::ForkSession(grpc::CallbackServerContext* context,
+                                                          const v1::ForkSessionRequest* request,
+                                                          v1::ForkSessionResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  coordinator_->ForkSession(*request, FinishLater<v1::ForkSessionResponse>(reactor, response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::InvalidateSession(
+    grpc::CallbackServerContext* context, const v1::InvalidateSessionRequest* request,
+    v1::InvalidateSessionResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  coordinator_->InvalidateSession(*request,
+                                  FinishLater<v1::InvalidationResult>(reactor, response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::InvalidatePrefix(
+    grpc::CallbackServerContext* context, const v1::InvalidatePrefixRequest* request,
+    v1::InvalidatePrefixResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  coordinator_->InvalidatePrefix(*request, FinishLater<v1::InvalidationResult>(reactor, response));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ShardRegistryImpl::RegisterShard(grpc::CallbackServerContext* context,

@@ -1,6 +1,7 @@
 // The kvtier.v1.SessionService and kvtier.v1.ShardRegistryService gRPC services: thin callback-API
-// edges over a Coordinator, whose calls hold its lock briefly and never block, so every
-// reaction finishes inline.
+// edges over a Coordinator, whose calls hold its lock briefly and never block: most reactions
+// finish inline; forks and invalidations finish from the coordinator's callback, once the
+// shards have answered.
 #ifndef KVTIER_SERVICE_SESSION_SERVICE_H_
 #define KVTIER_SERVICE_SESSION_SERVICE_H_
 
@@ -14,9 +15,6 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
  public:
   explicit SessionServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
 
-  grpc::ServerUnaryReactor* RegisterModel(grpc::CallbackServerContext* context,
-                                          const v1::RegisterModelRequest* request,
-                                          v1::RegisterModelResponse* response) override;
   grpc::ServerUnaryReactor* OpenSession(grpc::CallbackServerContext* context,
                                         const v1::OpenSessionRequest* request,
                                         v1::OpenSessionResponse* response) override;
@@ -38,9 +36,15 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
   grpc::ServerUnaryReactor* CloseSession(grpc::CallbackServerContext* context,
                                          const v1::CloseSessionRequest* request,
                                          v1::CloseSessionResponse* response) override;
-  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
-                                     const v1::GetStatsRequest* request,
-                                     v1::GetStatsResponse* response) override;
+  grpc::ServerUnaryReactor* ForkSession(grpc::CallbackServerContext* context,
+                                        const v1::ForkSessionRequest* request,
+                                        v1::ForkSessionResponse* response) override;
+  grpc::ServerUnaryReactor* InvalidateSession(grpc::CallbackServerContext* context,
+                                              const v1::InvalidateSessionRequest* request,
+                                              v1::InvalidateSessionResponse* response) override;
+  grpc::ServerUnaryReactor* InvalidatePrefix(grpc::CallbackServerContext* context,
+                                             const v1::InvalidatePrefixRequest* request,
+                                             v1::InvalidatePrefixResponse* response) override;
 
  private:
   Coordinator* const coordinator_;

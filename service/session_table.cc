@@ -48,6 +48,15 @@ SessionRecord* SessionTable::Open(ModelState* model, const std::string& tenant, 
   return raw;
 }
 
+SessionRecord* SessionTable::Fork(const SessionRecord& source, absl::Time deadline) {
+  SessionRecord* fork = Open(source.model, source.tenant, source.ns, deadline);
+  fork->tokens = source.tokens;
+  fork->cached_blocks = source.cached_blocks;
+  fork->chain_ended = source.chain_ended;
+  fork->placement = source.placement;
+  return fork;
+}
+
 void SessionTable::TakeOver(SessionRecord* session) {
   session->writer = NewWriter();
   ++session->writer_epoch;
@@ -69,8 +78,10 @@ absl::StatusOr<SessionRecord*> SessionTable::Find(const std::string& id,
   if (!found.ok()) return found;
   SessionRecord* session = *found;
   if (session->state == SessionRecord::State::kLost) {
-    return ReprefillRequiredError(absl::StrCat("session ", id, ": ", session->lost_reason,
-                                               "; open a new session and re-prefill"));
+    return WithReason(
+        absl::FailedPreconditionError(absl::StrCat("session ", id, ": ", session->lost_reason,
+                                                   "; open a new session and re-prefill")),
+        session->lost_code);
   }
   return session;
 }
@@ -86,10 +97,11 @@ void SessionTable::Retain(SessionRecord* session, absl::Time deadline) {
 }
 
 void SessionTable::MarkLost(SessionRecord* session, const std::string& reason,
-                            absl::Time deadline) {
+                            absl::Time deadline, v1::ErrorReason code) {
   session->model->ReleaseBlocks(session->blocks);
   session->blocks.clear();
   session->lost_reason = reason;
+  session->lost_code = code;
   --session->model->live_sessions;
   Enqueue(session, SessionRecord::State::kLost, deadline);
 }
@@ -115,6 +127,23 @@ int64_t SessionTable::DropLost(ModelState* model, const std::string& reason) {
   for (SessionRecord* session : misplaced) MarkLost(session, reason, session->deadline);
   model->sessions_lost += static_cast<int64_t>(misplaced.size());
   return static_cast<int64_t>(misplaced.size());
+}
+
+std::vector<SessionRecord*> SessionTable::Live(
+    absl::FunctionRef<bool(const SessionRecord&)> match) const {
+  std::vector<SessionRecord*> live;
+  for (const auto& [id, session] : sessions_) {
+    if (session->state != SessionRecord::State::kLost && match(*session)) {
+      live.push_back(session.get());
+    }
+  }
+  return live;
+}
+
+void SessionTable::ForgetModel(const ModelState* model) {
+  for (auto& [id, session] : sessions_) {
+    if (session->model == model) session->model = nullptr;
+  }
 }
 
 std::vector<SessionRecord*> SessionTable::RetainedOldestFirst() const {

@@ -7,9 +7,9 @@
 //   retained  its turn ended with a retention (EndTurn): soft-pinned until the retention
 //             deadline, then it ends; under memory pressure retained sessions are evicted,
 //             the oldest deadline first;
-//   lost      its K/V went with a shard, or was evicted while retained: a tombstone until its
-//             deadline, whose calls answer FAILED_PRECONDITION with reason REPREFILL_REQUIRED
-//             rather than NOT_FOUND.
+//   lost      its K/V went with a shard, was evicted while retained, or was invalidated: a
+//             tombstone until its deadline, whose calls answer FAILED_PRECONDITION with reason
+//             REPREFILL_REQUIRED (or INVALIDATED) rather than NOT_FOUND.
 // Deadlines live in two queues (active by idle deadline, retained by retention deadline), so
 // expiry and eviction never scan every session.
 //
@@ -28,10 +28,12 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cache/blocks/block_id.h"
 #include "cache/blocks/prefix_index.h"
+#include "kvtier/v1/errors.pb.h"
 #include "service/model_table.h"
 
 namespace kvtier {
@@ -41,7 +43,7 @@ struct SessionRecord {
 
   std::string id;
   std::string tenant;
-  ModelState* model = nullptr;
+  ModelState* model = nullptr;  // null for a tombstone whose model version is gone
   NamespaceId ns = 0;           // where its full blocks are cached and matched
   std::vector<int32_t> tokens;  // the committed history; its K/V is in `blocks`
   std::vector<BlockId> blocks;
@@ -55,6 +57,7 @@ struct SessionRecord {
   State state = State::kActive;
   absl::Time deadline;      // idle (active), retention (retained) or tombstone (lost)
   std::string lost_reason;  // lost: why
+  v1::ErrorReason lost_code = v1::ERROR_REASON_REPREFILL_REQUIRED;  // lost: the reason code
 
   int32_t context_len() const { return static_cast<int32_t>(tokens.size()); }
   int32_t capacity_tokens() const {
@@ -71,6 +74,9 @@ class SessionTable {
   // A new active session, idle past `deadline`.
   SessionRecord* Open(ModelState* model, const std::string& tenant, NamespaceId ns,
                       absl::Time deadline);
+  // A new active session with `source`'s tenant, model, namespace, placement and committed
+  // history, and no blocks yet (the caller gives it its share of them).
+  SessionRecord* Fork(const SessionRecord& source, absl::Time deadline);
 
   // Hands the session to a new writer: a fresh writer id and a higher writer epoch, so the
   // previous writer's leases stop working on the shards (without touching the generations of
@@ -80,7 +86,7 @@ class SessionTable {
   // NOT_FOUND for an unknown id or another tenant's session (indistinguishable on purpose).
   absl::StatusOr<SessionRecord*> Lookup(const std::string& id, const std::string& tenant);
 
-  // As Lookup, and FAILED_PRECONDITION (REPREFILL_REQUIRED) for a lost session.
+  // As Lookup, and FAILED_PRECONDITION with the tombstone's reason for a lost session.
   absl::StatusOr<SessionRecord*> Find(const std::string& id, const std::string& tenant);
 
   // Makes the session active (again), idle past at least `deadline`.
@@ -88,8 +94,9 @@ class SessionTable {
   // Soft-pins the session until `deadline`.
   void Retain(SessionRecord* session, absl::Time deadline);
   // Releases the session's blocks (full cached ones stay matchable) and makes it a tombstone
-  // saying `reason`, kept until `deadline`.
-  void MarkLost(SessionRecord* session, const std::string& reason, absl::Time deadline);
+  // saying `reason`, with reason code `code`, kept until `deadline`.
+  void MarkLost(SessionRecord* session, const std::string& reason, absl::Time deadline,
+                v1::ErrorReason code = v1::ERROR_REASON_REPREFILL_REQUIRED);
 
   // Releases the session's blocks (full cached ones stay matchable) and forgets it.
   void Close(SessionRecord* session);
@@ -97,6 +104,14 @@ class SessionTable {
   // Marks every session of `model` whose placement no longer matches the model's as lost,
   // until its deadline. Returns how many. Scans the sessions: only on the rare loss of a shard.
   int64_t DropLost(ModelState* model, const std::string& reason);
+
+  // The live (active and retained) sessions for which `match` holds. Scans every session: for
+  // invalidation, which is rare.
+  std::vector<SessionRecord*> Live(absl::FunctionRef<bool(const SessionRecord&)> match) const;
+
+  // Detaches the tombstones of `model`, whose version is being removed (it has no live
+  // sessions left).
+  void ForgetModel(const ModelState* model);
 
   // Retained sessions, the oldest deadline first.
   std::vector<SessionRecord*> RetainedOldestFirst() const;

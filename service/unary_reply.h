@@ -1,8 +1,11 @@
 // Finishes a callback-API unary RPC with a handler's result: the one place where the
-// coordinator's absl results become gRPC responses.
+// coordinator's absl results become gRPC responses. Reply finishes at once; FinishLater gives
+// an asynchronous handler the callback that finishes when its result comes.
 #ifndef KVTIER_SERVICE_UNARY_REPLY_H_
 #define KVTIER_SERVICE_UNARY_REPLY_H_
 
+#include <functional>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -26,6 +29,23 @@ inline grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+// A callback that puts its result into `response` (the response itself, or its `result` field)
+// and finishes `reactor`.
+template <typename Result, typename Response>
+std::function<void(absl::StatusOr<Result>)> FinishLater(grpc::ServerUnaryReactor* reactor,
+                                                        Response* response) {
+  return [reactor, response](absl::StatusOr<Result> result) {
+    if (result.ok()) {
+      if constexpr (std::is_same_v<Result, Response>) {
+        *response = *std::move(result);
+      } else {
+        *response->mutable_result() = *std::move(result);
+      }
+    }
+    reactor->Finish(ToGrpcStatus(result.status()));
+  };
 }
 
 }  // namespace kvtier

@@ -16,8 +16,14 @@
 // that began with a lease that has since gone stale stops writing once the newer holder has
 // shown up here.
 //
-// Thread-safe: the range and the pool's geometry are immutable; generations are atomics
-// (raised with compare-and-swap, never lowered); `fence_mu_` guards the per-session writer
+// Revoke (the coordinator's invalidation) raises blocks' generations the same way and marks
+// them revoked, and fences sessions as revoked: every lease of a revoked session, or naming a
+// revoked block at a lower generation, is refused from then on, before its next layer, with
+// reason INVALIDATED. CopyBlocks copies blocks' first token slots (a
+// fork's private copy of its source's partial tail block).
+//
+// Thread-safe: the range and the pool's geometry are immutable; generations and revoked
+// generations are atomics (raised with compare-and-swap, never lowered); `fence_mu_` guards the per-session writer
 // fences; the pool is safe for concurrent steps on disjoint slots (kv_pool.h), which the
 // coordinator's block ownership and the writable positions guarantee.
 #ifndef KVTIER_SHARD_HOSTED_MODEL_H_
@@ -36,9 +42,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "cache/kv/kv_pool.h"
 #include "kvtier/v1/common.pb.h"
 #include "kvtier/v1/registry.pb.h"
+#include "kvtier/v1/shard_control.pb.h"
 #include "shard/pool_device.h"
 
 namespace kvtier {
@@ -76,29 +84,53 @@ class HostedModel {
       ABSL_LOCKS_EXCLUDED(fence_mu_);
 
   // PERMISSION_DENIED when a block of `lease`, which AdmitLease admitted, has since been seen
-  // with a higher generation, or its session with a higher writer epoch.
+  // with a higher generation, or its session with a higher writer epoch; FAILED_PRECONDITION
+  // with reason INVALIDATED when such a block was revoked.
   absl::Status CheckLeaseCurrent(const v1::BlockLease& lease) const ABSL_LOCKS_EXCLUDED(fence_mu_);
+
+  // Revokes the request's sessions, and its blocks each at its generation: a lease of one of
+  // those sessions, or naming one of the blocks at a lower generation, is refused from now on.
+  // INVALID_ARGUMENT naming the field, revoking nothing, for a block out of range or a
+  // generation list of another length.
+  absl::Status Revoke(const v1::RevokeRequest& request) ABSL_LOCKS_EXCLUDED(fence_mu_);
+
+  // Copies the first copy.num_tokens() slots of each source block to its target, every layer.
+  // INVALID_ARGUMENT naming the field for blocks out of range, a source that is its target, or
+  // a token count outside 1..block_size (checked before anything is copied);
+  // FAILED_PRECONDITION with reason INVALIDATED for a source revoked past its stated
+  // generation.
+  absl::Status CopyBlocks(const google::protobuf::RepeatedPtrField<v1::BlockCopy>& copies);
 
  private:
   HostedModel(const v1::HostedRange& range, std::unique_ptr<KvPool> pool);
 
   // The highest writer epoch seen for a session, and the highest writable position seen for
-  // that epoch; forgotten once every lease that raised them has expired.
+  // that epoch, or that the session was revoked; forgotten once every lease that raised them
+  // has expired.
   struct WriterFence {
     uint64_t epoch = 0;
     int32_t writable_from = 0;
+    bool revoked = false;
     absl::Time expires_at;
   };
 
+  // INVALIDATED for a revoked session, PERMISSION_DENIED for a lease older than the fence.
+  static absl::Status FenceRefuses(const WriterFence& fence, const v1::BlockLease& lease);
   absl::Status CheckIncarnation(const v1::BlockLease& lease) const;
   absl::Status CheckBlocks(const v1::BlockLease& lease) const;
   // Checks `lease` against its session's fence and raises the fence to it.
   absl::Status AdmitWriter(const v1::BlockLease& lease, int32_t first_write, absl::Time now)
       ABSL_LOCKS_EXCLUDED(fence_mu_);
+  // A stale generation `leased` of `block` (named by `field`): INVALIDATED when the block was
+  // revoked past it, PERMISSION_DENIED (reassigned) otherwise.
+  absl::Status StaleBlockError(absl::string_view field, int32_t block, uint64_t known,
+                               uint64_t leased) const;
+  absl::Status CheckBlockId(absl::string_view field, int32_t block) const;
 
   const v1::HostedRange range_;
   const std::unique_ptr<KvPool> pool_;
   std::vector<std::atomic<uint64_t>> generations_;  // per block id, the highest seen
+  std::vector<std::atomic<uint64_t>> revoked_;      // per block id, the highest revoked
   mutable absl::Mutex fence_mu_;
   absl::flat_hash_map<std::string, WriterFence> fences_ ABSL_GUARDED_BY(fence_mu_);
   size_t prune_at_ ABSL_GUARDED_BY(fence_mu_) = 1024;  // fences_ size that triggers a prune

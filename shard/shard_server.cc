@@ -43,7 +43,7 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
   auto shard = std::unique_ptr<ShardServer>(new ShardServer(options));
   absl::StatusOr<StartedServer> started =
       StartServer("listen_address", options.listen_address, options.max_message_bytes,
-                  {&shard->service_, &shard->transfer_service_});
+                  {&shard->service_, &shard->transfer_service_, &shard->control_service_});
   if (!started.ok()) return started.status();
   shard->server_ = std::move(started->server);
   shard->port_ = started->port;
@@ -73,7 +73,8 @@ ShardServer::ShardServer(const ShardServerOptions& options)
       state_(options.capacity_bytes, PoolFactoryFor(options.device, &threads_)),
       service_(&state_),
       transfer_service_(&state_,
-                        BlockTransferOptions{.max_message_bytes = options.max_message_bytes}) {}
+                        BlockTransferOptions{.max_message_bytes = options.max_message_bytes}),
+      control_service_(&state_) {}
 
 ShardServer::~ShardServer() { Shutdown(); }
 

@@ -1,5 +1,5 @@
 // ShardServer: a running shard worker: the gRPC server with kvtier.v1.AttentionService,
-// kvtier.v1.BlockTransferService, grpc.health.v1 and reflection, the attention thread pool, the
+// kvtier.v1.BlockTransferService, kvtier.v1.ShardControlService, grpc.health.v1 and reflection, the attention thread pool, the
 // hosted state, and the registration with the coordinator. kvtier-shard runs one; tests and
 // kvtier-local run several in one process.
 //
@@ -26,6 +26,7 @@
 #include "shard/block_transfer_service.h"
 #include "shard/pool_device.h"
 #include "shard/registration.h"
+#include "shard/shard_control_service.h"
 #include "shard/shard_state.h"
 
 namespace kvtier {
@@ -93,6 +94,7 @@ class ShardServer {
   ShardState state_;
   AttentionServiceImpl service_;
   BlockTransferServiceImpl transfer_service_;
+  ShardControlServiceImpl control_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<ShardRegistration> registration_;
 

@@ -101,11 +101,82 @@ bool BlockManager::Cache(BlockId block, NamespaceId ns, BlockId parent,
   return true;
 }
 
-absl::Status BlockManager::Release(BlockId block) {
-  if (block < 0 || block >= num_blocks()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("block: ", block, " out of range [0, ", num_blocks(), ")"));
+absl::Status BlockManager::CheckId(BlockId block) const {
+  if (block >= 0 && block < num_blocks()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("block: ", block, " out of range [0, ", num_blocks(), ")"));
+}
+
+absl::Status BlockManager::Share(absl::Span<const BlockId> blocks) {
+  for (BlockId block : blocks) {
+    if (absl::Status status = CheckId(block); !status.ok()) return status;
+    if (blocks_[block].refs == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("block ", block, " is not referenced: only held blocks can be shared"));
+    }
   }
+  for (BlockId block : blocks) ++blocks_[block].refs;
+  return absl::OkStatus();
+}
+
+std::vector<BlockId> BlockManager::CachedUnder(NamespaceId ns,
+                                               absl::Span<const int32_t> prefix) const {
+  if (prefix.empty()) return {};
+  // The full blocks strictly before the one holding the prefix's last token must be cached.
+  const int32_t before = static_cast<int32_t>((prefix.size() - 1) / block_size_);
+  const std::vector<BlockId> chain = Match({ns}, kNoBlock, prefix, before);
+  if (static_cast<int32_t>(chain.size()) < before) return {};
+  const BlockId parent = chain.empty() ? kNoBlock : chain.back();
+  return index_.Extending(ns, parent, prefix.subspan(int64_t{before} * block_size_));
+}
+
+absl::StatusOr<int32_t> BlockManager::Revoke(absl::Span<const BlockId> blocks,
+                                             std::vector<BlockId>* revoked,
+                                             std::vector<uint64_t>* generations) {
+  std::vector<BlockId> cached;
+  std::vector<BlockId> uncached;
+  for (BlockId block : blocks) {
+    if (absl::Status status = CheckId(block); !status.ok()) return status;
+    (index_.Contains(block) ? cached : uncached).push_back(block);
+  }
+  // The cached ones with what lies under them, children first (as Erase needs), then the rest.
+  std::vector<BlockId> all = index_.WithDescendants(cached);
+  const size_t num_cached = all.size();
+  all.insert(all.end(), uncached.begin(), uncached.end());
+  for (BlockId block : all) {
+    if (blocks_[block].refs > 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("block ", block, " is referenced: release it before revoking it"));
+    }
+  }
+  std::vector<BlockId> parents;  // of the erased blocks: they may have become evictable
+  for (size_t i = 0; i < num_cached; ++i) {
+    const BlockId block = all[i];
+    if (candidate_[block]) {
+      candidate_[block] = false;
+      policy_->RemoveCandidate(block);
+    }
+    parents.push_back(index_.Parent(block));
+    index_.Erase(block);
+    policy_->Forget(block);
+    --cached_unreferenced_;
+    free_.push_back(block);
+  }
+  for (BlockId parent : parents) {
+    if (parent != kNoBlock && index_.Contains(parent)) UpdateCandidate(parent);
+  }
+  std::vector<bool> done(blocks_.size());
+  for (BlockId block : all) {
+    if (done[block]) continue;
+    done[block] = true;
+    revoked->push_back(block);
+    generations->push_back(++blocks_[block].generation);
+  }
+  return static_cast<int32_t>(num_cached);
+}
+
+absl::Status BlockManager::Release(BlockId block) {
+  if (absl::Status status = CheckId(block); !status.ok()) return status;
   Block& state = blocks_[block];
   if (state.refs == 0) {
     return absl::FailedPreconditionError(

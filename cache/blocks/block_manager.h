@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "cache/blocks/block_id.h"
 #include "cache/blocks/eviction_policy.h"
@@ -78,6 +79,30 @@ class BlockManager {
   // block.
   bool Cache(BlockId block, NamespaceId ns, BlockId parent, absl::Span<const int32_t> tokens);
 
+  // A reference more to each of `blocks`, all referenced already (a fork sharing its source's
+  // blocks, or holding one while it is copied). INVALID_ARGUMENT for an id out of range,
+  // FAILED_PRECONDITION for an unreferenced block; either changes nothing.
+  absl::Status Share(absl::Span<const BlockId> blocks);
+
+  // The cached blocks in `ns` whose history (their chain's tokens from position 0 through
+  // their own) starts with `prefix`: the block holding the prefix's last token, when the
+  // blocks before it are cached, and only those (what lies under them: Revoke takes it).
+  std::vector<BlockId> CachedUnder(NamespaceId ns, absl::Span<const int32_t> prefix) const;
+  // The cached blocks of `ns`.
+  std::vector<BlockId> CachedIn(NamespaceId ns) const { return index_.InNamespace(ns); }
+  // The cached ones of `blocks` and every cached block under them.
+  std::vector<BlockId> CachedSubtrees(absl::Span<const BlockId> blocks) const {
+    return index_.WithDescendants(blocks);
+  }
+
+  // Revokes each of `blocks` (unreferenced) and every cached block under them: each stops
+  // matching, becomes free, and gets a higher generation, so leases that name it at an older
+  // one are refused. Appends each revoked block and its new generation to `revoked` and
+  // `generations`, and returns how many were cached. FAILED_PRECONDITION, changing nothing,
+  // when one of them is referenced; INVALID_ARGUMENT for an id out of range.
+  absl::StatusOr<int32_t> Revoke(absl::Span<const BlockId> blocks, std::vector<BlockId>* revoked,
+                                 std::vector<uint64_t>* generations);
+
   // Drops one reference; an unreferenced block becomes free, or stays cached if it is.
   // INVALID_ARGUMENT for an id out of range, FAILED_PRECONDITION for an unreferenced block.
   absl::Status Release(BlockId block);
@@ -96,6 +121,7 @@ class BlockManager {
     uint64_t generation = 0;
   };
 
+  absl::Status CheckId(BlockId block) const;
   // Whether `block` may be evicted now, and the policy's candidate set kept in step with it.
   bool Evictable(BlockId block) const;
   void UpdateCandidate(BlockId block);

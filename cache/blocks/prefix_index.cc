@@ -54,4 +54,58 @@ void PrefixIndex::Erase(BlockId block) {
   entry = Entry{};
 }
 
+std::vector<BlockId> PrefixIndex::Extending(NamespaceId ns, BlockId parent,
+                                            absl::Span<const int32_t> leading) const {
+  assert(static_cast<int32_t>(leading.size()) <= block_size_);
+  std::vector<BlockId> found;
+  for (BlockId block = 0; block < static_cast<BlockId>(entries_.size()); ++block) {
+    const Entry& entry = entries_[block];
+    if (entry.cached && entry.ns == ns && entry.parent == parent &&
+        TokensOf(block).subspan(0, leading.size()) == leading) {
+      found.push_back(block);
+    }
+  }
+  return found;
+}
+
+std::vector<BlockId> PrefixIndex::InNamespace(NamespaceId ns) const {
+  std::vector<BlockId> found;
+  for (BlockId block = 0; block < static_cast<BlockId>(entries_.size()); ++block) {
+    if (entries_[block].cached && entries_[block].ns == ns) found.push_back(block);
+  }
+  return found;
+}
+
+std::vector<BlockId> PrefixIndex::WithDescendants(absl::Span<const BlockId> roots) const {
+  const BlockId num_blocks = static_cast<BlockId>(entries_.size());
+  std::vector<std::vector<BlockId>> children(num_blocks);
+  for (BlockId block = 0; block < num_blocks; ++block) {
+    const Entry& entry = entries_[block];
+    if (entry.cached && entry.parent != kNoBlock) children[entry.parent].push_back(block);
+  }
+  // Depth first, each block after its children; `seen` skips roots under other roots.
+  std::vector<bool> seen(num_blocks);
+  std::vector<BlockId> order;
+  std::vector<std::pair<BlockId, size_t>> stack;  // block, its next child to visit
+  for (BlockId root : roots) {
+    if (!entries_[root].cached || seen[root]) continue;
+    seen[root] = true;
+    stack.push_back({root, 0});
+    while (!stack.empty()) {
+      auto& [block, next] = stack.back();
+      if (next < children[block].size()) {
+        const BlockId child = children[block][next++];
+        if (!seen[child]) {
+          seen[child] = true;
+          stack.push_back({child, 0});
+        }
+        continue;
+      }
+      order.push_back(block);
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
 }  // namespace kvtier

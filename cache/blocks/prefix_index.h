@@ -41,6 +41,18 @@ class PrefixIndex {
   // Uncaches `block`, which must be cached and have no cached child.
   void Erase(BlockId block);
 
+  // The cached blocks after `parent` (kNoBlock: chains' first blocks) in `ns` whose first
+  // tokens are `leading` (at most block_size ids).
+  std::vector<BlockId> Extending(NamespaceId ns, BlockId parent,
+                                 absl::Span<const int32_t> leading) const;
+  // The cached blocks of `ns`.
+  std::vector<BlockId> InNamespace(NamespaceId ns) const;
+  // `roots` (cached blocks) and every cached block under them, each once, every block after
+  // all of its cached children: an order Erase can take them in.
+  std::vector<BlockId> WithDescendants(absl::Span<const BlockId> roots) const;
+  // NOTE: these three scan every block (num_blocks entries): for invalidation, which is rare,
+  // not for the step path.
+
   bool Contains(BlockId block) const { return entries_[block].cached; }
   BlockId Parent(BlockId block) const { return entries_[block].parent; }
   NamespaceId Namespace(BlockId block) const { return entries_[block].ns; }

@@ -21,7 +21,7 @@ constexpr int kFakeMessageBytes = 64 << 20;
 
 FakeSessionService::FakeSessionService(v1::ModelSpec model, std::vector<v1::ShardEndpoint> shards)
     : model_(std::move(model)), shards_(std::move(shards)) {
-  StartedServer started = StartServer("fake", "127.0.0.1:0", kFakeMessageBytes, {this}).value();
+  StartedServer started = StartServer("fake", "127.0.0.1:0", kFakeMessageBytes, {this, &admin_}).value();
   server_ = std::move(started.server);
   address_ = absl::StrCat("127.0.0.1:", started.port);
 }
@@ -138,13 +138,13 @@ v1::SessionInfo FakeSessionService::Describe(const std::string& session_id,
   return info;
 }
 
-grpc::Status FakeSessionService::RegisterModel(grpc::ServerContext* context,
-                                               const v1::RegisterModelRequest* request,
+grpc::Status FakeSessionService::RegisterModel(const grpc::ServerContext& context,
+                                               const v1::RegisterModelRequest& request,
                                                v1::RegisterModelResponse* response) {
   absl::MutexLock lock(&mu_);
-  calls_.register_model.push_back(*request);
-  if (grpc::Status status = Record("RegisterModel", *context); !status.ok()) return status;
-  *response->mutable_model() = request->model();
+  calls_.register_model.push_back(request);
+  if (grpc::Status status = Record("RegisterModel", context); !status.ok()) return status;
+  *response->mutable_model() = request.model();
   return grpc::Status::OK;
 }
 
@@ -278,11 +278,10 @@ grpc::Status FakeSessionService::CloseSession(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status FakeSessionService::GetStats(grpc::ServerContext* context,
-                                          const v1::GetStatsRequest* request,
+grpc::Status FakeSessionService::GetStats(const grpc::ServerContext& context,
                                           v1::GetStatsResponse* response) {
   absl::MutexLock lock(&mu_);
-  if (grpc::Status status = Record("GetStats", *context); !status.ok()) return status;
+  if (grpc::Status status = Record("GetStats", context); !status.ok()) return status;
   v1::ModelStats* stats = response->add_models();
   *stats->mutable_model() = model_;
   stats->set_sessions(static_cast<int64_t>(sessions_.size()));

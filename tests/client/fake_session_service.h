@@ -1,4 +1,5 @@
-// FakeSessionService: a kvtier.v1.SessionService served on an ephemeral 127.0.0.1 port,
+// FakeSessionService: a kvtier.v1.SessionService, and the kvtier.v1.AdminService calls the
+// client library makes (RegisterModel, GetStats), served on an ephemeral 127.0.0.1 port,
 // standing in for the coordinator in client library tests.
 //
 // It behaves as a minimal coordinator of one model: sessions "session-1", "session-2", ...
@@ -24,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "kvtier/v1/admin.grpc.pb.h"
 #include "kvtier/v1/common.pb.h"
 #include "kvtier/v1/session.grpc.pb.h"
 
@@ -64,8 +66,6 @@ class FakeSessionService final : public v1::SessionService::Service {
   // The tokens the session has committed, in order.
   std::vector<int32_t> committed(const std::string& session_id) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  grpc::Status RegisterModel(grpc::ServerContext* context, const v1::RegisterModelRequest* request,
-                             v1::RegisterModelResponse* response) override ABSL_LOCKS_EXCLUDED(mu_);
   grpc::Status OpenSession(grpc::ServerContext* context, const v1::OpenSessionRequest* request,
                            v1::OpenSessionResponse* response) override ABSL_LOCKS_EXCLUDED(mu_);
   grpc::Status GetSession(grpc::ServerContext* context, const v1::GetSessionRequest* request,
@@ -82,10 +82,32 @@ class FakeSessionService final : public v1::SessionService::Service {
                        v1::EndTurnResponse* response) override ABSL_LOCKS_EXCLUDED(mu_);
   grpc::Status CloseSession(grpc::ServerContext* context, const v1::CloseSessionRequest* request,
                             v1::CloseSessionResponse* response) override ABSL_LOCKS_EXCLUDED(mu_);
-  grpc::Status GetStats(grpc::ServerContext* context, const v1::GetStatsRequest* request,
-                        v1::GetStatsResponse* response) override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // The AdminService half, answered by the fake's own RegisterModel and GetStats.
+  class Admin final : public v1::AdminService::Service {
+   public:
+    explicit Admin(FakeSessionService* fake) : fake_(fake) {}
+    grpc::Status RegisterModel(grpc::ServerContext* context,
+                               const v1::RegisterModelRequest* request,
+                               v1::RegisterModelResponse* response) override {
+      return fake_->RegisterModel(*context, *request, response);
+    }
+    grpc::Status GetStats(grpc::ServerContext* context, const v1::GetStatsRequest* request,
+                          v1::GetStatsResponse* response) override {
+      return fake_->GetStats(*context, response);
+    }
+
+   private:
+    FakeSessionService* const fake_;
+  };
+
+  grpc::Status RegisterModel(const grpc::ServerContext& context,
+                             const v1::RegisterModelRequest& request,
+                             v1::RegisterModelResponse* response) ABSL_LOCKS_EXCLUDED(mu_);
+  grpc::Status GetStats(const grpc::ServerContext& context, v1::GetStatsResponse* response)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   struct SessionState {
     std::string tenant;
     uint64_t writer = 0;
@@ -135,6 +157,7 @@ class FakeSessionService final : public v1::SessionService::Service {
   int32_t cache_next_ ABSL_GUARDED_BY(mu_) = 0;
   Calls calls_ ABSL_GUARDED_BY(mu_);
 
+  Admin admin_{this};
   std::string address_;
   std::unique_ptr<grpc::Server> server_;
 };
