@@ -11,7 +11,7 @@ namespace kvtier {
 namespace {
 
 // Quantiles of the spectrum plot: 50% to 99.99%.
-constexpr double kSpectrum[] = {0.5,  0.75,  0.9,   0.95,   0.98,  0.99,
+constexpr double kSpectrum[] = {0.5,   0.75,  0.9,   0.95,   0.98,  0.99,
                                 0.995, 0.998, 0.999, 0.9995, 0.9999};
 
 double Ms(int64_t nanoseconds) { return nanoseconds / 1e6; }
@@ -89,9 +89,8 @@ void Summary(JsonWriter& json, const LoadResult& r) {
   json.Field("sessions_completed", n.sessions_completed);
   json.Field("turns", n.turns);
   json.Field("decode_tokens", n.decode_tokens);
-  json.Field("tokens_per_s", r.measured > absl::ZeroDuration()
-                                 ? n.decode_tokens / Seconds(r.measured)
-                                 : 0.0);
+  json.Field("tokens_per_s",
+             r.measured > absl::ZeroDuration() ? n.decode_tokens / Seconds(r.measured) : 0.0);
   json.Field("prompt_tokens", n.prompt_tokens);
   json.Field("cached_tokens", n.cached_tokens);
   json.Field("hit_rate", Ratio(n.cached_tokens, n.prompt_tokens));

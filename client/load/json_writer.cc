@@ -18,27 +18,21 @@ void JsonWriter::Separate() {
   }
 }
 
-void JsonWriter::BeginObject() {
+void JsonWriter::Open(char bracket) {
   Separate();
-  text_ += '{';
+  text_ += bracket;
   first_.push_back(true);
 }
 
-void JsonWriter::EndObject() {
-  text_ += '}';
+void JsonWriter::Close(char bracket) {
+  text_ += bracket;
   first_.pop_back();
 }
 
-void JsonWriter::BeginArray() {
-  Separate();
-  text_ += '[';
-  first_.push_back(true);
-}
-
-void JsonWriter::EndArray() {
-  text_ += ']';
-  first_.pop_back();
-}
+void JsonWriter::BeginObject() { Open('{'); }
+void JsonWriter::EndObject() { Close('}'); }
+void JsonWriter::BeginArray() { Open('['); }
+void JsonWriter::EndArray() { Close(']'); }
 
 void JsonWriter::Key(absl::string_view key) {
   String(key);

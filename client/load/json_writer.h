@@ -30,35 +30,26 @@ class JsonWriter {
 
   // Key, then the value.
   void Field(absl::string_view key, absl::string_view value) {
-    Key(key);
-    String(value);
+    Member(key, &JsonWriter::String, value);
   }
-  void Field(absl::string_view key, const char* value) {
-    Key(key);
-    String(value);
-  }
-  void Field(absl::string_view key, int64_t value) {
-    Key(key);
-    Int(value);
-  }
-  void Field(absl::string_view key, int value) {
-    Key(key);
-    Int(value);
-  }
-  void Field(absl::string_view key, double value) {
-    Key(key);
-    Double(value);
-  }
-  void Field(absl::string_view key, bool value) {
-    Key(key);
-    Bool(value);
-  }
+  void Field(absl::string_view key, const char* value) { Member(key, &JsonWriter::String, value); }
+  void Field(absl::string_view key, int64_t value) { Member(key, &JsonWriter::Int, value); }
+  void Field(absl::string_view key, int value) { Member(key, &JsonWriter::Int, value); }
+  void Field(absl::string_view key, double value) { Member(key, &JsonWriter::Double, value); }
+  void Field(absl::string_view key, bool value) { Member(key, &JsonWriter::Bool, value); }
 
   const std::string& text() const { return text_; }
 
  private:
+  template <typename Write, typename T>
+  void Member(absl::string_view key, Write write, T value) {
+    Key(key);
+    (this->*write)(value);
+  }
   // Before any value: a comma when it is not the first of its container.
   void Separate();
+  void Open(char bracket);
+  void Close(char bracket);
 
   std::string text_;
   std::vector<bool> first_;  // per open container: nothing written in it yet

@@ -146,16 +146,15 @@ absl::StatusOr<v1::ModelSpec> TierModel(Client& client, const LoadConfig& config
   }
   if (chosen == nullptr) {
     const std::string wanted =
-        config.model.empty() ? "--model: name one of the tier's models"
-                             : absl::StrCat("--model: the tier has no model ",
-                                            config.model_version.empty()
-                                                ? config.model
-                                                : absl::StrCat(config.model, "@",
-                                                               config.model_version));
-    return absl::NotFoundError(absl::StrCat(wanted, " (the tier at ", config.coordinator,
-                                            " has: ",
-                                            names.empty() ? "none" : absl::StrJoin(names, ", "),
-                                            ")"));
+        config.model.empty()
+            ? "--model: name one of the tier's models"
+            : absl::StrCat("--model: the tier has no model ",
+                           config.model_version.empty()
+                               ? config.model
+                               : absl::StrCat(config.model, "@", config.model_version));
+    return absl::NotFoundError(
+        absl::StrCat(wanted, " (the tier at ", config.coordinator,
+                     " has: ", names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
   }
   if (!chosen->ready()) {
     return absl::FailedPreconditionError(
@@ -165,8 +164,7 @@ absl::StatusOr<v1::ModelSpec> TierModel(Client& client, const LoadConfig& config
   return chosen->model();
 }
 
-absl::Status WriteFile(const std::string& flag, const std::string& path,
-                       const std::string& text) {
+absl::Status WriteFile(const std::string& flag, const std::string& path, const std::string& text) {
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   file << text;
   file.close();
@@ -198,8 +196,7 @@ int Main() {
       }
     }
     if (!config->html_path.empty()) {
-      if (absl::Status s = WriteFile("--html", config->html_path, LoadReportHtml(json));
-          !s.ok()) {
+      if (absl::Status s = WriteFile("--html", config->html_path, LoadReportHtml(json)); !s.ok()) {
         return Fail(kCannotRun, s);
       }
     }
@@ -208,8 +205,7 @@ int Main() {
     for (const SessionRow& row : result->sessions) {
       if (row.verified && !row.error.empty()) {
         std::fprintf(stderr, "kvtier-load: session #%lld %s: %s\n",
-                     static_cast<long long>(row.index), row.session_id.c_str(),
-                     row.error.c_str());
+                     static_cast<long long>(row.index), row.session_id.c_str(), row.error.c_str());
         break;
       }
     }

@@ -12,8 +12,7 @@ LoadRecorder::LoadRecorder(absl::Time start, absl::Duration warmup, absl::Durati
 
 LoadSlice& LoadRecorder::SliceAt(absl::Time at) {
   absl::Duration into_slice;
-  const int64_t index =
-      std::max<int64_t>(0, absl::IDivDuration(at - start_, slice_, &into_slice));
+  const int64_t index = std::max<int64_t>(0, absl::IDivDuration(at - start_, slice_, &into_slice));
   std::vector<LoadSlice>& slices = result_.slices;
   while (static_cast<int64_t>(slices.size()) <= index) {
     LoadSlice& slice = slices.emplace_back();

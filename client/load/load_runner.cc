@@ -47,8 +47,7 @@ void RunOpenSlot(const std::vector<absl::Duration>& arrivals, const Workload& wo
 }  // namespace
 
 absl::StatusOr<LoadResult> RunLoad(const LoadConfig& config, const v1::ModelSpec& model,
-                                   Client& client, int64_t corrupt_output,
-                                   ProgressLine* progress) {
+                                   Client& client, int64_t corrupt_output, ProgressLine* progress) {
   absl::StatusOr<DType> dtype = DTypeFromProto(model.dtype());
   if (!dtype.ok()) return dtype.status();
   const Workload workload(config);

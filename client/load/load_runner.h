@@ -22,8 +22,7 @@ namespace kvtier {
 // `model` is the tier's spec of config.model. `corrupt_output`: see SessionDriver. `progress`
 // may be null (no live line). INVALID_ARGUMENT naming the model's dtype if it is unknown.
 absl::StatusOr<LoadResult> RunLoad(const LoadConfig& config, const v1::ModelSpec& model,
-                                   Client& client, int64_t corrupt_output,
-                                   ProgressLine* progress);
+                                   Client& client, int64_t corrupt_output, ProgressLine* progress);
 
 }  // namespace kvtier
 

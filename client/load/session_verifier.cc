@@ -14,8 +14,7 @@ SessionVerifier::SessionVerifier(const v1::ModelSpec& model, DType dtype)
       k_(model.num_layers()),
       v_(model.num_layers()) {}
 
-void SessionVerifier::AppendCached(int count,
-                                   absl::FunctionRef<uint64_t(int position)> kv_stream) {
+void SessionVerifier::AppendCached(int count, absl::FunctionRef<uint64_t(int position)> kv_stream) {
   for (int layer = 0; layer < model_.num_layers(); ++layer) {
     for (int position = context_len_; position < context_len_ + count; ++position) {
       const size_t at = k_[layer].size();

@@ -37,8 +37,7 @@ void StepTensors::Resize(int rows) {
   v_bytes_.resize(k_bytes_.size());
 }
 
-void StepTensors::DrawRow(int row, int layer, int position, uint64_t q_stream,
-                          uint64_t kv_stream) {
+void StepTensors::DrawRow(int row, int layer, int position, uint64_t q_stream, uint64_t kv_stream) {
   const size_t size = DTypeSize(dtype_);
   const size_t q_at = size_t{1} * row * q_width_;
   const size_t kv_at = size_t{1} * row * kv_width_;

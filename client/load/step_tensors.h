@@ -57,7 +57,7 @@ class StepTensors {
   const int q_width_;   // num_q_heads * head_dim
   const int kv_width_;  // num_kv_heads * head_dim
   int rows_ = 0;
-  std::vector<float> q_, k_, v_;                           // [rows][width]
+  std::vector<float> q_, k_, v_;                               // [rows][width]
   std::vector<char> q_bytes_, k_bytes_, v_bytes_, out_bytes_;  // the same, in dtype_
 };
 

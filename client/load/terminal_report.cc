@@ -27,7 +27,7 @@ std::string Workload(const LoadConfig& c) {
           : absl::StrFormat("open loop, %g sessions/s (burstiness %g), at most %d at a time",
                             c.session_rate, c.burstiness, c.max_sessions);
   return absl::StrFormat(
-      "%s, %d turns each: system prompt %d tokens (%d prefix groups), prompt %s, decode %s, "
+      "%s, %d turns each: system prompt %d tokens (prefix groups: %d), prompt %s, decode %s, "
       "think %s ms",
       load, c.turns, c.system_tokens, c.prefix_groups, c.prompt_tokens.ToString(),
       c.decode_tokens.ToString(), c.think_ms.ToString());
@@ -67,17 +67,16 @@ std::string LoadReportTable(const LoadConfig& config, const v1::ModelSpec& model
       Percent(n.cached_tokens, n.prompt_tokens), r.latencies.cached_tokens.mean());
   std::vector<std::string> worst;
   for (const SessionRow* row : WorstSessions(r, 5)) {
-    worst.push_back(
-        absl::StrFormat("#%d %.3f ms", row->index, row->token.Percentile(0.99) / 1e6));
+    worst.push_back(absl::StrFormat("#%d %.3f ms", row->index, row->token.Percentile(0.99) / 1e6));
   }
   absl::StrAppend(&out, "worst sessions by token p99: ",
                   worst.empty() ? "none" : absl::StrJoin(worst, ", "), "\n");
   std::vector<std::string> errors;
   for (const auto& [code, count] : n.errors) errors.push_back(absl::StrCat(code, " ", count));
-  absl::StrAppend(&out, "errors: ", errors.empty() ? "none" : absl::StrJoin(errors, ", "),
-                  "\n");
+  absl::StrAppend(&out, "errors: ", errors.empty() ? "none" : absl::StrJoin(errors, ", "), "\n");
   if (config.verify_fraction > 0) {
-    absl::StrAppendFormat(&out, "verify: %d layer outputs checked against the reference, %d wrong\n",
+    absl::StrAppendFormat(&out,
+                          "verify: %d layer outputs checked against the reference, %d wrong\n",
                           n.verified_outputs, n.verify_mismatches);
   }
   const double wall = absl::ToDoubleSeconds(r.elapsed);
@@ -88,8 +87,7 @@ std::string LoadReportTable(const LoadConfig& config, const v1::ModelSpec& model
       r.cost.cpu_seconds, wall > 0 ? 100 * r.cost.cpu_seconds / wall : 0.0,
       CpuMicrosPerLayerRoundTrip(r), r.cost.late_sends, r.cost.sends);
   if (const std::string why = ToolBottleneck(r); !why.empty()) {
-    absl::StrAppend(&out, "WARNING: kvtier-load, not the tier, may be the bottleneck: ", why,
-                    "\n");
+    absl::StrAppend(&out, "WARNING: kvtier-load, not the tier, may be the bottleneck: ", why, "\n");
   }
   return out;
 }

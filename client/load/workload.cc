@@ -36,8 +36,8 @@ ConversationPlan Workload::Plan(int64_t index) const {
     TurnPlan& t = plan.turns.emplace_back();
     if (turn > 0) t.think_before = absl::Milliseconds(config_.think_ms.Sample(rng));
     // The first turn may be the system prompt alone; later turns say something.
-    t.prompt_tokens = config_.prompt_tokens.SampleCount(
-        rng, turn == 0 && config_.system_tokens > 0 ? 0 : 1);
+    t.prompt_tokens =
+        config_.prompt_tokens.SampleCount(rng, turn == 0 && config_.system_tokens > 0 ? 0 : 1);
     t.decode_tokens = config_.decode_tokens.SampleCount(rng, 1);
   }
   return plan;

@@ -39,8 +39,8 @@ TEST(CoordinatedOmissionTest, AStallShowsInOpenLoopLatencyButNotInServiceTime) {
   tier.Signal(SIGCONT);
   const std::string output = load.RestOfOutput();
   const int status = load.Wait();
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << DescribeExit(status) << "\n" << output << load.ErrorOutput();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << DescribeExit(status) << "\n"
+                                                             << output << load.ErrorOutput();
   EXPECT_THAT(output, testing::HasSubstr("ttft (from arrival)"));
   EXPECT_THAT(output, testing::HasSubstr("ttft (service)"));
 

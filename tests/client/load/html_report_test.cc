@@ -1,8 +1,6 @@
 // The --html report opens in headless Chromium (Debian's chromium, which scripts/install-deps
 // installs) with no console error, its six plots drawn in the DOM, and a screenshot written
 // into the build tree (kvtier-load-report.png beside this test's binary) for people to look at.
-#include <sys/wait.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -12,7 +10,6 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/child_process.h"
 #include "tests/client/load/load_tool.h"
 
 namespace kvtier::test {
@@ -20,25 +17,17 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Browser {
-  int exit_code = -1;
-  std::string output, errors;
-};
-
-Browser RunChromium(const std::vector<std::string>& flags, const std::string& page) {
-  std::vector<std::string> command = {"/usr/bin/chromium", "--headless", "--no-sandbox",
-                                      "--disable-gpu", "--enable-logging=stderr", "--v=0",
+ChildRun RunChromium(const std::vector<std::string>& flags, const std::string& page) {
+  std::vector<std::string> command = {"/usr/bin/chromium",
+                                      "--headless",
+                                      "--no-sandbox",
+                                      "--disable-gpu",
+                                      "--enable-logging=stderr",
+                                      "--v=0",
                                       "--user-data-dir=" + TempPath("chromium-profile")};
   command.insert(command.end(), flags.begin(), flags.end());
   command.push_back("file://" + page);
-  ChildProcess process(command);
-  EXPECT_TRUE(process.started());
-  Browser browser;
-  browser.output = process.RestOfOutput();
-  const int status = process.Wait();
-  browser.errors = process.ErrorOutput();
-  if (WIFEXITED(status)) browser.exit_code = WEXITSTATUS(status);
-  return browser;
+  return RunChild(command);
 }
 
 // The page's console messages, as Chromium logs them to stderr.
@@ -68,10 +57,10 @@ TEST_F(LoadToolTest, TheHtmlReportRendersInChromium) {
   const std::string screenshot =
       std::string(KVTIER_LOAD_TEST_OUTPUT_DIR) + "/kvtier-load-report.png";
   std::remove(screenshot.c_str());
-  const LoadToolRun run = RunLoadTool(
-      {coordinator_flag(), "--sessions=3", "--turns=3", "--system_tokens=40",
-       "--prompt_tokens=lognormal:12:0.5", "--decode_tokens=uniform:4:12", "--think_ms=exp:3",
-       "--duration=2s", "--slice=200ms", "--html=" + html});
+  const ChildRun run =
+      RunLoadTool({coordinator_flag(), "--sessions=3", "--turns=3", "--system_tokens=40",
+                   "--prompt_tokens=lognormal:12:0.5", "--decode_tokens=uniform:4:12",
+                   "--think_ms=exp:3", "--duration=2s", "--slice=200ms", "--html=" + html});
   ASSERT_EQ(run.exit_code, 0) << run.output << run.errors;
   std::ifstream file(html);
   std::stringstream page;
@@ -82,7 +71,7 @@ TEST_F(LoadToolTest, TheHtmlReportRendersInChromium) {
   }
   EXPECT_EQ(Count(page.str(), "http://"), Count(page.str(), "\"http://www.w3.org/2000/svg\""));
 
-  const Browser dom = RunChromium({"--dump-dom"}, html);
+  const ChildRun dom = RunChromium({"--dump-dom"}, html);
   EXPECT_EQ(dom.exit_code, 0) << dom.errors;
   EXPECT_THAT(ConsoleLines(dom.errors), testing::IsEmpty()) << dom.errors;
   EXPECT_THAT(dom.output, HasSubstr("data-rendered=\"yes\""));
@@ -93,7 +82,8 @@ TEST_F(LoadToolTest, TheHtmlReportRendersInChromium) {
     const std::string svg = dom.output.substr(at, dom.output.find("</svg>", at) - at);
     const bool histogram = std::string(plot) == "plot-session-p99";
     EXPECT_GE(Count(svg, histogram ? "class=\"bar\"" : "class=\"series\""), 1)
-        << plot << " has nothing drawn:\n" << svg;
+        << plot << " has nothing drawn:\n"
+        << svg;
     EXPECT_THAT(svg, testing::Not(HasSubstr("no data"))) << plot;
   }
   // p50, p90, p99 over time; token, TTFT and layer round trip in the spectrum; one line each
@@ -101,9 +91,8 @@ TEST_F(LoadToolTest, TheHtmlReportRendersInChromium) {
   EXPECT_EQ(Count(dom.output, "class=\"series\""), 3 + 3 + 1 + 1 + 1);
   EXPECT_THAT(dom.output, HasSubstr("class=\"band\""));
 
-  const Browser shot = RunChromium({"--screenshot=" + screenshot, "--window-size=1200,1500",
-                                    "--hide-scrollbars"},
-                                   html);
+  const ChildRun shot = RunChromium(
+      {"--screenshot=" + screenshot, "--window-size=1200,1500", "--hide-scrollbars"}, html);
   EXPECT_EQ(shot.exit_code, 0) << shot.errors;
   EXPECT_THAT(ConsoleLines(shot.errors), testing::IsEmpty()) << shot.errors;
   std::ifstream png(screenshot, std::ios::binary);

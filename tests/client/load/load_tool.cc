@@ -8,21 +8,26 @@
 
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/wire/model_spec.h"
 #include "tests/child_process.h"
 
 namespace kvtier::test {
 
-LoadToolRun RunLoadTool(const std::vector<std::string>& flags) {
-  std::vector<std::string> command = {KVTIER_LOAD_BIN};
-  command.insert(command.end(), flags.begin(), flags.end());
+ChildRun RunChild(const std::vector<std::string>& command) {
   ChildProcess process(command);
-  EXPECT_TRUE(process.started());
-  LoadToolRun run;
+  EXPECT_TRUE(process.started()) << command[0];
+  ChildRun run;
   run.output = process.RestOfOutput();
   const int status = process.Wait();
   run.errors = process.ErrorOutput();
   if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
   return run;
+}
+
+ChildRun RunLoadTool(const std::vector<std::string>& flags) {
+  std::vector<std::string> command = {KVTIER_LOAD_BIN};
+  command.insert(command.end(), flags.begin(), flags.end());
+  return RunChild(command);
 }
 
 google::protobuf::Struct ReadJson(const std::string& path) {
@@ -65,17 +70,9 @@ std::string TempPath(const std::string& name) {
 }
 
 v1::ModelSpec LoadTestModel() {
-  v1::ModelSpec model;
-  model.mutable_id()->set_name("load");
-  model.set_num_layers(4);
-  model.set_num_q_heads(8);
-  model.set_num_kv_heads(2);
-  model.set_head_dim(64);
-  model.set_dtype(v1::DTYPE_BF16);
-  model.set_block_size(16);
-  model.set_num_blocks(2048);
-  model.set_num_shards(2);
-  return model;
+  return *ParseModelSpec(
+      "name=load,layers=4,q_heads=8,kv_heads=2,head_dim=64,dtype=bf16,block_size=16,"
+      "blocks=2048,shards=2");
 }
 
 void LoadToolTest::SetUp() {

@@ -1,6 +1,7 @@
 // Test support for kvtier-load's own tests: the binary run as a child process, as a user runs
-// it, its exit status and output; its JSON report parsed (google.protobuf.Struct), with its
-// fields read by dotted path; and the LocalTier a run loads (a bf16 model, 2 shards).
+// it (and other binaries: chromium), its exit status and output; its JSON report parsed
+// (google.protobuf.Struct), with its fields read by dotted path; and the LocalTier a run loads (a
+// bf16 model, 2 shards).
 #ifndef KVTIER_TESTS_CLIENT_LOAD_LOAD_TOOL_H_
 #define KVTIER_TESTS_CLIENT_LOAD_LOAD_TOOL_H_
 
@@ -15,13 +16,16 @@
 
 namespace kvtier::test {
 
-struct LoadToolRun {
+struct ChildRun {
   int exit_code = -1;  // -1 unless it exited
   std::string output;  // stdout
   std::string errors;  // stderr
 };
 
-LoadToolRun RunLoadTool(const std::vector<std::string>& flags);
+// Runs `command` (a path first) to its end.
+ChildRun RunChild(const std::vector<std::string>& command);
+// kvtier-load with `flags`.
+ChildRun RunLoadTool(const std::vector<std::string>& flags);
 
 // The JSON at `path`, parsed; a test failure when it is not JSON.
 google::protobuf::Struct ReadJson(const std::string& path);
@@ -39,9 +43,7 @@ v1::ModelSpec LoadTestModel();
 class LoadToolTest : public ::testing::Test {
  protected:
   void SetUp() override;
-  std::string coordinator_flag() const {
-    return "--coordinator=" + tier_->coordinator_address();
-  }
+  std::string coordinator_flag() const { return "--coordinator=" + tier_->coordinator_address(); }
 
   std::unique_ptr<LocalTier> tier_;
 };

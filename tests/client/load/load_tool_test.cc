@@ -2,20 +2,21 @@
 // its JSON report holding the documented fields with counts that add up, ordered percentiles
 // and prefix hits; --verify passing on a right tier and failing the run on a wrong answer; bad
 // flags and an unreachable tier refused with the flag named and a non-zero exit.
+#include "tests/client/load/load_tool.h"
+
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/client/load/load_tool.h"
 
 namespace kvtier::test {
 namespace {
 
 using ::testing::HasSubstr;
 
-constexpr const char* kLatencies[] = {"layer_round_trip", "token",        "ttft",
-                                      "ttft_service",     "turn",         "turn_service"};
+constexpr const char* kLatencies[] = {"layer_round_trip", "token", "ttft",
+                                      "ttft_service",     "turn",  "turn_service"};
 constexpr const char* kOrder[] = {"min", "p50", "p90", "p99", "p99_9", "p99_99", "max"};
 
 void ExpectOrdered(const google::protobuf::Struct& report, const std::string& latency) {
@@ -29,7 +30,7 @@ void ExpectOrdered(const google::protobuf::Struct& report, const std::string& la
 
 TEST_F(LoadToolTest, ClosedLoopReportsAddUp) {
   const std::string json = TempPath("closed.json");
-  const LoadToolRun run = RunLoadTool(
+  const ChildRun run = RunLoadTool(
       {coordinator_flag(), "--sessions=2", "--turns=3", "--system_tokens=40",
        "--prompt_tokens=uniform:4:12", "--decode_tokens=uniform:2:5", "--think_ms=exp:2",
        "--duration=1500ms", "--slice=250ms", "--progress=200ms", "--json=" + json});
@@ -99,11 +100,10 @@ TEST_F(LoadToolTest, ClosedLoopReportsAddUp) {
 
 TEST_F(LoadToolTest, VerifyPassesOnTheTierAndCatchesAWrongAnswer) {
   const std::string json = TempPath("verify.json");
-  const std::vector<std::string> flags = {coordinator_flag(),       "--sessions=2",
-                                          "--turns=2",              "--system_tokens=20",
-                                          "--prompt_tokens=12",     "--decode_tokens=18",
-                                          "--verify=1",             "--json=" + json};
-  const LoadToolRun right = RunLoadTool(flags);
+  const std::vector<std::string> flags = {
+      coordinator_flag(),   "--sessions=2",       "--turns=2",  "--system_tokens=20",
+      "--prompt_tokens=12", "--decode_tokens=18", "--verify=1", "--json=" + json};
+  const ChildRun right = RunLoadTool(flags);
   ASSERT_EQ(right.exit_code, 0) << right.output << right.errors;
   const google::protobuf::Struct report = ReadJson(json);
   // 2 sessions x 2 turns x (1 prefill + 18 decode steps) x 4 layers.
@@ -112,7 +112,7 @@ TEST_F(LoadToolTest, VerifyPassesOnTheTierAndCatchesAWrongAnswer) {
 
   std::vector<std::string> wrong_flags = flags;
   wrong_flags.push_back("--test_corrupt_output=37");
-  const LoadToolRun wrong = RunLoadTool(wrong_flags);
+  const ChildRun wrong = RunLoadTool(wrong_flags);
   EXPECT_EQ(wrong.exit_code, 3) << wrong.output << wrong.errors;
   EXPECT_THAT(wrong.errors, HasSubstr("verify: layer"));
   EXPECT_THAT(wrong.errors, HasSubstr("--verify: 1 of"));
@@ -131,7 +131,7 @@ TEST_F(LoadToolTest, BadFlagsAreRefusedNamingTheFlag) {
       {"--model=nope", "--model: the tier has no model nope"},
   };
   for (const auto& [flag, message] : cases) {
-    const LoadToolRun run = RunLoadTool({coordinator_flag(), flag});
+    const ChildRun run = RunLoadTool({coordinator_flag(), flag});
     EXPECT_NE(run.exit_code, 0) << flag;
     EXPECT_EQ(run.exit_code, flag == "--model=nope" ? 1 : 2) << flag << "\n" << run.errors;
     EXPECT_THAT(run.errors, HasSubstr(message)) << flag;
@@ -139,14 +139,14 @@ TEST_F(LoadToolTest, BadFlagsAreRefusedNamingTheFlag) {
 }
 
 TEST(LoadToolBinaryTest, AnUnreachableTierIsAClearError) {
-  const LoadToolRun run = RunLoadTool({"--coordinator=127.0.0.1:1", "--sessions=1"});
+  const ChildRun run = RunLoadTool({"--coordinator=127.0.0.1:1", "--sessions=1"});
   EXPECT_EQ(run.exit_code, 1) << run.errors;
   EXPECT_THAT(run.errors, HasSubstr("cannot reach the tier at --coordinator=127.0.0.1:1"));
   EXPECT_THAT(run.errors, HasSubstr("UNAVAILABLE"));
 }
 
 TEST(LoadToolBinaryTest, HelpSaysSecurityHasNotLanded) {
-  const LoadToolRun run = RunLoadTool({"--help"});
+  const ChildRun run = RunLoadTool({"--help"});
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_THAT(run.output, HasSubstr("Credentials per tenant have not landed"));
   EXPECT_THAT(run.output, HasSubstr("--session_rate"));
