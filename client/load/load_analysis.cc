@@ -1,0 +1,48 @@
+#include "client/load/load_analysis.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+
+namespace kvtier {
+
+LatencyHistogram SessionTokenP99s(const LoadResult& result) {
+  LatencyHistogram p99s;
+  for (const SessionRow& row : result.sessions) {
+    if (row.token.count() > 0) p99s.Record(row.token.Percentile(0.99));
+  }
+  return p99s;
+}
+
+std::vector<const SessionRow*> WorstSessions(const LoadResult& result, int count) {
+  std::vector<const SessionRow*> rows;
+  for (const SessionRow& row : result.sessions) {
+    if (row.token.count() > 0) rows.push_back(&row);
+  }
+  std::sort(rows.begin(), rows.end(), [](const SessionRow* a, const SessionRow* b) {
+    return a->token.Percentile(0.99) > b->token.Percentile(0.99);
+  });
+  if (static_cast<int>(rows.size()) > count) rows.resize(count);
+  return rows;
+}
+
+double CpuMicrosPerLayerRoundTrip(const LoadResult& result) {
+  const int64_t round_trips = result.counts.layer_round_trips;
+  return round_trips == 0 ? 0 : result.cost.cpu_seconds * 1e6 / round_trips;
+}
+
+std::string ToolBottleneck(const LoadResult& result) {
+  const ClientCost& cost = result.cost;
+  if (cost.sends > 0 && cost.late_sends * 100 > cost.sends) {
+    return absl::StrFormat("%d of %d timed sends started more than %s late", cost.late_sends,
+                           cost.sends, absl::FormatDuration(kLateSend));
+  }
+  const double seconds = absl::ToDoubleSeconds(result.elapsed);
+  if (cost.cores > 0 && seconds > 0 && cost.cpu_seconds > 0.9 * cost.cores * seconds) {
+    return absl::StrFormat("kvtier-load used %.0f%% of the machine's %d cores",
+                           100 * cost.cpu_seconds / seconds / cost.cores, cost.cores);
+  }
+  return "";
+}
+
+}  // namespace kvtier
