@@ -83,9 +83,13 @@ absl::StatusOr<std::unique_ptr<Session>> Client::SessionFrom(absl::StatusOr<Resp
                                       std::move(*response->mutable_grant())));
 }
 
-// Session::Fork's.
-template absl::StatusOr<std::unique_ptr<Session>> Client::SessionFrom(
-    absl::StatusOr<v1::ForkSessionResponse> response, const std::string& tenant);
+absl::StatusOr<std::unique_ptr<Session>> Client::ForkSession(const std::string& session_id,
+                                                             const std::string& tenant) {
+  v1::ForkSessionRequest request;
+  request.set_session_id(session_id);
+  request.set_tenant(tenant);
+  return SessionFrom(connection_->ForkSession(request), tenant);
+}
 
 absl::StatusOr<std::unique_ptr<Step>> Client::BeginStep(absl::Span<Session* const> sessions) {
   absl::StatusOr<std::unique_ptr<Step>> step = OpenStep(sessions);

@@ -63,6 +63,10 @@ class Client {
   // client that wrote it before can no longer (session.h).
   absl::StatusOr<std::unique_ptr<Session>> ResumeSession(const std::string& session_id,
                                                          const std::string& tenant);
+  // A new session, written by this client, that continues from the committed history of any
+  // session of `tenant` (which its writer keeps writing): see Session::Fork.
+  absl::StatusOr<std::unique_ptr<Session>> ForkSession(const std::string& session_id,
+                                                       const std::string& tenant);
   // A step over `sessions` (all of one model, each with tokens added by Extend): their new
   // tokens, session by session, are the rows of every layer's tensors.
   absl::StatusOr<std::unique_ptr<Step>> BeginStep(absl::Span<Session* const> sessions);

@@ -150,10 +150,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Fork() {
   if (!written_.empty()) {
     if (absl::Status status = CommitWritten(); !status.ok()) return status;
   }
-  v1::ForkSessionRequest request;
-  request.set_session_id(id());
-  request.set_tenant(tenant_);
-  return client_->SessionFrom(client_->connection().ForkSession(request), tenant_);
+  return client_->ForkSession(id(), tenant_);
 }
 
 absl::Status Session::Close() {

@@ -173,35 +173,46 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   return response;
 }
 
-absl::StatusOr<v1::EndTurnResponse> Coordinator::EndTurn(const v1::EndTurnRequest& request) {
-  const absl::Duration asked = FromProtoDuration(request.retain_for());
-  if (asked < absl::ZeroDuration() || asked > options_.max_retention) {
-    return absl::InvalidArgumentError(absl::StrCat("retain_for: expected 0s..",
-                                                   absl::FormatDuration(options_.max_retention),
-                                                   ", got ", absl::FormatDuration(asked)));
-  }
-  const absl::Duration retain = asked == absl::ZeroDuration() ? options_.default_retention : asked;
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<SessionRecord*> found =
-      CheckCommit(request.session_id(), request.tenant(), request.writer(),
-                  request.expected_context_len(), request.tokens());
-  if (!found.ok()) return found.status();
-  SessionRecord& session = **found;
-  CommitTokens(session, request.tokens());
+void Coordinator::EndTurn(const v1::EndTurnRequest& request, Callback<v1::EndTurnResponse> done) {
   v1::EndTurnResponse response;
-  response.set_context_len(session.context_len());
-  if (session.model->draining) {
-    // The version takes no new turns: the session ends here.
-    sessions_.MarkLost(&session, "its model version was retired: the session ended with its turn",
-                       options_.clock() + options_.session_idle_timeout,
-                       v1::ERROR_REASON_INVALIDATED);
-    RetireDrained();
-    return response;
-  }
-  sessions_.Retain(&session, options_.clock() + retain);
-  Bump(*session.model, session.tenant, &v1::CacheCounters::sessions_retained,
-       &v1::CacheCounters::set_sessions_retained, 1);
-  return response;
+  bool ended = false;  // the version is draining: the session ends with its turn
+  absl::StatusOr<Revocation> revocation = [&]() -> absl::StatusOr<Revocation> {
+    const absl::Duration asked = FromProtoDuration(request.retain_for());
+    if (asked < absl::ZeroDuration() || asked > options_.max_retention) {
+      return absl::InvalidArgumentError(absl::StrCat("retain_for: expected 0s..",
+                                                     absl::FormatDuration(options_.max_retention),
+                                                     ", got ", absl::FormatDuration(asked)));
+    }
+    const absl::Duration retain =
+        asked == absl::ZeroDuration() ? options_.default_retention : asked;
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<SessionRecord*> found =
+        CheckCommit(request.session_id(), request.tenant(), request.writer(),
+                    request.expected_context_len(), request.tokens());
+    if (!found.ok()) return found.status();
+    SessionRecord& session = **found;
+    CommitTokens(session, request.tokens());
+    response.set_context_len(session.context_len());
+    if (session.model->draining) {
+      // No new turn: the session ends, and the shards refuse its leases before this answers.
+      ended = true;
+      Invalidation invalidation =
+          NewInvalidation("its model version was retired: the session ended with its turn");
+      invalidation.AddSession(&session);
+      return Finish(invalidation, nullptr, nullptr);
+    }
+    sessions_.Retain(&session, options_.clock() + retain);
+    Bump(*session.model, session.tenant, &v1::CacheCounters::sessions_retained,
+         &v1::CacheCounters::set_sessions_retained, 1);
+    return Revocation{};
+  }();
+  if (!revocation.ok()) return done(revocation.status());
+  if (!ended) return done(std::move(response));
+  Send(*std::move(revocation),
+       [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) {
+         if (!result.ok()) return done(result.status());
+         done(response);
+       });
 }
 
 absl::Status Coordinator::CloseSession(const v1::CloseSessionRequest& request) {

@@ -105,7 +105,7 @@ class Coordinator {
       const v1::TakeOverSessionRequest& request);
   absl::StatusOr<v1::RenewLeaseResponse> RenewLease(const v1::RenewLeaseRequest& request);
   absl::StatusOr<v1::ExtendResponse> Extend(const v1::ExtendRequest& request);
-  absl::StatusOr<v1::EndTurnResponse> EndTurn(const v1::EndTurnRequest& request);
+  void EndTurn(const v1::EndTurnRequest& request, Callback<v1::EndTurnResponse> done);
   absl::Status CloseSession(const v1::CloseSessionRequest& request);
   void ForkSession(const v1::ForkSessionRequest& request, Callback<v1::ForkSessionResponse> done);
   void InvalidateSession(const v1::InvalidateSessionRequest& request,

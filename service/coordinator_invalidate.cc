@@ -104,8 +104,8 @@ void Coordinator::RetireModel(const v1::RetireModelRequest& request,
                               Callback<v1::RetireModelResponse> done) {
   v1::RetireModelResponse response;
   *response.mutable_model() = request.model();
-  Send(
-      [&]() -> absl::StatusOr<Revocation> {
+  // Planned first: the answer below carries what planning wrote into `response`.
+  absl::StatusOr<Revocation> revocation = [&]() -> absl::StatusOr<Revocation> {
         absl::MutexLock lock(&mu_);
         absl::StatusOr<ModelState*> model = models_.Find("model", request.model());
         if (!model.ok()) return model.status();
@@ -116,7 +116,8 @@ void Coordinator::RetireModel(const v1::RetireModelRequest& request,
         Revocation revocation = Finish(invalidation, nullptr, nullptr);
         if (request.mode() == v1::RETIRE_MODE_IMMEDIATE) RemoveModel(*model, "retired at once");
         return revocation;
-      }(),
+      }();
+  Send(std::move(revocation),
       [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) mutable {
         if (!result.ok()) return done(result.status());
         *response.mutable_result() = *std::move(result);
@@ -128,8 +129,8 @@ void Coordinator::RegisterModel(const v1::RegisterModelRequest& request,
                                 Callback<v1::RegisterModelResponse> done) {
   v1::RegisterModelResponse response;
   std::vector<ModelState*> retired_now;
-  Send(
-      [&]() -> absl::StatusOr<Revocation> {
+  // Planned first: the answer below carries what planning wrote into `response`.
+  absl::StatusOr<Revocation> revocation = [&]() -> absl::StatusOr<Revocation> {
         absl::MutexLock lock(&mu_);
         absl::StatusOr<ModelState*> model =
             models_.Register(request.model(), options_.eviction_policy);
@@ -152,7 +153,8 @@ void Coordinator::RegisterModel(const v1::RegisterModelRequest& request,
         for (ModelState* other : retired_now) RemoveModel(other, "retired at once");
         FillVacancies();
         return revocation;
-      }(),
+      }();
+  Send(std::move(revocation),
       [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) mutable {
         if (!result.ok()) return done(result.status());
         *response.mutable_result() = *std::move(result);

@@ -39,7 +39,9 @@ grpc::ServerUnaryReactor* SessionServiceImpl::Extend(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* SessionServiceImpl::EndTurn(grpc::CallbackServerContext* context,
                                                       const v1::EndTurnRequest* request,
                                                       v1::EndTurnResponse* response) {
-  return Reply(context, coordinator_->EndTurn(*request), response);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  coordinator_->EndTurn(*request, FinishLater<v1::EndTurnResponse>(reactor, response));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::CloseSession(grpc::CallbackServerContext* context,

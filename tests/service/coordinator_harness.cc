@@ -113,7 +113,8 @@ absl::StatusOr<v1::EndTurnResponse> SessionDriver::EndTurn(const std::vector<int
   request.set_expected_context_len(context_len_);
   request.mutable_tokens()->Add(tokens.begin(), tokens.end());
   *request.mutable_retain_for() = ToProtoDuration(retain_for);
-  absl::StatusOr<v1::EndTurnResponse> response = coordinator_->EndTurn(request);
+  absl::StatusOr<v1::EndTurnResponse> response =
+      Await(*coordinator_, &Coordinator::EndTurn, request);
   if (response.ok()) context_len_ = response->context_len();
   return response;
 }

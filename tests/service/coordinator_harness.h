@@ -9,13 +9,30 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "service/coordinator.h"
 
 namespace kvtier::test {
+
+// The answer of a callback-style coordinator call, waited for.
+template <typename Request, typename Response>
+absl::StatusOr<Response> Await(Coordinator& coordinator,
+                               void (Coordinator::*call)(const Request&, Callback<Response>),
+                               const Request& request) {
+  absl::StatusOr<Response> answer;
+  absl::Notification done;
+  (coordinator.*call)(request, [&](absl::StatusOr<Response> result) {
+    answer = std::move(result);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return answer;
+}
 
 class CoordinatorHarness {
  public:

@@ -387,11 +387,13 @@ TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
   end.add_tokens(5);
   end.add_tokens(6);
   end.mutable_retain_for()->set_seconds(30);
-  ASSERT_TRUE(coordinator_.EndTurn(end).ok());
+  ASSERT_TRUE(Await(coordinator_, &Coordinator::EndTurn, end).ok());
   end.mutable_retain_for()->set_seconds(-1);
-  EXPECT_THAT(coordinator_.EndTurn(end).status().message(), HasSubstr("retain_for"));
+  EXPECT_THAT(Await(coordinator_, &Coordinator::EndTurn, end).status().message(),
+              HasSubstr("retain_for"));
   end.mutable_retain_for()->set_seconds(25 * 3600);
-  EXPECT_EQ(coordinator_.EndTurn(end).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Await(coordinator_, &Coordinator::EndTurn, end).status().code(),
+            absl::StatusCode::kInvalidArgument);
 
   harness_.AdvanceClock(absl::Seconds(29));
   Beat(shard_a_);
