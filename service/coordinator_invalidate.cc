@@ -45,7 +45,7 @@ void Coordinator::InvalidatePrefix(const v1::InvalidatePrefixRequest& request,
         absl::StatusOr<ModelState*> model = models_.Find("model", request.model());
         if (!model.ok()) return model.status();
         const absl::Span<const int32_t> prefix = request.tokens();
-        const NamespaceId ns = (*model)->NamespaceFor(request.tenant());
+        const NamespaceId ns = (*model)->NamespaceOf(request.tenant());
         Invalidation invalidation =
             NewInvalidation(absl::StrCat("a prefix of it (", prefix.size(),
                                          " tokens) was invalidated by its tenant"));
@@ -72,7 +72,7 @@ void Coordinator::InvalidateTenant(const v1::InvalidateTenantRequest& request,
         Invalidation invalidation = NewInvalidation("its tenant was invalidated by an operator");
         for (ModelState* model : models_.All()) {
           invalidation.AddCachedBlocks(
-              model, model->blocks.CachedIn(model->NamespaceFor(request.tenant())));
+              model, model->blocks.CachedIn(model->NamespaceOf(request.tenant())));
         }
         for (SessionRecord* session : sessions_.Live(
                  [&](const SessionRecord& s) { return s.tenant == request.tenant(); })) {

@@ -21,7 +21,7 @@ ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "host:port to serve on (port 0: 
 ABSL_FLAG(std::string, model, "",
           "a model to register at start, as comma-separated key=value pairs: name, version, "
           "layers, kv_heads, q_heads, head_dim, dtype (fp32|fp16|bf16), block_size, blocks, "
-          "shards (more models: SessionService.RegisterModel)");
+          "shards (more models and versions: AdminService.RegisterModel, or kvtier-ctl)");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(1), "how often shards heartbeat");
 ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(5),
           "a shard silent this long is dropped, and its sessions with it");

@@ -49,8 +49,12 @@ void ModelState::ReleaseBlocks(const std::vector<BlockId>& released) {
   for (BlockId block : released) blocks.Release(block).IgnoreError();
 }
 
+NamespaceId ModelState::NamespaceOf(const std::string& tenant) const {
+  return absl::HashOf(tenant, spec.id().name(), spec.id().version());
+}
+
 NamespaceId ModelState::NamespaceFor(const std::string& tenant) {
-  const NamespaceId ns = absl::HashOf(tenant, spec.id().name(), spec.id().version());
+  const NamespaceId ns = NamespaceOf(tenant);
   tenant_of.emplace(ns, tenant);
   return ns;
 }

@@ -50,6 +50,8 @@ struct ModelState {
   // The namespace of `tenant`'s sessions of this model: where their full blocks are cached
   // and matched. Remembers the tenant, to attribute counters to it.
   NamespaceId NamespaceFor(const std::string& tenant);
+  // The same namespace, remembering nothing (for lookups that must not grow the table).
+  NamespaceId NamespaceOf(const std::string& tenant) const;
   // The counters of the model and of `tenant`, to be bumped together.
   struct Counters {
     v1::CacheCounters* model;
