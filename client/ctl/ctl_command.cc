@@ -30,9 +30,9 @@ absl::Status OnlyFlags(absl::string_view command, const CtlFlags& flags,
     if (value->empty() || std::find(allowed.begin(), allowed.end(), name) != allowed.end()) {
       continue;
     }
-    return absl::InvalidArgumentError(absl::StrCat(name, ": not a flag of ", command, " (takes ",
-                                                   allowed.size() == 0 ? "none" : "",
-                                                   absl::StrJoin(allowed, ", "), ")"));
+    const std::string takes = allowed.size() == 0 ? "none" : absl::StrJoin(allowed, ", ");
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": not a flag of ", command, " (takes ", takes, ")"));
   }
   return absl::OkStatus();
 }

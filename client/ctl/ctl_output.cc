@@ -109,11 +109,16 @@ std::string ResultText(const v1::InvalidateModelRequest& request,
 
 std::string ResultText(const v1::RetireModelRequest& request,
                        const v1::RetireModelResponse& response) {
-  const bool drain = request.mode() == v1::RETIRE_MODE_DRAIN;
-  return InvalidationText(
-      absl::StrCat(drain ? "retiring " : "retired ", ModelArgument(response.model()),
-                   drain ? " by draining (gone once its last session is)" : " immediately"),
-      response.result(), {{"draining sessions", absl::StrCat(response.draining_sessions())}});
+  const std::string model = ModelArgument(response.model());
+  std::string title = absl::StrCat("retired ", model, " immediately");
+  if (request.mode() == v1::RETIRE_MODE_DRAIN) {
+    title = response.draining_sessions() == 0
+                ? absl::StrCat("retired ", model, " (drained: no active sessions)")
+                : absl::StrCat("retiring ", model, " by draining: gone once its ",
+                               response.draining_sessions(), " active sessions end their turn");
+  }
+  return InvalidationText(title, response.result(),
+                          {{"draining sessions", absl::StrCat(response.draining_sessions())}});
 }
 
 absl::StatusOr<std::string> MessageJson(const google::protobuf::Message& message) {
