@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "gtest/gtest.h"
 
 extern char** environ;
 
@@ -86,6 +87,17 @@ std::string DescribeExit(int status) {
   if (WIFEXITED(status)) return absl::StrCat("exited with ", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return absl::StrCat("killed by signal ", WTERMSIG(status));
   return absl::StrCat("wait status ", status);
+}
+
+ChildRun RunChild(const std::vector<std::string>& command) {
+  ChildProcess process(command);
+  EXPECT_TRUE(process.started()) << command[0];
+  ChildRun run;
+  run.output = process.RestOfOutput();
+  const int status = process.Wait();
+  run.errors = process.ErrorOutput();
+  if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
+  return run;
 }
 
 }  // namespace kvtier::test

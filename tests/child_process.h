@@ -1,6 +1,6 @@
 // Test support: a binary run as a child process, as an operator runs it. Its stdout is read
 // line by line through a pipe; its stderr goes to an unlinked temporary file, read whole at
-// any time (so a chatty child never blocks on a full pipe).
+// any time (so a chatty child never blocks on a full pipe). RunChild runs one to its end.
 //
 // Thread-compatible: one test thread drives it.
 #ifndef KVTIER_TESTS_CHILD_PROCESS_H_
@@ -46,6 +46,16 @@ class ChildProcess {
 
 // "exited with 0", "killed by signal 9", ...: a waitpid status for test messages.
 std::string DescribeExit(int status);
+
+// A child run to its end: its exit code and all it wrote.
+struct ChildRun {
+  int exit_code = -1;  // -1 unless it exited
+  std::string output;  // stdout
+  std::string errors;  // stderr
+};
+
+// Runs `command` (a path first) to its end; a test failure when it cannot start.
+ChildRun RunChild(const std::vector<std::string>& command);
 
 }  // namespace kvtier::test
 

@@ -1,6 +1,5 @@
 #include "tests/client/load/load_tool.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -9,20 +8,8 @@
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/wire/model_spec.h"
-#include "tests/child_process.h"
 
 namespace kvtier::test {
-
-ChildRun RunChild(const std::vector<std::string>& command) {
-  ChildProcess process(command);
-  EXPECT_TRUE(process.started()) << command[0];
-  ChildRun run;
-  run.output = process.RestOfOutput();
-  const int status = process.Wait();
-  run.errors = process.ErrorOutput();
-  if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
-  return run;
-}
 
 ChildRun RunLoadTool(const std::vector<std::string>& flags) {
   std::vector<std::string> command = {KVTIER_LOAD_BIN};

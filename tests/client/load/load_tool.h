@@ -13,17 +13,10 @@
 #include "gtest/gtest.h"
 #include "kvtier/v1/common.pb.h"
 #include "service/local/local_tier.h"
+#include "tests/child_process.h"
 
 namespace kvtier::test {
 
-struct ChildRun {
-  int exit_code = -1;  // -1 unless it exited
-  std::string output;  // stdout
-  std::string errors;  // stderr
-};
-
-// Runs `command` (a path first) to its end.
-ChildRun RunChild(const std::vector<std::string>& command);
 // kvtier-load with `flags`.
 ChildRun RunLoadTool(const std::vector<std::string>& flags);
 
