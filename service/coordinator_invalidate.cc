@@ -104,60 +104,68 @@ void Coordinator::RetireModel(const v1::RetireModelRequest& request,
                               Callback<v1::RetireModelResponse> done) {
   v1::RetireModelResponse response;
   *response.mutable_model() = request.model();
-  Send(
-      [&]() -> absl::StatusOr<Revocation> {
-        absl::MutexLock lock(&mu_);
-        absl::StatusOr<ModelState*> model = models_.Find("model", request.model());
-        if (!model.ok()) return model.status();
-        Invalidation invalidation = NewInvalidation("its model version was retired");
-        absl::StatusOr<int64_t> draining = Retire(*model, request.mode(), invalidation);
-        if (!draining.ok()) return draining.status();
-        response.set_draining_sessions(*draining);
-        Revocation revocation = Finish(invalidation, nullptr, nullptr);
-        if (request.mode() == v1::RETIRE_MODE_IMMEDIATE) RemoveModel(*model, "retired at once");
-        return revocation;
-      }(),
-      [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) mutable {
-        if (!result.ok()) return done(result.status());
-        *response.mutable_result() = *std::move(result);
-        done(std::move(response));
-      });
+  // NOTE: planned before Send's arguments are evaluated: the callback below copies `response`,
+  // which this fills.
+  absl::StatusOr<Revocation> revocation = [&]() -> absl::StatusOr<Revocation> {
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<ModelState*> model = models_.Find("model", request.model());
+    if (!model.ok()) return model.status();
+    Invalidation invalidation = NewInvalidation("its model version was retired");
+    absl::StatusOr<int64_t> draining = Retire(*model, request.mode(), invalidation);
+    if (!draining.ok()) return draining.status();
+    response.set_draining_sessions(*draining);
+    Revocation revocation = Finish(invalidation, nullptr, nullptr);
+    if (request.mode() == v1::RETIRE_MODE_IMMEDIATE) RemoveModel(*model, "retired at once");
+    return revocation;
+  }();
+  Send(std::move(revocation),
+       [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) mutable {
+         if (!result.ok()) return done(result.status());
+         *response.mutable_result() = *std::move(result);
+         done(std::move(response));
+       });
 }
 
 void Coordinator::RegisterModel(const v1::RegisterModelRequest& request,
                                 Callback<v1::RegisterModelResponse> done) {
   v1::RegisterModelResponse response;
   std::vector<ModelState*> retired_now;
-  Send(
-      [&]() -> absl::StatusOr<Revocation> {
-        absl::MutexLock lock(&mu_);
-        absl::StatusOr<ModelState*> model =
-            models_.Register(request.model(), options_.eviction_policy);
-        if (!model.ok()) return model.status();
-        *response.mutable_model() = (*model)->spec;
-        Invalidation invalidation = NewInvalidation(
-            absl::StrCat("its model version was retired for ", ModelIdString(request.model().id())));
-        if (request.retire_others() != v1::RETIRE_MODE_UNSPECIFIED) {
-          for (ModelState* other : models_.OtherVersions(**model)) {
-            if (other->draining) continue;
-            absl::StatusOr<int64_t> draining =
-                Retire(other, request.retire_others(), invalidation);
-            if (!draining.ok()) return draining.status();
-            *response.add_retired() = other->spec.id();
-            response.set_draining_sessions(response.draining_sessions() + *draining);
-            if (request.retire_others() == v1::RETIRE_MODE_IMMEDIATE) retired_now.push_back(other);
-          }
-        }
-        Revocation revocation = Finish(invalidation, nullptr, nullptr);
-        for (ModelState* other : retired_now) RemoveModel(other, "retired at once");
-        FillVacancies();
-        return revocation;
-      }(),
-      [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) mutable {
-        if (!result.ok()) return done(result.status());
-        *response.mutable_result() = *std::move(result);
-        done(std::move(response));
-      });
+  // NOTE: planned before Send's arguments are evaluated, as in RetireModel.
+  absl::StatusOr<Revocation> revocation = [&]() -> absl::StatusOr<Revocation> {
+    // Checked first: a refused call registers nothing.
+    if (!v1::RetireMode_IsValid(request.retire_others())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("retire_others: unknown mode ", request.retire_others()));
+    }
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<ModelState*> model =
+        models_.Register(request.model(), options_.eviction_policy);
+    if (!model.ok()) return model.status();
+    *response.mutable_model() = (*model)->spec;
+    Invalidation invalidation = NewInvalidation(
+        absl::StrCat("its model version was retired for ", ModelIdString(request.model().id())));
+    if (request.retire_others() != v1::RETIRE_MODE_UNSPECIFIED) {
+      for (ModelState* other : models_.OtherVersions(**model)) {
+        if (other->draining) continue;
+        absl::StatusOr<int64_t> draining =
+            Retire(other, request.retire_others(), invalidation);
+        if (!draining.ok()) return draining.status();
+        *response.add_retired() = other->spec.id();
+        response.set_draining_sessions(response.draining_sessions() + *draining);
+        if (request.retire_others() == v1::RETIRE_MODE_IMMEDIATE) retired_now.push_back(other);
+      }
+    }
+    Revocation revocation = Finish(invalidation, nullptr, nullptr);
+    for (ModelState* other : retired_now) RemoveModel(other, "retired at once");
+    FillVacancies();
+    return revocation;
+  }();
+  Send(std::move(revocation),
+       [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) mutable {
+         if (!result.ok()) return done(result.status());
+         *response.mutable_result() = *std::move(result);
+         done(std::move(response));
+       });
 }
 
 absl::StatusOr<int64_t> Coordinator::Retire(ModelState* model, v1::RetireMode mode,
