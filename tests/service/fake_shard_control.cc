@@ -19,8 +19,8 @@ void FakeShardControl::Revoke(const std::string& address, const v1::RevokeReques
   done(Record(address, request, revokes_, revoke_failures_));
 }
 
-void FakeShardControl::CopyBlocks(const std::string& address,
-                                  const v1::CopyBlocksRequest& request, Done done) {
+void FakeShardControl::CopyBlocks(const std::string& address, const v1::CopyBlocksRequest& request,
+                                  Done done) {
   done(Record(address, request, copies_, copy_failures_));
 }
 

@@ -136,8 +136,7 @@ TEST_F(ModelVersionsTest, DrainingLetsActiveTurnsFinishAndThenRemovesTheVersion)
 TEST_F(ModelVersionsTest, RetiringNeedsAModeAndChangesNothingWithout) {
   SessionDriver session = Prefilled(RandomTokens(6));
   const v1::GetStatsResponse before = Stats();
-  absl::StatusOr<v1::RetireModelResponse> retired =
-      Retire(ModelId(), v1::RETIRE_MODE_UNSPECIFIED);
+  absl::StatusOr<v1::RetireModelResponse> retired = Retire(ModelId(), v1::RETIRE_MODE_UNSPECIFIED);
   EXPECT_EQ(retired.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(retired.status().message(), HasSubstr("mode"));
   EXPECT_TRUE(MessageDifferencer::Equals(before, Stats()));

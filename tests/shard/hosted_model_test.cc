@@ -183,10 +183,10 @@ TEST_F(HostedModelTest, CopyBlocksChecksEverythingBeforeCopyingAnything) {
     int32_t source, target, num_tokens;
     std::string field;
   };
-  for (const Case& c : {Case{kTestBlocks, 8, 1, "copies[1].source"},
-                        Case{1, -1, 1, "copies[1].target"}, Case{8, 8, 1, "copies[1].target"},
-                        Case{1, 8, 0, "copies[1].num_tokens"},
-                        Case{1, 8, kTestBlockSize + 1, "copies[1].num_tokens"}}) {
+  for (const Case& c :
+       {Case{kTestBlocks, 8, 1, "copies[1].source"}, Case{1, -1, 1, "copies[1].target"},
+        Case{8, 8, 1, "copies[1].target"}, Case{1, 8, 0, "copies[1].num_tokens"},
+        Case{1, 8, kTestBlockSize + 1, "copies[1].num_tokens"}}) {
     google::protobuf::RepeatedPtrField<v1::BlockCopy> copies;
     v1::BlockCopy* good = copies.Add();
     good->set_source(5);
