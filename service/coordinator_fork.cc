@@ -63,8 +63,6 @@ void Coordinator::ForkSession(const v1::ForkSessionRequest& request,
       block->set_num_tokens(tail);
       pending.calls = ToEverySlot(model, std::move(copy));
     }
-    Bump(model, source.tenant, &v1::CacheCounters::forks, &v1::CacheCounters::set_forks, 1);
-    tier_.set_forks(tier_.forks() + 1);
     ++in_flight_;
     return pending;
   }();
@@ -90,6 +88,10 @@ void Coordinator::ForkSession(const v1::ForkSessionRequest& request,
              DropFailed(calls, statuses, "a fork's block copy");
              fork = sessions_.Find(pending.fork_id, tenant);
              if (!fork.ok()) return fork.status();
+             // Counted once handed out: a fork refused or lost mid-copy is none.
+             Bump(*(*fork)->model, tenant, &v1::CacheCounters::forks,
+                  &v1::CacheCounters::set_forks, 1);
+             tier_.set_forks(tier_.forks() + 1);
              v1::ForkSessionResponse response;
              *response.mutable_session() = DescribeSession(**fork);
              *response.mutable_grant() = GrantWriter(**fork);

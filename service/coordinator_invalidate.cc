@@ -104,8 +104,8 @@ void Coordinator::RetireModel(const v1::RetireModelRequest& request,
                               Callback<v1::RetireModelResponse> done) {
   v1::RetireModelResponse response;
   *response.mutable_model() = request.model();
-  // NOTE: evaluated before Send, whose arguments are unordered: the callback copies
-  // `response`, so it must be complete by then.
+  // NOTE: planned before Send's arguments are evaluated: the callback below copies `response`,
+  // which this fills.
   absl::StatusOr<Revocation> revocation = [&]() -> absl::StatusOr<Revocation> {
     absl::MutexLock lock(&mu_);
     absl::StatusOr<ModelState*> model = models_.Find("model", request.model());
@@ -120,19 +120,23 @@ void Coordinator::RetireModel(const v1::RetireModelRequest& request,
   }();
   Send(std::move(revocation),
        [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) mutable {
-        if (!result.ok()) return done(result.status());
-        *response.mutable_result() = *std::move(result);
-        done(std::move(response));
-      });
+         if (!result.ok()) return done(result.status());
+         *response.mutable_result() = *std::move(result);
+         done(std::move(response));
+       });
 }
 
 void Coordinator::RegisterModel(const v1::RegisterModelRequest& request,
                                 Callback<v1::RegisterModelResponse> done) {
   v1::RegisterModelResponse response;
   std::vector<ModelState*> retired_now;
-  // NOTE: evaluated before Send, whose arguments are unordered: the callback copies
-  // `response`, so it must be complete by then.
+  // NOTE: planned before Send's arguments are evaluated, as in RetireModel.
   absl::StatusOr<Revocation> revocation = [&]() -> absl::StatusOr<Revocation> {
+    // Checked first: a refused call registers nothing.
+    if (!v1::RetireMode_IsValid(request.retire_others())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("retire_others: unknown mode ", request.retire_others()));
+    }
     absl::MutexLock lock(&mu_);
     absl::StatusOr<ModelState*> model =
         models_.Register(request.model(), options_.eviction_policy);
@@ -158,10 +162,10 @@ void Coordinator::RegisterModel(const v1::RegisterModelRequest& request,
   }();
   Send(std::move(revocation),
        [response, done = std::move(done)](absl::StatusOr<v1::InvalidationResult> result) mutable {
-        if (!result.ok()) return done(result.status());
-        *response.mutable_result() = *std::move(result);
-        done(std::move(response));
-      });
+         if (!result.ok()) return done(result.status());
+         *response.mutable_result() = *std::move(result);
+         done(std::move(response));
+       });
 }
 
 absl::StatusOr<int64_t> Coordinator::Retire(ModelState* model, v1::RetireMode mode,

@@ -8,15 +8,17 @@
 namespace kvtier::test {
 namespace {
 
-CoordinatorOptions WithClock(CoordinatorOptions options, const absl::Time* now) {
+CoordinatorOptions WithFakes(CoordinatorOptions options, const absl::Time* now,
+                             std::shared_ptr<ShardControl> shard_control) {
   options.clock = [now] { return *now; };
+  if (options.shard_control == nullptr) options.shard_control = std::move(shard_control);
   return options;
 }
 
 }  // namespace
 
 CoordinatorHarness::CoordinatorHarness(CoordinatorOptions options)
-    : coordinator_(WithClock(std::move(options), &now_)) {}
+    : coordinator_(WithFakes(std::move(options), &now_, shard_control_)) {}
 
 uint64_t CoordinatorHarness::JoinShard(const std::string& address, int64_t capacity) {
   v1::RegisterShardRequest request;
@@ -54,17 +56,17 @@ absl::StatusOr<SessionDriver> SessionDriver::Open(Coordinator& coordinator,
   request.set_tenant(tenant);
   absl::StatusOr<v1::OpenSessionResponse> opened = coordinator.OpenSession(request);
   if (!opened.ok()) return opened.status();
-  return SessionDriver(&coordinator, tenant, *opened);
+  return SessionDriver(&coordinator, tenant, opened->session(), opened->grant());
 }
 
 SessionDriver::SessionDriver(Coordinator* coordinator, std::string tenant,
-                             const v1::OpenSessionResponse& opened)
+                             const v1::SessionInfo& session, const v1::WriterGrant& grant)
     : coordinator_(coordinator),
       tenant_(std::move(tenant)),
-      id_(opened.session().session_id()),
-      writer_(opened.grant().writer()),
-      context_len_(opened.session().context_len()),
-      lease_(opened.grant().lease()) {}
+      id_(session.session_id()),
+      writer_(grant.writer()),
+      context_len_(session.context_len()),
+      lease_(grant.lease()) {}
 
 absl::StatusOr<v1::ExtendResponse> SessionDriver::Extend(const std::vector<int32_t>& tokens,
                                                          const std::vector<int32_t>& next_tokens,
@@ -114,7 +116,7 @@ absl::StatusOr<v1::EndTurnResponse> SessionDriver::EndTurn(const std::vector<int
   request.mutable_tokens()->Add(tokens.begin(), tokens.end());
   *request.mutable_retain_for() = ToProtoDuration(retain_for);
   absl::StatusOr<v1::EndTurnResponse> response =
-      Await(*coordinator_, &Coordinator::EndTurn, request);
+      CallNow(*coordinator_, &Coordinator::EndTurn, request);
   if (response.ok()) context_len_ = response->context_len();
   return response;
 }
@@ -136,6 +138,16 @@ absl::Status SessionDriver::TakeOver() {
   context_len_ = response->session().context_len();
   lease_ = response->grant().lease();
   return absl::OkStatus();
+}
+
+absl::StatusOr<SessionDriver> SessionDriver::Fork() {
+  v1::ForkSessionRequest request;
+  request.set_session_id(id_);
+  request.set_tenant(tenant_);
+  absl::StatusOr<v1::ForkSessionResponse> forked =
+      CallNow(*coordinator_, &Coordinator::ForkSession, request);
+  if (!forked.ok()) return forked.status();
+  return SessionDriver(coordinator_, tenant_, forked->session(), forked->grant());
 }
 
 }  // namespace kvtier::test

@@ -1,45 +1,54 @@
 // CoordinatorHarness: a Coordinator called directly, as its gRPC edge would, with an injected
 // clock and shards that join and heartbeat on demand; and SessionDriver, one session as a
 // front-end drives it (open, prompt, commit what it wrote, end the turn), tracking the context
-// length and writer the coordinator expects.
+// length and writer the coordinator expects. The coordinator calls shards through a
+// FakeShardControl (unless the options name another ShardControl), which answers on the
+// calling thread, so a callback-style method has answered by the time it returns (CallNow).
 //
 // Thread-compatible: one test thread.
 #ifndef KVTIER_TESTS_SERVICE_COORDINATOR_HARNESS_H_
 #define KVTIER_TESTS_SERVICE_COORDINATOR_HARNESS_H_
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 #include "service/coordinator.h"
+#include "tests/service/fake_shard_control.h"
 
 namespace kvtier::test {
 
-// The answer of a callback-style coordinator call, waited for.
+// Calls `method`, a callback-style Coordinator method, whose shard calls answer inline (as
+// FakeShardControl's do): its answer, which came before the call returned (else a test
+// failure and INTERNAL).
 template <typename Request, typename Response>
-absl::StatusOr<Response> Await(Coordinator& coordinator,
-                               void (Coordinator::*call)(const Request&, Callback<Response>),
-                               const Request& request) {
-  absl::StatusOr<Response> answer;
-  absl::Notification done;
-  (coordinator.*call)(request, [&](absl::StatusOr<Response> result) {
+absl::StatusOr<Response> CallNow(Coordinator& coordinator,
+                                 void (Coordinator::*method)(const Request&, Callback<Response>),
+                                 const Request& request) {
+  std::optional<absl::StatusOr<Response>> answer;
+  (coordinator.*method)(request, [&answer](absl::StatusOr<Response> result) {
     answer = std::move(result);
-    done.Notify();
   });
-  done.WaitForNotification();
-  return answer;
+  EXPECT_TRUE(answer.has_value()) << "the callback had not run when the call returned";
+  if (!answer.has_value()) return absl::InternalError("no answer");
+  return *std::move(answer);
 }
 
 class CoordinatorHarness {
  public:
-  // `options` with its clock replaced by the harness's.
+  // `options` with its clock replaced by the harness's, and its shard_control, when null, by
+  // the harness's FakeShardControl.
   explicit CoordinatorHarness(CoordinatorOptions options = {});
 
   Coordinator& coordinator() { return coordinator_; }
+  // The fake the coordinator calls shards through (unless the options named another).
+  FakeShardControl& shard_control() { return *shard_control_; }
   absl::Time now() const { return now_; }
 
   // Registers a shard at `address` and reports its ranges ready; its id.
@@ -55,6 +64,7 @@ class CoordinatorHarness {
 
  private:
   absl::Time now_ = absl::FromUnixSeconds(1'800'000'000);
+  const std::shared_ptr<FakeShardControl> shard_control_ = std::make_shared<FakeShardControl>();
   Coordinator coordinator_;
   std::vector<uint64_t> shards_;
 };
@@ -79,14 +89,16 @@ class SessionDriver {
   absl::Status Close();
   // Takes the session over as a new writer.
   absl::Status TakeOver();
+  // Forks the session (its shards answering inline); the fork, its writer the caller.
+  absl::StatusOr<SessionDriver> Fork();
 
   const std::string& id() const { return id_; }
   int32_t context_len() const { return context_len_; }
   const v1::BlockLease& lease() const { return lease_; }
 
  private:
-  SessionDriver(Coordinator* coordinator, std::string tenant,
-                const v1::OpenSessionResponse& opened);
+  SessionDriver(Coordinator* coordinator, std::string tenant, const v1::SessionInfo& session,
+                const v1::WriterGrant& grant);
   absl::StatusOr<v1::ExtendResponse> Extend(const std::vector<int32_t>& tokens,
                                             const std::vector<int32_t>& next_tokens,
                                             int32_t reserve_tokens);

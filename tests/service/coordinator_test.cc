@@ -387,12 +387,12 @@ TEST_F(OpenModelTest, RetentionKeepsASessionUntilItExpires) {
   end.add_tokens(5);
   end.add_tokens(6);
   end.mutable_retain_for()->set_seconds(30);
-  ASSERT_TRUE(Await(coordinator_, &Coordinator::EndTurn, end).ok());
+  ASSERT_TRUE(CallNow(coordinator_, &Coordinator::EndTurn, end).ok());
   end.mutable_retain_for()->set_seconds(-1);
-  EXPECT_THAT(Await(coordinator_, &Coordinator::EndTurn, end).status().message(),
+  EXPECT_THAT(CallNow(coordinator_, &Coordinator::EndTurn, end).status().message(),
               HasSubstr("retain_for"));
   end.mutable_retain_for()->set_seconds(25 * 3600);
-  EXPECT_EQ(Await(coordinator_, &Coordinator::EndTurn, end).status().code(),
+  EXPECT_EQ(CallNow(coordinator_, &Coordinator::EndTurn, end).status().code(),
             absl::StatusCode::kInvalidArgument);
 
   harness_.AdvanceClock(absl::Seconds(29));

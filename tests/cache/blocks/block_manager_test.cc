@@ -276,6 +276,148 @@ TEST(BlockManagerTest, SegmentedLruProtectsReusedBlocksWithinItsShare) {
   EXPECT_THAT(slru->Match({kTenantA}, kNoBlock, Tokens(300, 1), 1), testing::SizeIs(1));
 }
 
+// `count` fresh random token ids.
+std::vector<int32_t> RandomTokens(int count) {
+  static std::mt19937 gen(std::random_device{}());
+  std::uniform_int_distribution<int32_t> id(0, 1 << 20);
+  std::vector<int32_t> tokens(count);
+  for (int32_t& token : tokens) token = id(gen);
+  return tokens;
+}
+
+std::vector<int32_t> Head(const std::vector<int32_t>& tokens, int count) {
+  return std::vector<int32_t>(tokens.begin(), tokens.begin() + count);
+}
+
+TEST(BlockManagerTest, ShareAddsAReferenceAndItsErrorsChangeNothing) {
+  std::unique_ptr<BlockManager> manager = NewManager(8);
+  const std::vector<BlockId> held = Prefill(*manager, kTenantA, RandomTokens(2 * kBlockSize + 1));
+  ASSERT_EQ(held.size(), 3u);
+  ASSERT_TRUE(manager->Share({held[0], held[1]}).ok());
+  EXPECT_EQ(manager->refcount(held[0]), 2);
+  EXPECT_EQ(manager->refcount(held[1]), 2);
+  EXPECT_EQ(manager->refcount(held[2]), 1);
+
+  std::vector<BlockId> spare;
+  ASSERT_TRUE(manager->Reserve({}, 1, &spare).ok());
+  ASSERT_TRUE(manager->Release(spare[0]).ok());  // free again
+  const BlockCounts before = manager->counts();
+  EXPECT_EQ(manager->Share({held[2], 8}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager->Share({held[2], -1}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager->Share({held[2], spare[0]}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager->refcount(held[2]), 1);
+  EXPECT_EQ(manager->refcount(spare[0]), 0);
+  EXPECT_EQ(manager->counts().referenced, before.referenced);
+
+  // Shared blocks stay referenced until the last holder releases them.
+  ReleaseAll(*manager, {held[0], held[1]});
+  EXPECT_EQ(manager->counts().referenced, 3);
+  ReleaseAll(*manager, held);
+  EXPECT_EQ(manager->counts().referenced, 0);
+  EXPECT_EQ(manager->counts().cached, 2);
+}
+
+TEST(BlockManagerTest, CachedUnderFindsTheBlockHoldingAPrefixsLastToken) {
+  std::unique_ptr<BlockManager> manager = NewManager(16);
+  const std::vector<int32_t> tokens = RandomTokens(3 * kBlockSize);
+  const std::vector<BlockId> a = Prefill(*manager, kTenantA, tokens);
+  // Another chain with the same first block and a second block starting like a's.
+  const std::vector<BlockId> b =
+      Prefill(*manager, kTenantA, Concat(Head(tokens, 6), RandomTokens(2 * kBlockSize - 2)));
+  ASSERT_EQ(b[0], a[0]);
+  ASSERT_NE(b[1], a[1]);
+
+  EXPECT_THAT(manager->CachedUnder(kTenantA, Head(tokens, 8)), ElementsAre(a[1]));
+  EXPECT_THAT(manager->CachedUnder(kTenantA, Head(tokens, 6)),
+              testing::UnorderedElementsAre(a[1], b[1]));
+  EXPECT_THAT(manager->CachedUnder(kTenantA, Head(tokens, 7)), ElementsAre(a[1]));
+  EXPECT_THAT(manager->CachedUnder(kTenantA, Head(tokens, 3)), ElementsAre(a[0]));
+  EXPECT_THAT(manager->CachedUnder(kTenantA, Head(tokens, kBlockSize)), ElementsAre(a[0]));
+  EXPECT_THAT(manager->CachedUnder(kTenantA, tokens), ElementsAre(a[2]));
+  EXPECT_THAT(manager->CachedUnder(kTenantA, {}), IsEmpty());
+  EXPECT_THAT(manager->CachedUnder(kTenantB, Head(tokens, 6)), IsEmpty());
+  // A middle block not cached: nothing after it counts, even if its tokens follow.
+  const std::vector<int32_t> gap = Concat(Head(tokens, kBlockSize), RandomTokens(kBlockSize));
+  EXPECT_THAT(manager->CachedUnder(kTenantA, Concat(gap, {tokens[8]})), IsEmpty());
+  EXPECT_THAT(manager->CachedUnder(kTenantA, Concat(tokens, {7})), IsEmpty());
+}
+
+TEST(BlockManagerTest, RevokeTakesChildrenFirstRaisesGenerationsAndFreesTheBlocks) {
+  std::unique_ptr<BlockManager> manager = NewManager(8);
+  const std::vector<int32_t> tokens = RandomTokens(3 * kBlockSize);
+  const std::vector<BlockId> chain = Prefill(*manager, kTenantA, tokens);
+  ReleaseAll(*manager, chain);
+  ASSERT_EQ(manager->counts().cached, 3);
+  const uint64_t generation1 = manager->generation(chain[1]);
+  const uint64_t generation2 = manager->generation(chain[2]);
+
+  std::vector<BlockId> revoked;
+  std::vector<uint64_t> generations;
+  absl::StatusOr<int32_t> cached = manager->Revoke({chain[1]}, &revoked, &generations);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(*cached, 2);
+  EXPECT_THAT(revoked, ElementsAre(chain[2], chain[1]));
+  EXPECT_THAT(generations, ElementsAre(generation2 + 1, generation1 + 1));
+  EXPECT_EQ(manager->generation(chain[1]), generation1 + 1);
+  EXPECT_FALSE(manager->cached(chain[1]));
+  EXPECT_FALSE(manager->cached(chain[2]));
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, tokens, 3), ElementsAre(chain[0]));
+  const BlockCounts counts = manager->counts();
+  EXPECT_EQ(counts.free, 7);
+  EXPECT_EQ(counts.cached, 1);
+  EXPECT_EQ(counts.evicted, 0);
+
+  // The first block, a leaf now, is evictable: the whole space can be had.
+  std::vector<BlockId> all;
+  ASSERT_TRUE(manager->Reserve({}, 8, &all).ok());
+  EXPECT_EQ(manager->counts().evicted, 1);
+  // A revoked block handed out again gets a generation above the revoked one.
+  EXPECT_GT(manager->generation(chain[1]), generation1 + 1);
+}
+
+TEST(BlockManagerTest, RevokingAFreeBlockRaisesItsGenerationOnly) {
+  std::unique_ptr<BlockManager> manager = NewManager(4);
+  const BlockCounts before = manager->counts();
+  std::vector<BlockId> revoked;
+  std::vector<uint64_t> generations;
+  absl::StatusOr<int32_t> cached = manager->Revoke({2, 2}, &revoked, &generations);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(*cached, 0);
+  EXPECT_THAT(revoked, ElementsAre(2));
+  EXPECT_THAT(generations, ElementsAre(1));
+  EXPECT_EQ(manager->counts().free, before.free);
+  std::vector<BlockId> all;
+  EXPECT_TRUE(manager->Reserve({}, 4, &all).ok());
+  EXPECT_EQ(manager->Reserve({}, 1, &all).code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(BlockManagerTest, RevokeRefusesReferencedBlocksAndBadIdsChangingNothing) {
+  std::unique_ptr<BlockManager> manager = NewManager(8);
+  const std::vector<int32_t> tokens = RandomTokens(2 * kBlockSize);
+  const std::vector<BlockId> gone = Prefill(*manager, kTenantA, tokens);
+  ReleaseAll(*manager, gone);
+  const std::vector<int32_t> others = RandomTokens(2 * kBlockSize);
+  const std::vector<BlockId> held = Prefill(*manager, kTenantA, others);
+  const BlockCounts before = manager->counts();
+  const uint64_t generation = manager->generation(gone[0]);
+
+  std::vector<BlockId> revoked;
+  std::vector<uint64_t> generations;
+  EXPECT_EQ(manager->Revoke({gone[0], held[1]}, &revoked, &generations).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager->Revoke({gone[0], 8}, &revoked, &generations).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(revoked, IsEmpty());
+  EXPECT_THAT(generations, IsEmpty());
+  EXPECT_EQ(manager->generation(gone[0]), generation);
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, tokens, 2), ElementsAre(gone[0], gone[1]));
+  EXPECT_THAT(manager->Match({kTenantA}, kNoBlock, others, 2), ElementsAre(held[0], held[1]));
+  const BlockCounts after = manager->counts();
+  EXPECT_EQ(after.free, before.free);
+  EXPECT_EQ(after.cached, before.cached);
+  EXPECT_EQ(after.referenced, before.referenced);
+}
+
 // Thousands of random opens (with shared prefixes, two namespaces, partial tails) and closes,
 // checked after every step against a model: the refcount of every block is the number of
 // sessions holding it; a referenced block is never evicted, freed or given a new generation;
