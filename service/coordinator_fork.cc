@@ -72,20 +72,28 @@ void Coordinator::ForkSession(const v1::ForkSessionRequest& request,
   FanOut(*shard_control_, std::move(calls),
          [this, pending = *std::move(pending), tenant = request.tenant(), done = std::move(done)](
              const std::vector<ShardCall>& calls, const std::vector<absl::Status>& statuses) {
-           absl::StatusOr<v1::ForkSessionResponse> answer = [&]() -> absl::StatusOr<v1::ForkSessionResponse> {
+           using Answer = absl::StatusOr<v1::ForkSessionResponse>;
+           Answer answer = [&]() -> Answer {
              absl::MutexLock lock(&mu_);
              --in_flight_;
              if (ModelState* model = models_.FindSerial(pending.model_serial);
                  model != nullptr && pending.held_tail != kNoBlock) {
                model->ReleaseBlocks({pending.held_tail});
              }
-             absl::StatusOr<SessionRecord*> fork = sessions_.Lookup(pending.fork_id, tenant);
-             for (const absl::Status& status : statuses) {
-               if (status.ok() || ReasonOf(status) != v1::ERROR_REASON_INVALIDATED) continue;
-               if (fork.ok()) sessions_.Close(*fork);  // its source was invalidated mid-copy
-               return Prefixed("copying the source's tail block: ", status);
+             // A shard refusing the copy because the source was invalidated mid-copy answered;
+             // one that did not answer is dropped, whatever the others said.
+             absl::Status refused;
+             std::vector<absl::Status> unanswered = statuses;
+             for (absl::Status& status : unanswered) {
+               if (ReasonOf(status) != v1::ERROR_REASON_INVALIDATED) continue;
+               refused = std::exchange(status, absl::OkStatus());
              }
-             DropFailed(calls, statuses, "a fork's block copy");
+             DropFailed(calls, unanswered, "a fork's block copy");
+             absl::StatusOr<SessionRecord*> fork = sessions_.Lookup(pending.fork_id, tenant);
+             if (!refused.ok()) {
+               if (fork.ok()) sessions_.Close(*fork);
+               return Prefixed("copying the source's tail block: ", refused);
+             }
              fork = sessions_.Find(pending.fork_id, tenant);
              if (!fork.ok()) return fork.status();
              // Counted once handed out: a fork refused or lost mid-copy is none.
