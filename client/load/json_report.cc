@@ -42,12 +42,28 @@ void Latency(JsonWriter& json, const LatencyHistogram& h, bool spectrum, double 
   json.EndObject();
 }
 
+// "token_ms" and "ttft_ms" of a slice, tenant or session.
+void TokenAndTtft(JsonWriter& json, const LatencyHistogram& token, const LatencyHistogram& ttft) {
+  json.Key("token_ms");
+  Latency(json, token, /*spectrum=*/false);
+  json.Key("ttft_ms");
+  Latency(json, ttft, /*spectrum=*/false);
+}
+
 void Config(JsonWriter& json, const LoadConfig& c, const v1::ModelSpec& model) {
   json.Key("config");
   json.BeginObject();
   json.Field("mode", LoadModeName(c.mode));
   json.Field("coordinator", c.coordinator);
   json.Field("tenant", c.tenant);
+  json.Field("tenants", c.tenants);
+  json.Field("tenant_skew", c.tenant_skew);
+  json.Field("trace", c.trace_path);
+  json.Field("trace_requests", static_cast<int64_t>(c.trace.size()));
+  json.Field("speedup", c.speedup);
+  json.Field("max_requests", c.max_requests);
+  json.Field("trace_length_scale", c.trace_length_scale);
+  json.Field("slo", c.slo.ToString());
   json.Field("seed", static_cast<int64_t>(c.seed));
   json.Field("sessions", c.sessions);
   json.Field("session_rate", c.session_rate);
@@ -79,7 +95,7 @@ void Config(JsonWriter& json, const LoadConfig& c, const v1::ModelSpec& model) {
   json.EndObject();
 }
 
-void Summary(JsonWriter& json, const LoadResult& r) {
+void Summary(JsonWriter& json, const LoadResult& r, const Slo& slo) {
   const LoadCounts& n = r.counts;
   json.Key("summary");
   json.BeginObject();
@@ -121,6 +137,14 @@ void Summary(JsonWriter& json, const LoadResult& r) {
   json.Field("outputs", n.verified_outputs);
   json.Field("mismatches", n.verify_mismatches);
   json.EndObject();
+  const Goodput goodput = SloGoodput(r, slo);
+  json.Key("goodput");
+  json.BeginObject();
+  json.Field("slo", slo.ToString());
+  json.Field("sessions", goodput.sessions);
+  json.Field("sessions_met", goodput.met);
+  json.Field("share", goodput.share());
+  json.EndObject();
   json.Key("session_token_p99_ms");
   Latency(json, SessionTokenP99s(r), /*spectrum=*/false);
   json.Key("worst_sessions");
@@ -161,10 +185,25 @@ void Slices(JsonWriter& json, const LoadResult& r, absl::Duration slice) {
     json.Field("hit_rate", Ratio(s.cached_tokens, s.prompt_tokens));
     json.Field("errors", s.errors);
     json.Field("max_active_sessions", s.max_active_sessions);
-    json.Key("token_ms");
-    Latency(json, s.token, /*spectrum=*/false);
-    json.Key("ttft_ms");
-    Latency(json, s.ttft, /*spectrum=*/false);
+    TokenAndTtft(json, s.token, s.ttft);
+    json.EndObject();
+  }
+  json.EndArray();
+}
+
+void Tenants(JsonWriter& json, const LoadConfig& c, const LoadResult& r) {
+  json.Key("tenants");
+  json.BeginArray();
+  for (const TenantRow& row : TenantRows(r, c.tenants, c.slo)) {
+    json.BeginObject();
+    json.Field("tenant", row.tenant);
+    json.Field("name", TenantName(c, row.tenant));
+    json.Field("sessions", row.sessions);
+    json.Field("sessions_met_slo", row.sessions_met_slo);
+    json.Field("prompt_tokens", row.prompt_tokens);
+    json.Field("cached_tokens", row.cached_tokens);
+    json.Field("hit_rate", Ratio(row.cached_tokens, row.prompt_tokens));
+    TokenAndTtft(json, row.token, row.ttft);
     json.EndObject();
   }
   json.EndArray();
@@ -177,6 +216,7 @@ void Sessions(JsonWriter& json, const LoadResult& r) {
     json.BeginObject();
     json.Field("index", row.index);
     json.Field("session_id", row.session_id);
+    json.Field("tenant", row.tenant);
     json.Field("prefix_group", row.prefix_group);
     json.Field("verified", row.verified);
     json.Field("start_s", Seconds(row.start));
@@ -184,10 +224,7 @@ void Sessions(JsonWriter& json, const LoadResult& r) {
     json.Field("decode_tokens", row.decode_tokens);
     json.Field("prompt_tokens", row.prompt_tokens);
     json.Field("cached_tokens", row.cached_tokens);
-    json.Key("token_ms");
-    Latency(json, row.token, /*spectrum=*/false);
-    json.Key("ttft_ms");
-    Latency(json, row.ttft, /*spectrum=*/false);
+    TokenAndTtft(json, row.token, row.ttft);
     json.Field("error", row.error);
     json.EndObject();
   }
@@ -203,8 +240,9 @@ std::string LoadReportJson(const LoadConfig& config, const v1::ModelSpec& model,
   json.Field("schema_version", kLoadReportSchemaVersion);
   json.Field("tool", "kvtier-load");
   Config(json, config, model);
-  Summary(json, result);
+  Summary(json, result, config.slo);
   Slices(json, result, config.slice);
+  Tenants(json, config, result);
   Sessions(json, result);
   json.EndObject();
   return json.text();

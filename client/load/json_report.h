@@ -1,5 +1,6 @@
 // The --json report of a run: one JSON object, schema_version 1, with the configuration, the
-// model, the summary of the measured window, the slices and one row per session. Field names
+// model, the summary of the measured window (goodput under --slo included), the slices, one
+// row per tenant and one row per session. Field names
 // are stable within a schema version; the README ("kvtier-load", "JSON report") lists them.
 // Latencies are in milliseconds, times in seconds from the run's start. Pure function.
 #ifndef KVTIER_CLIENT_LOAD_JSON_REPORT_H_

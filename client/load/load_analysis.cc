@@ -26,6 +26,34 @@ std::vector<const SessionRow*> WorstSessions(const LoadResult& result, int count
   return rows;
 }
 
+bool MetSlo(const SessionRow& row, const Slo& slo) {
+  return row.error.empty() && slo.Met(row.token, row.ttft);
+}
+
+std::vector<TenantRow> TenantRows(const LoadResult& result, int tenants, const Slo& slo) {
+  std::vector<TenantRow> rows(tenants);
+  for (int tenant = 0; tenant < tenants; ++tenant) rows[tenant].tenant = tenant;
+  for (const SessionRow& session : result.sessions) {
+    TenantRow& row = rows[session.tenant];
+    ++row.sessions;
+    if (MetSlo(session, slo)) ++row.sessions_met_slo;
+    row.prompt_tokens += session.prompt_tokens;
+    row.cached_tokens += session.cached_tokens;
+    row.token.Merge(session.token);
+    row.ttft.Merge(session.ttft);
+  }
+  return rows;
+}
+
+Goodput SloGoodput(const LoadResult& result, const Slo& slo) {
+  Goodput goodput;
+  for (const SessionRow& row : result.sessions) {
+    ++goodput.sessions;
+    if (MetSlo(row, slo)) ++goodput.met;
+  }
+  return goodput;
+}
+
 double CpuMicrosPerLayerRoundTrip(const LoadResult& result) {
   const int64_t round_trips = result.counts.layer_round_trips;
   return round_trips == 0 ? 0 : result.cost.cpu_seconds * 1e6 / round_trips;

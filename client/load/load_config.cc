@@ -17,6 +17,10 @@ absl::Status Expect(bool ok, absl::string_view flag, absl::string_view expected,
 
 const char* LoadModeName(LoadMode mode) { return mode == LoadMode::kOpen ? "open" : "closed"; }
 
+std::string TenantName(const LoadConfig& config, int tenant) {
+  return config.tenants == 1 ? config.tenant : absl::StrCat(config.tenant, "-", tenant);
+}
+
 absl::Status ValidateLoadConfig(const LoadConfig& c) {
   const absl::Status checks[] = {
       Expect(!c.coordinator.empty(), "--coordinator", "host:port", "\"\""),
@@ -34,8 +38,17 @@ absl::Status ValidateLoadConfig(const LoadConfig& c) {
       Expect(c.warmup >= absl::ZeroDuration(), "--warmup", ">= 0", absl::FormatDuration(c.warmup)),
       Expect(c.duration >= absl::ZeroDuration(), "--duration", ">= 0",
              absl::FormatDuration(c.duration)),
-      Expect(c.mode == LoadMode::kClosed || c.duration > absl::ZeroDuration(), "--duration",
-             "> 0 in open loop (arrivals stop when it ends)", absl::FormatDuration(c.duration)),
+      Expect(
+          c.mode == LoadMode::kClosed || c.duration > absl::ZeroDuration() || !c.trace_path.empty(),
+          "--duration", "> 0 in open loop (arrivals stop when it ends)",
+          absl::FormatDuration(c.duration)),
+      Expect(c.tenants >= 1, "--tenants", ">= 1", c.tenants),
+      Expect(std::isfinite(c.tenant_skew) && c.tenant_skew >= 0, "--tenant_skew", ">= 0",
+             c.tenant_skew),
+      Expect(std::isfinite(c.speedup) && c.speedup > 0, "--speedup", "> 0", c.speedup),
+      Expect(c.max_requests >= 0, "--max_requests", ">= 0", c.max_requests),
+      Expect(c.trace_length_scale > 0 && c.trace_length_scale <= 1, "--trace_length_scale",
+             "a scale in (0, 1]", c.trace_length_scale),
       Expect(c.slice > absl::ZeroDuration(), "--slice", "> 0", absl::FormatDuration(c.slice)),
       Expect(c.progress_every > absl::ZeroDuration(), "--progress", "> 0",
              absl::FormatDuration(c.progress_every)),

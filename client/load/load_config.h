@@ -8,23 +8,29 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "client/load/distribution.h"
+#include "client/load/mooncake_trace.h"
+#include "client/load/slo.h"
 
 namespace kvtier {
 
 enum class LoadMode {
   kClosed,  // --sessions conversations at a time, the next starting when one ends
-  kOpen,    // conversations arrive at --session_rate, at most --max_sessions at a time
+  kOpen,    // conversations arrive at --session_rate (or the --trace's timestamps), at most
+            // --max_sessions at a time
 };
 
 struct LoadConfig {
   std::string coordinator;
   std::string model;  // empty: the tier's only model
   std::string model_version;
-  std::string tenant;
+  std::string tenant;  // the tenants' name (one tenant), or their names' stem (tenant-K)
+  int tenants = 1;
+  double tenant_skew = 0;  // Zipf exponent of the tenants' shares (TenantMix)
   LoadMode mode = LoadMode::kClosed;
   uint64_t seed = 1;
 
@@ -35,6 +41,16 @@ struct LoadConfig {
   double session_rate = 10;
   double burstiness = 1;
   int max_sessions = 64;
+
+  // Trace replay (--trace, open loop): each request of `trace` a one-turn conversation whose
+  // whole prompt is its hash ids' blocks (each 512 * trace_length_scale tokens) and whose reply
+  // is output_length * trace_length_scale tokens, arriving at timestamp / speedup; the first
+  // max_requests requests (0: all) that arrive before warmup + duration (0: no limit).
+  std::string trace_path;
+  std::vector<TraceRequest> trace;  // read from trace_path by load_main
+  double speedup = 1;
+  int64_t max_requests = 0;
+  double trace_length_scale = 1;
 
   // Each conversation.
   int turns = 3;
@@ -52,6 +68,7 @@ struct LoadConfig {
   absl::Duration duration = absl::ZeroDuration();
   absl::Duration slice = absl::Seconds(1);
 
+  Slo slo;                     // goodput: the share of sessions meeting all its targets
   double verify_fraction = 0;  // of the sessions, each of whose outputs is checked
   absl::Duration progress_every = absl::Seconds(1);
   std::string json_path;
@@ -60,6 +77,10 @@ struct LoadConfig {
 
 // "closed" or "open".
 const char* LoadModeName(LoadMode mode);
+
+// The name sessions of tenant `tenant` (from 0) are opened for: --tenant when there is one,
+// else "<--tenant>-<tenant>".
+std::string TenantName(const LoadConfig& config, int tenant);
 
 // INVALID_ARGUMENT naming the flag (--sessions, --turns, ...) and the bad value.
 absl::Status ValidateLoadConfig(const LoadConfig& config);

@@ -1,8 +1,9 @@
 // kvtier-load: load testing of a kvtier tier, per session. It runs conversations as front-ends
 // would (system prompt, turns, decode, think time, retention), sending real q/k/v for every
 // layer, and reports latency per layer round trip, per token, to the first token and per turn,
-// prefix hits and errors, with percentiles to p99.99 and per-session rows (terminal table,
-// --json, --html). The README ("kvtier-load") defines the metrics.
+// prefix hits and errors, with percentiles to p99.99, per-session and per-tenant rows and
+// goodput under --slo (terminal table, --json, --html); or replays a Mooncake trace (--trace).
+// The README ("kvtier-load") defines the metrics.
 //
 //   kvtier-local --port=50051 &
 //   kvtier-load --coordinator=127.0.0.1:50051 --sessions=8 --duration=60s --html=report.html
@@ -26,7 +27,9 @@
 #include "client/load/json_report.h"
 #include "client/load/load_config.h"
 #include "client/load/load_runner.h"
+#include "client/load/mooncake_trace.h"
 #include "client/load/progress_line.h"
+#include "client/load/slo.h"
 #include "client/load/terminal_report.h"
 #include "client/load/test_faults.h"
 #include "proto/wire/command_line.h"
@@ -37,8 +40,31 @@ ABSL_FLAG(std::string, model, "",
           "the tier's model to load (its geometry is read from the tier); empty: its only one");
 ABSL_FLAG(std::string, model_version, "", "the version of --model");
 ABSL_FLAG(std::string, tenant, "kvtier-load",
-          "tenant the sessions are opened for (the tier takes it from the request: credentials "
-          "per tenant have not landed, see README Security)");
+          "tenant the sessions are opened for, or with --tenants > 1 their names' stem (NAME-0, "
+          "NAME-1, ...); the tier takes it from the request: credentials per tenant have not "
+          "landed (they wait for the security issue, see README Security)");
+ABSL_FLAG(int, tenants, 1,
+          "conversations are spread over this many tenants (which never share blocks: prefix "
+          "groups are per tenant); per-tenant rows in the reports");
+ABSL_FLAG(double, tenant_skew, 0,
+          "Zipf exponent of the tenants' shares: tenant k gets a share proportional to "
+          "1/(k+1)^skew; 0: uniform");
+ABSL_FLAG(std::string, trace, "",
+          "replay this Mooncake trace (JSON lines: timestamp ms, input_length, output_length, "
+          "hash_ids of 512-token blocks) in open loop: each request a one-turn session arriving at "
+          "its timestamp / --speedup, its prompt built from its hash ids (equal ids, equal "
+          "tokens), its reply output_length tokens; --mode, --turns and the length flags do not "
+          "apply");
+ABSL_FLAG(double, speedup, 1, "--trace: replay this many times faster than the timestamps");
+ABSL_FLAG(int64_t, max_requests, 0,
+          "--trace: replay only its first N requests (0: all; --duration also cuts it short)");
+ABSL_FLAG(double, trace_length_scale, 1,
+          "--trace: scale input and output lengths by this, in (0, 1] (each 512-token block "
+          "becomes 512 x scale tokens, so prefixes still share), for a tier too small for them");
+ABSL_FLAG(std::string, slo, "",
+          "latency targets each session must meet for the goodput (the share of sessions that "
+          "do), over its own samples: METRIC_QUANTILE=DURATION,... with METRIC token or ttft, "
+          "QUANTILE p50, p90, p99, p99_9 or max; e.g. token_p99=20ms,ttft_p99=200ms");
 ABSL_FLAG(std::string, mode, "closed",
           "closed: --sessions conversations at a time, the next starting as one ends; open: "
           "conversations arrive at --session_rate, latency counted from their arrival");
@@ -90,12 +116,21 @@ absl::StatusOr<LoadConfig> ConfigFromFlags() {
   c.model = absl::GetFlag(FLAGS_model);
   c.model_version = absl::GetFlag(FLAGS_model_version);
   c.tenant = absl::GetFlag(FLAGS_tenant);
+  c.tenants = absl::GetFlag(FLAGS_tenants);
+  c.tenant_skew = absl::GetFlag(FLAGS_tenant_skew);
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode != "closed" && mode != "open") {
     return absl::InvalidArgumentError(
         absl::StrCat("--mode: expected closed or open, got \"", mode, "\""));
   }
-  c.mode = mode == "open" ? LoadMode::kOpen : LoadMode::kClosed;
+  c.trace_path = absl::GetFlag(FLAGS_trace);
+  c.mode = mode == "open" || !c.trace_path.empty() ? LoadMode::kOpen : LoadMode::kClosed;
+  c.speedup = absl::GetFlag(FLAGS_speedup);
+  c.max_requests = absl::GetFlag(FLAGS_max_requests);
+  c.trace_length_scale = absl::GetFlag(FLAGS_trace_length_scale);
+  absl::StatusOr<Slo> slo = Slo::Parse(absl::GetFlag(FLAGS_slo));
+  if (!slo.ok()) return slo.status();
+  c.slo = *std::move(slo);
   c.sessions = absl::GetFlag(FLAGS_sessions);
   c.session_rate = absl::GetFlag(FLAGS_session_rate);
   c.burstiness = absl::GetFlag(FLAGS_burstiness);
@@ -125,6 +160,13 @@ absl::StatusOr<LoadConfig> ConfigFromFlags() {
   c.json_path = absl::GetFlag(FLAGS_json);
   c.html_path = absl::GetFlag(FLAGS_html);
   if (absl::Status valid = ValidateLoadConfig(c); !valid.ok()) return valid;
+  if (!c.trace_path.empty()) {
+    absl::StatusOr<std::vector<TraceRequest>> trace = ReadMooncakeTrace(c.trace_path);
+    if (!trace.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--trace: ", trace.status().message()));
+    }
+    c.trace = *std::move(trace);
+  }
   return c;
 }
 
@@ -225,10 +267,13 @@ int main(int argc, char** argv) {
       argc, argv,
       "per-session load testing of a kvtier tier: conversations with real q/k/v for every "
       "layer, latency per layer round trip, per token, to the first token and per turn, to "
-      "p99.99, per session; --json and --html reports. Credentials per tenant have not landed "
-      "(README Security): --tenant is taken by the tier as given.\n"
+      "p99.99, per session and per tenant, goodput under --slo; or a Mooncake trace replayed "
+      "(--trace); --json and --html reports. Credentials per tenant have not landed (they wait "
+      "for the security issue, README Security): --tenant is taken by the tier as given.\n"
       "  kvtier-load --coordinator=127.0.0.1:50051 [--mode=closed|open] [--duration=60s] "
-      "[--json=PATH] [--html=PATH]\n"
+      "[--tenants=M --tenant_skew=S] [--slo=token_p99=20ms] [--json=PATH] [--html=PATH]\n"
+      "  kvtier-load --coordinator=127.0.0.1:50051 --trace=PATH [--speedup=X] "
+      "[--trace_length_scale=S] [--max_requests=N]\n"
       "Exit status: 0 done, 1 could not run, 2 bad flags, 3 --verify found a wrong output.");
   return kvtier::Main();
 }

@@ -62,6 +62,7 @@ struct LoadSlice {
 // One conversation, its measured samples only.
 struct SessionRow {
   int64_t index = 0;
+  int tenant = 0;
   int prefix_group = 0;
   bool verified = false;
   std::string session_id;

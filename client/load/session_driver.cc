@@ -31,6 +31,7 @@ class SessionDriver::Conversation {
         query_stream_(plan.seed ^ 0x9a3f5c7e1b2d4f68ull),
         tensors_(driver.model_, driver.dtype_) {
     row_.index = plan.index;
+    row_.tenant = plan.tenant;
     row_.prefix_group = plan.prefix_group;
     row_.verified = plan.verify;
     row_.start = intended - driver.recorder_.start();
@@ -43,7 +44,7 @@ class SessionDriver::Conversation {
     absl::Time started = absl::Now();
     v1::ModelId model = driver_.model_.id();
     absl::StatusOr<std::unique_ptr<Session>> session =
-        driver_.client_.OpenSession(model, driver_.config_.tenant);
+        driver_.client_.OpenSession(model, TenantName(driver_.config_, plan_.tenant));
     if (!session.ok()) return session.status();
     session_ = *std::move(session);
     row_.session_id = session_->id();
@@ -58,7 +59,7 @@ class SessionDriver::Conversation {
         recorder.RecordSend(intended, started);
       }
       std::vector<int32_t> prompt;
-      if (turn == 0) prompt = driver_.workload_.SystemPrompt(plan_.prefix_group);
+      if (turn == 0) prompt = driver_.workload_.SharedPrompt(plan_);
       const std::vector<int32_t> own = Workload::Tokens(rng_, plan.prompt_tokens);
       prompt.insert(prompt.end(), own.begin(), own.end());
       if (absl::Status s = RunTurn(plan, prompt, intended, started); !s.ok()) return s;

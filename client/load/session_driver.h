@@ -1,6 +1,7 @@
 // SessionDriver: runs the conversations of a run through the tier, each as a front-end would:
-// OpenSession; per turn, Extend with the prompt (turn 1: the prefix group's system prompt,
-// then the session's own tokens; later turns: the new message) and one prefill step over the
+// OpenSession for its tenant; per turn, Extend with the prompt (turn 1: the shared prompt, its
+// prefix group's system prompt or a replayed request's prompt, then the session's own tokens;
+// later turns: the new message) and one prefill step over the
 // tokens not found cached, then one decode step per reply token (Extend one token, a step over
 // every layer); EndTurn with the retention; think time; the next turn; Close. Every step sends
 // q, k and v of every layer (StepTensors), and what it measures goes to the LoadRecorder. A

@@ -21,6 +21,15 @@ void AppendRow(std::string& out, absl::string_view name, const LatencyHistogram&
 }
 
 std::string Workload(const LoadConfig& c) {
+  const std::string tenants =
+      c.tenants == 1 ? ""
+                     : absl::StrFormat(", %d tenants (Zipf skew %g)", c.tenants, c.tenant_skew);
+  if (!c.trace_path.empty()) {
+    return absl::StrFormat(
+        "trace replay of %s (%d requests, a one-turn session each) at speedup %g, lengths x %g, "
+        "at most %d at a time%s",
+        c.trace_path, c.trace.size(), c.speedup, c.trace_length_scale, c.max_sessions, tenants);
+  }
   const std::string load =
       c.mode == LoadMode::kClosed
           ? absl::StrFormat("closed loop, %d sessions at a time", c.sessions)
@@ -28,9 +37,23 @@ std::string Workload(const LoadConfig& c) {
                             c.session_rate, c.burstiness, c.max_sessions);
   return absl::StrFormat(
       "%s, %d turns each: system prompt %d tokens (prefix groups: %d), prompt %s, decode %s, "
-      "think %s ms",
+      "think %s ms%s",
       load, c.turns, c.system_tokens, c.prefix_groups, c.prompt_tokens.ToString(),
-      c.decode_tokens.ToString(), c.think_ms.ToString());
+      c.decode_tokens.ToString(), c.think_ms.ToString(), tenants);
+}
+
+// Per tenant: sessions, token and TTFT p50/p99/max, prompt tokens found cached.
+void AppendTenants(std::string& out, const LoadConfig& c, const LoadResult& r) {
+  absl::StrAppendFormat(&out, "\n%-16s %8s %9s %9s %9s %9s %9s %9s %9s\n", "tenant", "sessions",
+                        "token p50", "p99", "max", "ttft p50", "p99", "max", "cached");
+  for (const TenantRow& row : TenantRows(r, c.tenants, c.slo)) {
+    absl::StrAppendFormat(&out, "%-16s %8d", TenantName(c, row.tenant), row.sessions);
+    for (const LatencyHistogram* h : {&row.token, &row.ttft}) {
+      absl::StrAppendFormat(&out, " %9.3f %9.3f %9.3f", h->Percentile(0.5) / 1e6,
+                            h->Percentile(0.99) / 1e6, h->max() / 1e6);
+    }
+    absl::StrAppendFormat(&out, " %8.1f%%\n", Percent(row.cached_tokens, row.prompt_tokens));
+  }
 }
 
 }  // namespace
@@ -56,6 +79,7 @@ std::string LoadReportTable(const LoadConfig& config, const v1::ModelSpec& model
   if (open) AppendRow(out, "turn (service)", r.latencies.turn_service);
   const LatencyHistogram p99s = SessionTokenP99s(r);
   AppendRow(out, "session token p99", p99s);
+  if (config.tenants > 1) AppendTenants(out, config, r);
 
   const double measured = absl::ToDoubleSeconds(r.measured);
   absl::StrAppendFormat(
@@ -65,6 +89,12 @@ std::string LoadReportTable(const LoadConfig& config, const v1::ModelSpec& model
       n.sessions_started, n.sessions_completed, n.turns, n.decode_tokens,
       measured > 0 ? n.decode_tokens / measured : 0.0, n.prompt_tokens, n.cached_tokens,
       Percent(n.cached_tokens, n.prompt_tokens), r.latencies.cached_tokens.mean());
+  if (!config.slo.empty()) {
+    const Goodput goodput = SloGoodput(r, config.slo);
+    absl::StrAppendFormat(&out,
+                          "goodput under --slo=%s: %.3f (%d of %d sessions met every target)\n",
+                          config.slo.ToString(), goodput.share(), goodput.met, goodput.sessions);
+  }
   std::vector<std::string> worst;
   for (const SessionRow* row : WorstSessions(r, 5)) {
     worst.push_back(absl::StrFormat("#%d %.3f ms", row->index, row->token.Percentile(0.99) / 1e6));

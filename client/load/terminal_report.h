@@ -1,5 +1,6 @@
 // The final table a run prints: the latencies of the measured window at p50..p99.99 (with the
-// service times beside the intended-time ones in open loop), the counts and hit rate, errors
+// service times beside the intended-time ones in open loop), per-tenant rows (with --tenants),
+// the counts and hit rate, goodput (with --slo), errors
 // by code, the per-session p99 spread with the worst sessions, verification, and the tool's own
 // cost with a warning when it was the bottleneck. Pure function.
 #ifndef KVTIER_CLIENT_LOAD_TERMINAL_REPORT_H_

@@ -33,12 +33,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
+#include "client/load/mooncake_trace.h"
 #include "kvtier/v1/registry.pb.h"
 #include "kvtier/v1/session.pb.h"
 #include "proto/wire/command_line.h"
 #include "proto/wire/model_spec.h"
 #include "service/coordinator.h"
-#include "tests/mooncake_trace.h"
 #include "tests/bench/prefix_cache_reference.h"
 
 ABSL_FLAG(std::string, trace, "../shared/traces/mooncake_synthetic_trace.jsonl",

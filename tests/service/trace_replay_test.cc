@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/load/mooncake_trace.h"
 #include "gtest/gtest.h"
-#include "tests/mooncake_trace.h"
 #include "tests/service/prefix_kv_conversation.h"
 #include "tests/service/tier_harness.h"
 

@@ -128,6 +128,13 @@ TEST_F(LoadToolTest, BadFlagsAreRefusedNamingTheFlag) {
       {"--mode=sideways", "--mode: expected closed or open, got \"sideways\""},
       {"--mode=open", "--duration: expected > 0 in open loop"},
       {"--verify=1.5", "--verify: expected a fraction in [0, 1], got 1.5"},
+      {"--tenants=0", "--tenants: expected >= 1, got 0"},
+      {"--tenant_skew=-1", "--tenant_skew: expected >= 0, got -1"},
+      {"--slo=token_p99=20ms,ttft_p98=1s", "--slo: \"ttft_p98=1s\": expected token or ttft"},
+      {"--trace=/nonexistent.jsonl", "--trace: /nonexistent.jsonl: cannot open"},
+      {"--speedup=0", "--speedup: expected > 0, got 0"},
+      {"--trace_length_scale=2", "--trace_length_scale: expected a scale in (0, 1], got 2"},
+      {"--max_requests=-3", "--max_requests: expected >= 0, got -3"},
       {"--model=nope", "--model: the tier has no model nope"},
   };
   for (const auto& [flag, message] : cases) {
@@ -149,7 +156,10 @@ TEST(LoadToolBinaryTest, HelpSaysSecurityHasNotLanded) {
   const ChildRun run = RunLoadTool({"--help"});
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_THAT(run.output, HasSubstr("Credentials per tenant have not landed"));
-  EXPECT_THAT(run.output, HasSubstr("--session_rate"));
+  for (const char* flag : {"--session_rate", "--trace", "--speedup", "--trace_length_scale",
+                           "--max_requests", "--tenants", "--tenant_skew", "--slo"}) {
+    EXPECT_THAT(run.output, HasSubstr(flag));
+  }
   EXPECT_THAT(run.output, testing::Not(HasSubstr("test_corrupt_output")));
 }
 

@@ -5,8 +5,8 @@
 // give equal tokens.
 //
 // Pure functions, safe to call from any thread.
-#ifndef KVTIER_TESTS_MOONCAKE_TRACE_H_
-#define KVTIER_TESTS_MOONCAKE_TRACE_H_
+#ifndef KVTIER_CLIENT_LOAD_MOONCAKE_TRACE_H_
+#define KVTIER_CLIENT_LOAD_MOONCAKE_TRACE_H_
 
 #include <cstdint>
 #include <string>
@@ -36,11 +36,17 @@ absl::StatusOr<std::vector<TraceRequest>> ParseMooncakeTrace(absl::string_view t
 // Reads and parses the trace at `path`; errors start with the path.
 absl::StatusOr<std::vector<TraceRequest>> ReadMooncakeTrace(const std::string& path);
 
-// The request's input_length token ids: block i holds the kTraceBlockTokens ids that
-// hash_ids[i] maps to (drawn from a generator seeded by the id, in [0, 2^17)), the last block
-// only as many of them as input_length leaves.
-std::vector<int32_t> RequestTokens(const TraceRequest& request);
+// The tokens each 512-token block becomes when a replay scales lengths by `length_scale` (in
+// (0, 1]): round(512 * length_scale), at least 1.
+int ScaledBlockTokens(double length_scale);
+
+// The request's prompt with each of its blocks `block_tokens` long: block i holds the first
+// block_tokens of the ids that hash_ids[i] maps to (drawn from a generator seeded by the id, in
+// [0, 2^17)), so equal ids give equal tokens; the last block only its share of input_length -
+// 512 * (len - 1), scaled likewise (at least 1). At 512, input_length tokens.
+std::vector<int32_t> RequestTokens(const TraceRequest& request,
+                                   int block_tokens = kTraceBlockTokens);
 
 }  // namespace kvtier
 
-#endif  // KVTIER_TESTS_MOONCAKE_TRACE_H_
+#endif  // KVTIER_CLIENT_LOAD_MOONCAKE_TRACE_H_

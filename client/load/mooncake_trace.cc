@@ -1,7 +1,8 @@
-#include "tests/mooncake_trace.h"
+#include "client/load/mooncake_trace.h"
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -216,13 +217,21 @@ absl::StatusOr<std::vector<TraceRequest>> ReadMooncakeTrace(const std::string& p
   return requests;
 }
 
-std::vector<int32_t> RequestTokens(const TraceRequest& request) {
+int ScaledBlockTokens(double length_scale) {
+  return std::max(1, static_cast<int>(std::lround(kTraceBlockTokens * length_scale)));
+}
+
+std::vector<int32_t> RequestTokens(const TraceRequest& request, int block_tokens) {
+  const int64_t last_block =
+      request.input_length - int64_t{kTraceBlockTokens} * (request.hash_ids.size() - 1);
+  const size_t length =
+      block_tokens * (request.hash_ids.size() - 1) +
+      std::max<int64_t>(1, (last_block * block_tokens + kTraceBlockTokens / 2) / kTraceBlockTokens);
   std::vector<int32_t> tokens;
-  tokens.reserve(request.input_length);
+  tokens.reserve(length);
   for (int64_t id : request.hash_ids) {
     std::mt19937_64 rng(static_cast<uint64_t>(id));
-    const size_t block_end =
-        std::min<size_t>(tokens.size() + kTraceBlockTokens, request.input_length);
+    const size_t block_end = std::min<size_t>(tokens.size() + block_tokens, length);
     while (tokens.size() < block_end) tokens.push_back(static_cast<int32_t>(rng() >> 47));
   }
   return tokens;
