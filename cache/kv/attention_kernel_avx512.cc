@@ -5,6 +5,7 @@
 // chosen at run time only on CPUs that have them.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -28,16 +29,29 @@ static_assert(kTileRows == 4, "the AVX-512 kernels hold 4 rows x 4 tokens in reg
 template <DType kDType>
 using ElemOf = std::conditional_t<kDType == DType::kF32, float, uint16_t>;
 
+// Sixteen fp32 or fp16 elements (bf16 goes by Load32 or vdpbf16ps).
 template <DType kDType>
 inline __m512 Load16(const ElemOf<kDType>* p) {
+  static_assert(kDType != DType::kBF16);
   if constexpr (kDType == DType::kF32) {
     return _mm512_loadu_ps(p);
-  } else if constexpr (kDType == DType::kF16) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   } else {
-    const __m512i wide =
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+}
+
+// Thirty-two elements as two vectors: bf16 in even-odd order (attention_tile.h), by one load
+// and a shift and a mask; fp16 and fp32 in natural order.
+template <DType kDType>
+inline void Load32(const ElemOf<kDType>* p, __m512& first, __m512& second) {
+  if constexpr (kDType == DType::kBF16) {
+    const __m512i pairs = _mm512_loadu_si512(p);
+    first = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
+    second = _mm512_castsi512_ps(
+        _mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+  } else {
+    first = Load16<kDType>(p);
+    second = Load16<kDType>(p + 16);
   }
 }
 
@@ -83,19 +97,30 @@ class Avx512Ops {
  public:
   using Elem = ElemOf<kDType>;
 
+  Avx512Ops(int d, float scale) : d_(d), scale_(scale) {}
+
   // bf16 keeps its queries in bf16 for vdpbf16ps: the fp32 values came from bf16, so the
   // conversion back is exact.
-  Avx512Ops(const float* q, int d, float scale) : q_(q), d_(d), scale_(scale) {
+  void PrepareQueries(const float* q, float* prepared) const {
     if constexpr (kDType == DType::kBF16) {
-      for (int i = 0; i < kTileRows * d; ++i) q_bf16_[i] = FloatToBFloat16(q[i]);
+      for (int i = 0; i < kTileRows * d_; i += 32) {
+        const __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(q + i + 16),
+                                                  _mm512_loadu_ps(q + i));
+        _mm512_storeu_si512(reinterpret_cast<uint16_t*>(prepared) + i, (__m512i)pair);
+      }
+    } else {
+      std::copy(q, q + kTileRows * d_, prepared);
     }
   }
 
   // Four tokens at a time: 16 accumulators (4 tokens x 4 rows), each K chunk loaded once.
-  void Scores(const Elem* k, int n, float* scores) const {
+  void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
     const int d = d_;
+    const int64_t bytes = int64_t{n} * d * sizeof(Elem);
     const __m512 scale = _mm512_set1_ps(scale_);
+    const uint16_t* q_bf16 = reinterpret_cast<const uint16_t*>(q);
     for (int t = 0; t < n; t += 4) {
+      PrefetchShare(k_ahead, bytes, t / 4, (n + 3) / 4);
       // Past the last token, repeat it; only the real tokens' scores are stored.
       const Elem* keys[4];
       for (int i = 0; i < 4; ++i) keys[i] = k + int64_t{t + (t + i < n ? i : 0)} * d;
@@ -105,7 +130,7 @@ class Avx512Ops {
         for (int j = 0; j < d; j += 32) {
           __m512bh query[kTileRows];
           for (int r = 0; r < kTileRows; ++r) {
-            query[r] = (__m512bh)_mm512_loadu_si512(q_bf16_ + r * d + j);
+            query[r] = (__m512bh)_mm512_loadu_si512(q_bf16 + r * d + j);
           }
           for (int i = 0; i < 4; ++i) {
             const __m512bh key = (__m512bh)_mm512_loadu_si512(keys[i] + j);
@@ -117,7 +142,7 @@ class Avx512Ops {
       } else {
         for (int j = 0; j < d; j += 16) {
           __m512 query[kTileRows];
-          for (int r = 0; r < kTileRows; ++r) query[r] = _mm512_loadu_ps(q_ + r * d + j);
+          for (int r = 0; r < kTileRows; ++r) query[r] = _mm512_loadu_ps(q + r * d + j);
           for (int i = 0; i < 4; ++i) {
             const __m512 key = Load16<kDType>(keys[i] + j);
             for (int r = 0; r < kTileRows; ++r) {
@@ -152,19 +177,22 @@ class Avx512Ops {
     _mm_storeu_ps(sum, _mm_add_ps(_mm_loadu_ps(sum), rows));
   }
 
-  // Thirty-two output dims of all 4 rows in registers while the tokens stream by.
-  void AccumulateValues(const float* p, const Elem* v, int n, float* acc) const {
+  // Thirty-two output dims of all 4 rows in registers while the tokens stream by; bf16 keeps
+  // them in even-odd order until FinishValues.
+  void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
+                        float* acc) const {
     const int d = d_;
+    const int64_t bytes = int64_t{n} * d * sizeof(Elem);
     for (int j = 0; j < d; j += 32) {
+      PrefetchShare(v_ahead, bytes, j / 32, d / 32);
       __m512 a[8];
       for (int r = 0; r < kTileRows; ++r) {
         a[2 * r] = _mm512_loadu_ps(acc + r * d + j);
         a[2 * r + 1] = _mm512_loadu_ps(acc + r * d + j + 16);
       }
       for (int t = 0; t < n; ++t) {
-        const Elem* row = v + int64_t{t} * d + j;
-        const __m512 v0 = Load16<kDType>(row);
-        const __m512 v1 = Load16<kDType>(row + 16);
+        __m512 v0, v1;
+        Load32<kDType>(v + int64_t{t} * d + j, v0, v1);
         const float* pt = p + t * kTileRows;
         for (int r = 0; r < kTileRows; ++r) {
           const __m512 weight = _mm512_set1_ps(pt[r]);
@@ -179,11 +207,13 @@ class Avx512Ops {
     }
   }
 
+  void FinishValues(float* acc) const {
+    if constexpr (kDType == DType::kBF16) FromEvenOddOrder(acc, kTileRows * d_, 32);
+  }
+
  private:
-  const float* const q_;
   const int d_;
   const float scale_;
-  uint16_t q_bf16_[kDType == DType::kBF16 ? kTileRows * kMaxHeadDim : 1];
 };
 
 #pragma GCC diagnostic pop
