@@ -92,10 +92,10 @@ class Avx2Ops {
   // Two tokens at a time: 8 accumulators (4 rows x 2 tokens), each K chunk loaded once.
   void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
     const int d = d_;
-    const int64_t bytes = int64_t{n} * d * sizeof(Elem);
     const __m256 scale = _mm256_set1_ps(scale_);
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 1) / 2);
     for (int t = 0; t < n; t += 2) {
-      PrefetchShare(k_ahead, bytes, t / 2, (n + 1) / 2);
+      prefetch.Step();
       const Elem* k0 = k + int64_t{t} * d;
       // An odd last token pairs with itself; only its first half is stored.
       const Elem* k1 = t + 1 < n ? k0 + d : k0;
@@ -148,9 +148,9 @@ class Avx2Ops {
   void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
                         float* acc) const {
     const int d = d_;
-    const int64_t bytes = int64_t{n} * d * sizeof(Elem);
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 16);
     for (int j = 0; j < d; j += 16) {
-      PrefetchShare(v_ahead, bytes, j / 16, d / 16);
+      prefetch.Step();
       __m256 a[8];
       for (int r = 0; r < kTileRows; ++r) {
         a[2 * r] = _mm256_loadu_ps(acc + r * d + j);
@@ -173,8 +173,18 @@ class Avx2Ops {
     }
   }
 
+  // bf16: each 16 dims from even-odd back to natural order.
   void FinishValues(float* acc) const {
-    if constexpr (kDType == DType::kBF16) FromEvenOddOrder(acc, kTileRows * d_, 16);
+    if constexpr (kDType == DType::kBF16) {
+      for (int i = 0; i < kTileRows * d_; i += 16) {
+        const __m256 even = _mm256_loadu_ps(acc + i);
+        const __m256 odd = _mm256_loadu_ps(acc + i + 8);
+        const __m256 low = _mm256_unpacklo_ps(even, odd);   // 0 1 2 3 | 8 9 10 11
+        const __m256 high = _mm256_unpackhi_ps(even, odd);  // 4 5 6 7 | 12 13 14 15
+        _mm256_storeu_ps(acc + i, _mm256_permute2f128_ps(low, high, 0x20));
+        _mm256_storeu_ps(acc + i + 8, _mm256_permute2f128_ps(low, high, 0x31));
+      }
+    }
   }
 
  private:

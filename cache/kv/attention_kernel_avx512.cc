@@ -55,25 +55,29 @@ inline void Load32(const ElemOf<kDType>* p, __m512& first, __m512& second) {
   }
 }
 
-// The 8 horizontal sums of v[0..7], in order.
-inline __m256 HorizontalSums8(const __m256 v[8]) {
-  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
-  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20),
-                       _mm256_permute2f128_ps(s0123, s4567, 0x31));
+// [a0 + a1, a2 + a3, b0 + b1, b2 + b3] of the 128-bit lanes of a and b.
+inline __m512 FoldLanes(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xdd));
 }
 
-// The 16 horizontal sums of v[0..15], in order.
+// The 16 horizontal sums of v[0..15], in order: a transposing tree of 30 shuffles and 15 adds.
 inline __m512 HorizontalSums16(const __m512 v[16]) {
-  __m256 halves[16];
-  for (int i = 0; i < 16; ++i) {
-    halves[i] = _mm256_add_ps(_mm512_castps512_ps256(v[i]),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[i]), 1)));
+  // Pairs: in each 128-bit lane, [a0+a2, b0+b2, a1+a3, b1+b3].
+  __m512 pairs[8];
+  for (int i = 0; i < 8; ++i) {
+    pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
   }
-  const __m256 low = HorizontalSums8(halves);
-  const __m256 high = HorizontalSums8(halves + 8);
-  return _mm512_castpd_ps(
-      _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
+  // Quads: in each 128-bit lane, that lane's sums of v[4m .. 4m + 3].
+  __m512 quads[4];
+  for (int m = 0; m < 4; ++m) {
+    const __m512d low = _mm512_castps_pd(pairs[2 * m]);
+    const __m512d high = _mm512_castps_pd(pairs[2 * m + 1]);
+    quads[m] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(low, high)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(low, high)));
+  }
+  // Then across the 128-bit lanes: quad m's four lanes summed into lane m.
+  return FoldLanes(FoldLanes(quads[0], quads[1]), FoldLanes(quads[2], quads[3]));
 }
 
 // 2^x for x <= 0 (Cephes exp2f polynomial, relative error ~1e-7), 0 for x < -126 and -inf.
@@ -116,11 +120,11 @@ class Avx512Ops {
   // Four tokens at a time: 16 accumulators (4 tokens x 4 rows), each K chunk loaded once.
   void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
     const int d = d_;
-    const int64_t bytes = int64_t{n} * d * sizeof(Elem);
     const __m512 scale = _mm512_set1_ps(scale_);
     const uint16_t* q_bf16 = reinterpret_cast<const uint16_t*>(q);
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 3) / 4);
     for (int t = 0; t < n; t += 4) {
-      PrefetchShare(k_ahead, bytes, t / 4, (n + 3) / 4);
+      prefetch.Step();
       // Past the last token, repeat it; only the real tokens' scores are stored.
       const Elem* keys[4];
       for (int i = 0; i < 4; ++i) keys[i] = k + int64_t{t + (t + i < n ? i : 0)} * d;
@@ -182,9 +186,9 @@ class Avx512Ops {
   void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
                         float* acc) const {
     const int d = d_;
-    const int64_t bytes = int64_t{n} * d * sizeof(Elem);
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 32);
     for (int j = 0; j < d; j += 32) {
-      PrefetchShare(v_ahead, bytes, j / 32, d / 32);
+      prefetch.Step();
       __m512 a[8];
       for (int r = 0; r < kTileRows; ++r) {
         a[2 * r] = _mm512_loadu_ps(acc + r * d + j);
@@ -207,8 +211,18 @@ class Avx512Ops {
     }
   }
 
+  // bf16: each 32 dims from even-odd back to natural order.
   void FinishValues(float* acc) const {
-    if constexpr (kDType == DType::kBF16) FromEvenOddOrder(acc, kTileRows * d_, 32);
+    if constexpr (kDType == DType::kBF16) {
+      const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+      for (int i = 0; i < kTileRows * d_; i += 32) {
+        const __m512 even = _mm512_loadu_ps(acc + i);
+        const __m512 odd = _mm512_loadu_ps(acc + i + 16);
+        _mm512_storeu_ps(acc + i, _mm512_permutex2var_ps(even, first, odd));
+        _mm512_storeu_ps(acc + i + 16, _mm512_permutex2var_ps(even, second, odd));
+      }
+    }
   }
 
  private:

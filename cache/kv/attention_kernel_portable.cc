@@ -22,8 +22,9 @@ class PortableOps {
   }
 
   void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d_ * sizeof(Elem), n);
     for (int t = 0; t < n; ++t) {
-      PrefetchShare(k_ahead, int64_t{n} * d_ * sizeof(Elem), t, n);
+      prefetch.Step();
       float dots[kTileRows] = {};
       for (int j = 0; j < d_; ++j) {
         const float key = Load(k[int64_t{t} * d_ + j]);
@@ -45,8 +46,9 @@ class PortableOps {
 
   void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
                         float* acc) const {
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d_ * sizeof(Elem), n);
     for (int t = 0; t < n; ++t) {
-      PrefetchShare(v_ahead, int64_t{n} * d_ * sizeof(Elem), t, n);
+      prefetch.Step();
       for (int j = 0; j < d_; ++j) {
         const float value = Load(v[int64_t{t} * d_ + j]);
         for (int r = 0; r < kTileRows; ++r) acc[r * d_ + j] += p[t * kTileRows + r] * value;

@@ -75,31 +75,33 @@ TileKernel PortableTileKernel(DType dtype);
 TileKernel Avx2TileKernel(DType dtype, int head_dim);
 TileKernel Avx512TileKernel(DType dtype, int head_dim);
 
-// Prefetches (into L2) share `part` of `parts` of the cache lines of [ahead, ahead + bytes);
-// nothing when `ahead` is null. The Ops call it once per step of their loops.
-inline void PrefetchShare(const void* ahead, int64_t bytes, int part, int parts) {
-  if (ahead == nullptr) return;
-  const int64_t lines = (bytes + 63) / 64;
-  const char* base = static_cast<const char*>(ahead);
-  for (int64_t line = lines * part / parts; line < lines * (part + 1) / parts; ++line) {
-    __builtin_prefetch(base + line * 64, 0, 2);
+// Spreads prefetches (into L2) of the cache lines of [ahead, ahead + bytes) over `steps` calls
+// of Step, a share each; none when `ahead` is null. The Ops step it once per step of their
+// loops.
+class PrefetchSpreader {
+ public:
+  PrefetchSpreader(const void* ahead, int64_t bytes, int steps)
+      : next_(static_cast<const char*>(ahead)),
+        lines_per_step_(ahead == nullptr ? 0 : static_cast<int>((bytes + 64 * steps - 1) /
+                                                                (64 * steps))) {}
+
+  // NOTE: the last step may run up to a share past the end: prefetches never fault.
+  void Step() {
+    for (int i = 0; i < lines_per_step_; ++i) __builtin_prefetch(next_ + 64 * i, 0, 2);
+    next_ += 64 * lines_per_step_;
   }
-}
+
+ private:
+  const char* next_;
+  const int lines_per_step_;
+};
 
 // Even-odd order: within each chunk of `width` values, the even-indexed ones, then the odd
 // ones. Kernels that widen bf16 pairs in one step (the even element of a 32-bit lane by a
-// shift, the odd by a mask) keep queries and accumulators in it.
+// shift, the odd by a mask) keep queries and accumulators in it (their FinishValues undoes it).
 inline void ToEvenOddOrder(const float* in, int count, int width, float* out) {
   for (int chunk = 0; chunk < count; chunk += width) {
     for (int i = 0; i < width; ++i) out[chunk + i % 2 * width / 2 + i / 2] = in[chunk + i];
-  }
-}
-
-inline void FromEvenOddOrder(float* values, int count, int width) {
-  float natural[32];  // width <= 32
-  for (int chunk = 0; chunk < count; chunk += width) {
-    for (int i = 0; i < width; ++i) natural[i] = values[chunk + i % 2 * width / 2 + i / 2];
-    std::copy(natural, natural + width, values + chunk);
   }
 }
 
@@ -141,8 +143,8 @@ void RunTile(const TileTask& task) {
   for (int b = task.begin / block_size + 1; b < task.begin / block_size + ahead; ++b) {
     if (b > last_block) break;
     for (int h = 0; h < task.kv_heads; ++h) {
-      PrefetchShare(piece(task.k_layer, b, h), block_bytes / 2 / task.kv_heads, 0, 1);
-      PrefetchShare(piece(task.v_layer, b, h), block_bytes / 2 / task.kv_heads, 0, 1);
+      PrefetchSpreader(piece(task.k_layer, b, h), block_bytes / 2 / task.kv_heads, 1).Step();
+      PrefetchSpreader(piece(task.v_layer, b, h), block_bytes / 2 / task.kv_heads, 1).Step();
     }
   }
 
