@@ -49,9 +49,9 @@ ABSL_FLAG(double, min_seconds, 2.0, "Minimum time spent timing each case");
 ABSL_FLAG(int, min_samples, 15, "Minimum timed runs (pairs, where interleaved) per case");
 ABSL_FLAG(std::string, isa, "",
           "Attention kernel ISA ceiling: portable, avx2 or avx512; empty = the best this CPU runs");
-ABSL_FLAG(int, resident_context, 128,
-          "Tokens of shared context in the compute-ceiling case (8 KV heads: 4 KiB of K+V a "
-          "token)");
+ABSL_FLAG(int, resident_context, 256,
+          "Tokens of shared context in the compute-ceiling case, 4 KiB of K+V each: keep it "
+          "within L2 (256: 1 MiB)");
 
 namespace kvtier::bench {
 namespace {
