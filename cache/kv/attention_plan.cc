@@ -26,13 +26,27 @@ int ChooseSplitTokens(absl::Span<const SequenceLayout> sequences, const Attentio
 
 int CeilDiv(int value, int divisor) { return (value + divisor - 1) / divisor; }
 
-int ChooseKvHeadsPerUnit(const AttentionParams& params, int num_kv_heads, int64_t tiles,
-                         const AttentionPlanOptions& options) {
+// The most splits automatic splitting could give the longest context (1 when it may not split).
+int64_t MaxSplits(absl::Span<const SequenceLayout> sequences, const AttentionParams& params,
+                  int block_size, const AttentionPlanOptions& options) {
+  if (params.kv_split_tokens > 0) return 1;
+  int max_context = 0;
+  for (const SequenceLayout& s : sequences) max_context = std::max(max_context, s.context_len);
+  const int split = RoundUp(std::max(options.min_split_tokens, 1), block_size);
+  return std::max(1, CeilDiv(max_context, split));
+}
+
+int ChooseKvHeadsPerUnit(absl::Span<const SequenceLayout> sequences,
+                         const AttentionParams& params, int num_kv_heads, int64_t tiles,
+                         int block_size, const AttentionPlanOptions& options) {
   const int cap = std::max(1, std::min(options.max_kv_heads_per_unit, num_kv_heads));
   if (params.kv_heads_per_unit > 0) return std::min(params.kv_heads_per_unit, cap);
+  const int64_t max_splits = MaxSplits(sequences, params, block_size, options);
   for (int heads = cap; heads > 1; --heads) {
     const int groups = CeilDiv(num_kv_heads, heads);
-    if (groups * tiles >= options.target_units) return CeilDiv(num_kv_heads, groups);
+    if (groups * tiles * max_splits >= options.target_units) {
+      return CeilDiv(num_kv_heads, groups);
+    }
   }
   return 1;
 }
@@ -74,7 +88,8 @@ AttentionPlan PlanAttention(absl::Span<const SequenceLayout> sequences,
     first_query += sequences[s].num_queries;
     tiles += p.tiles;
   }
-  plan.kv_heads_per_unit = ChooseKvHeadsPerUnit(params, num_kv_heads, tiles, options);
+  plan.kv_heads_per_unit =
+      ChooseKvHeadsPerUnit(sequences, params, num_kv_heads, tiles, block_size, options);
   plan.head_groups = CeilDiv(num_kv_heads, plan.kv_heads_per_unit);
   const int64_t unsplit_units = plan.head_groups * tiles;
   plan.split_tokens = ChooseSplitTokens(sequences, params, unsplit_units, block_size, options);

@@ -59,8 +59,9 @@ struct AttentionPlanOptions {
   // until about this many exist; 0 never splits unless params.kv_split_tokens asks to.
   int64_t target_units = 0;
   // The most KV heads one unit may cover. The plan groups as many heads as still leaves
-  // target_units units, in groups as even as the head count allows, before it splits any
-  // context; params.kv_heads_per_unit asks for a size below this cap.
+  // target_units units once the longest context is split as far as min_split_tokens allows,
+  // in groups as even as the head count allows, then splits contexts as it needs;
+  // params.kv_heads_per_unit asks for a size below this cap.
   int max_kv_heads_per_unit = 1;
   // With automatic splitting a split covers at least this much context: below it, the merge
   // costs more than the parallelism buys.

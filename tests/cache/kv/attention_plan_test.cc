@@ -150,6 +150,7 @@ TEST(AttentionPlanTest, GroupsKvHeadsEvenlyWhileUnitsReachTheTarget) {
   AttentionPlanOptions options;
   options.tile_rows = 4;
   options.max_kv_heads_per_unit = 8;
+  options.min_split_tokens = 1 << 20;  // no context is split: heads alone give the units
   for (int num_kv_heads : {1, 3, 8, 12, 16}) {
     SCOPED_TRACE(absl::StrCat(num_kv_heads, " KV heads"));
     AttentionParams params;
@@ -184,6 +185,30 @@ TEST(AttentionPlanTest, GroupsKvHeadsEvenlyWhileUnitsReachTheTarget) {
     ASSERT_NO_FATAL_FAILURE(ExpectCovers(plan, batch, num_kv_heads, 16));
     options.target_units = 0;
   }
+}
+
+TEST(AttentionPlanTest, KeepsHeadsGroupedWhereSplittingGivesTheUnits) {
+  std::mt19937_64 rng(std::random_device{}());
+  AttentionParams params;
+  params.num_q_heads = 32;  // 8 KV heads, group 4
+  AttentionPlanOptions options;
+  options.tile_rows = 4;
+  options.max_kv_heads_per_unit = 8;
+  options.target_units = 8;
+  // One decode over a long context: one group of all 8 heads, its context split 8 ways.
+  RandomBatch batch = MakeBatch(1, 16, rng, /*min_context=*/4096);
+  batch.layouts[0].num_queries = 1;
+  AttentionPlan plan = PlanAttention(batch.layouts, params, 8, 16, options);
+  EXPECT_EQ(plan.kv_heads_per_unit, 8);
+  EXPECT_EQ(plan.num_units, 8);
+  ASSERT_NO_FATAL_FAILURE(ExpectCovers(plan, batch, 8, 16));
+  // A context of 2 minimum splits: 4 groups of 2 heads, each split in 2.
+  batch.tables[0].assign(32, 0);
+  batch.layouts[0] = {batch.tables[0], 2 * options.min_split_tokens, 1};
+  plan = PlanAttention(batch.layouts, params, 8, 16, options);
+  EXPECT_EQ(plan.kv_heads_per_unit, 2);
+  EXPECT_EQ(plan.num_units, 8);
+  ASSERT_NO_FATAL_FAILURE(ExpectCovers(plan, batch, 8, 16));
 }
 
 }  // namespace
