@@ -15,7 +15,6 @@ namespace kvtier {
 namespace {
 
 using attention_internal::kMaxBlockSize;
-using attention_internal::kMaxHeadDim;
 using attention_internal::kTileRows;
 using attention_internal::TileKernel;
 using attention_internal::TileTask;
@@ -23,11 +22,21 @@ using attention_internal::TileTask;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// The online-softmax state of one tile over one split.
-struct TileState {
-  float acc[kTileRows * kMaxHeadDim];
-  float max[kTileRows];
-  float sum[kTileRows];
+// The online-softmax state of one unit over its split, in `heads` x kTileRows rows (row
+// h * kTileRows + r is row r of the unit's tile in its h-th KV head): acc [rows][head_dim], max
+// and sum [rows], in one run of StateFloats floats.
+struct UnitState {
+  float* acc;
+  float* max;
+  float* sum;
+
+  static int64_t StateFloats(int heads, int head_dim) {
+    return int64_t{heads} * kTileRows * (head_dim + 2);
+  }
+  static UnitState At(float* base, int heads, int head_dim) {
+    const int64_t rows = int64_t{heads} * kTileRows;
+    return {base, base + rows * head_dim, base + rows * (head_dim + 1)};
+  }
 };
 
 TileKernel SelectTileKernel(CpuIsa isa, DType dtype, int head_dim) {
@@ -63,6 +72,10 @@ absl::Status ValidateAttentionBatch(absl::Span<const SequenceLayout> sequences,
     return absl::InvalidArgumentError(
         absl::StrCat("kv_split_tokens: expected >= 0, got ", params.kv_split_tokens));
   }
+  if (params.kv_heads_per_unit < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kv_heads_per_unit: expected >= 0, got ", params.kv_heads_per_unit));
+  }
   for (size_t i = 0; i < sequences.size(); ++i) {
     const SequenceLayout& s = sequences[i];
     if (s.num_queries < 1 || s.num_queries > s.context_len) {
@@ -96,14 +109,18 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
   const TileKernel kernel = SelectTileKernel(isa, kv.dtype, d);
 
   const int num_threads = threads != nullptr ? threads->num_threads() : 1;
-  const AttentionPlan plan = PlanAttention(
-      sequences, params, kv.num_kv_heads, kv.block_size,
-      {.tile_rows = kTileRows, .target_units = num_threads > 1 ? 4 * int64_t{num_threads} : 0});
+  const AttentionPlan plan =
+      PlanAttention(sequences, params, kv.num_kv_heads, kv.block_size,
+                    {.tile_rows = kTileRows,
+                     .target_units = num_threads > 1 ? 4 * int64_t{num_threads} : 0,
+                     .max_kv_heads_per_unit = attention_internal::kMaxKvHeadsPerUnit});
   const int split_tokens = plan.split_tokens;
   const bool any_split = plan.num_merges > 0;
+  const int64_t state_floats = UnitState::StateFloats(plan.kv_heads_per_unit, d);
   // Split units leave their state here for the merge; unsplit ones write out directly. Left
   // uninitialized: every unit sets its own state before use.
-  std::unique_ptr<TileState[]> partials(any_split ? new TileState[plan.num_units] : nullptr);
+  std::unique_ptr<float[]> partials(any_split ? new float[plan.num_units * state_floats]
+                                              : nullptr);
 
   // Element offset in q and out of a query row of a sequence's KV head; rows are token-major:
   // row = query token * G + query head within the group.
@@ -111,13 +128,17 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
     const int64_t token = seq_plan.first_query + row / group;
     return (token * params.num_q_heads + int64_t{kv_head} * group + row % group) * d;
   };
-  auto write_rows = [&](const SequencePlan& seq_plan, int kv_head, int tile,
-                        const TileState& state) {
-    for (int r = 0; r < kTileRows; ++r) {
-      const int row = tile * kTileRows + r;
-      if (row >= seq_plan.rows) break;
-      const int64_t base = row_query_index(seq_plan, kv_head, row);
-      StoreRowFromFloat(kv.dtype, &state.acc[r * d], 1.0f / state.sum[r], out, base, d);
+  auto write_rows = [&](const SequencePlan& seq_plan, int first_kv_head, int heads, int tile,
+                        const UnitState& state) {
+    for (int h = 0; h < heads; ++h) {
+      for (int r = 0; r < kTileRows; ++r) {
+        const int row = tile * kTileRows + r;
+        if (row >= seq_plan.rows) break;
+        const int64_t base = row_query_index(seq_plan, first_kv_head + h, row);
+        const int state_row = h * kTileRows + r;
+        StoreRowFromFloat(kv.dtype, &state.acc[state_row * d], 1.0f / state.sum[state_row], out,
+                          base, d);
+      }
     }
   };
 
@@ -128,17 +149,25 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
     const int64_t local = unit - seq_plan.first_unit;
     const int split = static_cast<int>(local % seq_plan.splits);
     const int tile = static_cast<int>(local / seq_plan.splits % seq_plan.tiles);
-    const int kv_head = static_cast<int>(local / seq_plan.splits / seq_plan.tiles);
+    const int head_group = static_cast<int>(local / seq_plan.splits / seq_plan.tiles);
+    const int first_kv_head = plan.FirstKvHead(head_group);
+    const int heads = plan.KvHeadsOf(head_group, kv.num_kv_heads);
 
-    float q_rows[kTileRows * kMaxHeadDim];
-    float scores[kTileRows * kMaxBlockSize];
-    TileState local_state;
-    TileState& state = any_split ? partials[unit] : local_state;
+    // Scratch: queries as loaded and as the kernel prepares them, scores, and, for an unsplit
+    // unit, its state.
+    const int64_t query_floats = int64_t{heads} * kTileRows * d;
+    std::vector<float> scratch(2 * query_floats + kTileRows * kMaxBlockSize +
+                               (any_split ? 0 : state_floats));
+    float* q_rows = scratch.data();
+    float* state_base = any_split ? &partials[unit * state_floats]
+                                  : q_rows + 2 * query_floats + kTileRows * kMaxBlockSize;
+    const UnitState state = UnitState::At(state_base, heads, d);
     TileTask task;
     task.k_layer = kv.k;
     task.v_layer = kv.v;
     task.block_table = seq.block_table.data();
-    task.kv_head = kv_head;
+    task.first_kv_head = first_kv_head;
+    task.kv_heads = heads;
     task.num_kv_heads = kv.num_kv_heads;
     task.block_size = kv.block_size;
     task.head_dim = d;
@@ -146,14 +175,16 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
     for (int r = 0; r < kTileRows; ++r) {
       // Rows past the real ones repeat the last real row; write_rows ignores them.
       const int row = std::min(tile * kTileRows + r, seq_plan.rows - 1);
-      const int64_t base = row_query_index(seq_plan, kv_head, row);
-      LoadRowAsFloat(kv.dtype, q, base, d, &q_rows[r * d]);
+      for (int h = 0; h < heads; ++h) {
+        const int64_t base = row_query_index(seq_plan, first_kv_head + h, row);
+        LoadRowAsFloat(kv.dtype, q, base, d, &q_rows[(h * kTileRows + r) * d]);
+      }
       task.limit[r] = seq.context_len - seq.num_queries + row / group + 1;
       max_limit = std::max(max_limit, task.limit[r]);
-      state.max[r] = kNegInf;
-      state.sum[r] = 0.0f;
     }
-    std::fill(state.acc, state.acc + kTileRows * d, 0.0f);
+    std::fill(state.max, state.max + heads * kTileRows, kNegInf);
+    std::fill(state.sum, state.sum + heads * kTileRows, 0.0f);
+    std::fill(state.acc, state.acc + query_floats, 0.0f);
     task.begin = static_cast<int>(std::min<int64_t>(int64_t{split} * split_tokens, max_limit));
     task.end = static_cast<int>(std::min<int64_t>(task.begin + int64_t{split_tokens}, max_limit));
     task.q = q_rows;
@@ -161,35 +192,41 @@ void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> 
     task.acc = state.acc;
     task.max = state.max;
     task.sum = state.sum;
-    task.scores = scores;
+    task.prepared_q = q_rows + query_floats;
+    task.scores = q_rows + 2 * query_floats;
     kernel(task);
-    if (seq_plan.splits == 1) write_rows(seq_plan, kv_head, tile, state);
+    if (seq_plan.splits == 1) write_rows(seq_plan, first_kv_head, heads, tile, state);
   };
 
-  // Merges a (sequence, head, tile)'s splits exactly: rescale each to the common max.
+  // Merges a (sequence, head group, tile)'s splits exactly: rescale each to the common max.
   auto run_merge = [&](int64_t merge) {
     const SequencePlan& seq_plan = plan.sequences[plan.SequenceOfMerge(merge)];
     const int64_t local = merge - seq_plan.first_merge;
-    const int kv_head = static_cast<int>(local / seq_plan.tiles);
+    const int head_group = static_cast<int>(local / seq_plan.tiles);
     const int tile = static_cast<int>(local % seq_plan.tiles);
-    const TileState* first = &partials[seq_plan.first_unit + local * seq_plan.splits];
-    TileState merged;
-    for (int r = 0; r < kTileRows; ++r) {
+    const int heads = plan.KvHeadsOf(head_group, kv.num_kv_heads);
+    const int64_t first_unit = seq_plan.first_unit + local * seq_plan.splits;
+    std::vector<UnitState> parts;
+    for (int i = 0; i < seq_plan.splits; ++i) {
+      parts.push_back(UnitState::At(&partials[(first_unit + i) * state_floats], heads, d));
+    }
+    std::vector<float> merged_floats(UnitState::StateFloats(heads, d));
+    const UnitState merged = UnitState::At(merged_floats.data(), heads, d);
+    for (int row = 0; row < heads * kTileRows; ++row) {
       float max = kNegInf;
-      for (int i = 0; i < seq_plan.splits; ++i) max = std::max(max, first[i].max[r]);
-      merged.max[r] = max;
-      merged.sum[r] = 0.0f;
-      float* acc = merged.acc + r * d;
-      std::fill(acc, acc + d, 0.0f);
-      for (int i = 0; i < seq_plan.splits; ++i) {
-        if (first[i].sum[r] == 0.0f) continue;  // this split saw none of the row's positions
-        const float weight = std::exp2(first[i].max[r] - max);
-        merged.sum[r] += first[i].sum[r] * weight;
-        const float* part = first[i].acc + r * d;
-        for (int j = 0; j < d; ++j) acc[j] += part[j] * weight;
+      for (const UnitState& part : parts) max = std::max(max, part.max[row]);
+      merged.max[row] = max;
+      merged.sum[row] = 0.0f;
+      float* acc = merged.acc + row * d;
+      for (const UnitState& part : parts) {
+        if (part.sum[row] == 0.0f) continue;  // this split saw none of the row's positions
+        const float weight = std::exp2(part.max[row] - max);
+        merged.sum[row] += part.sum[row] * weight;
+        const float* part_acc = part.acc + row * d;
+        for (int j = 0; j < d; ++j) acc[j] += part_acc[j] * weight;
       }
     }
-    write_rows(seq_plan, kv_head, tile, merged);
+    write_rows(seq_plan, plan.FirstKvHead(head_group), heads, tile, merged);
   };
 
   if (threads != nullptr) {

@@ -36,6 +36,9 @@ struct AttentionParams {
   // Tokens of context per unit of parallel work when a sequence's KV axis is split (rounded up
   // to whole blocks); 0 lets the kernel choose from the batch and the thread count.
   int kv_split_tokens = 0;
+  // KV heads per unit of parallel work, on backends whose units may read several heads of a
+  // block (capped by the backend and the head count); 0 lets the kernel choose.
+  int kv_heads_per_unit = 0;
 };
 
 // One layer of paged K/V in host memory, each of K and V laid out [num_blocks][num_kv_heads]
@@ -61,8 +64,9 @@ absl::Status ValidateAttentionBatch(absl::Span<const SequenceLayout> sequences,
                                     int num_blocks);
 
 // CPU paged attention on validated arguments, with the best kernel at or below `isa` that the
-// CPU and head_dim allow (cpu_isa.h). Work is spread over `threads` (query-head groups x KV
-// splits, merged exactly); a null `threads` runs on the caller alone.
+// CPU and head_dim allow (cpu_isa.h). Work is spread over `threads` as AttentionPlan cuts it
+// (groups of KV heads x query tiles x KV splits, merged exactly); a null `threads` runs on the
+// caller alone.
 void PagedAttentionCpu(const PagedKvLayer& kv, absl::Span<const SequenceLayout> sequences,
                        const AttentionParams& params, const void* q, void* out, ThreadPool* threads,
                        CpuIsa isa);

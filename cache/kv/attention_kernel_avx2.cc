@@ -4,6 +4,7 @@
 // run time only on CPUs that have them.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -20,15 +21,23 @@ namespace {
 static_assert(kTileRows == 4, "the AVX2 kernels hold 4 rows in registers");
 
 template <DType kDType>
-inline __m256 Load8(const std::conditional_t<kDType == DType::kF32, float, uint16_t>* p) {
+using ElemOf = std::conditional_t<kDType == DType::kF32, float, uint16_t>;
+
+// Sixteen elements as two vectors: bf16 in even-odd order (attention_tile.h), by one load and a
+// shift and a mask; fp16 and fp32 in natural order.
+template <DType kDType>
+inline void Load16(const ElemOf<kDType>* p, __m256& first, __m256& second) {
   if constexpr (kDType == DType::kF32) {
-    return _mm256_loadu_ps(p);
+    first = _mm256_loadu_ps(p);
+    second = _mm256_loadu_ps(p + 8);
   } else if constexpr (kDType == DType::kF16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    first = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    second = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
   } else {
-    const __m256i wide =
-        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+    const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    first = _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16));
+    second = _mm256_castsi256_ps(
+        _mm256_and_si256(pairs, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
   }
 }
 
@@ -67,39 +76,42 @@ inline __m256 Exp2NonPositive(__m256 x) {
 template <DType kDType>
 class Avx2Ops {
  public:
-  using Elem = std::conditional_t<kDType == DType::kF32, float, uint16_t>;
+  using Elem = ElemOf<kDType>;
 
-  Avx2Ops(const float* q, int d, float scale) : q_(q), d_(d), scale_(scale) {}
+  Avx2Ops(int d, float scale) : d_(d), scale_(scale) {}
+
+  // bf16 queries go to even-odd order, to match the keys as Load16 widens them.
+  void PrepareQueries(const float* q, float* prepared) const {
+    if constexpr (kDType == DType::kBF16) {
+      ToEvenOddOrder(q, kTileRows * d_, 16, prepared);
+    } else {
+      std::copy(q, q + kTileRows * d_, prepared);
+    }
+  }
 
   // Two tokens at a time: 8 accumulators (4 rows x 2 tokens), each K chunk loaded once.
-  void Scores(const Elem* k, int n, float* scores) const {
+  void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
     const int d = d_;
-    const float* q0 = q_;
-    const float* q1 = q_ + d;
-    const float* q2 = q_ + 2 * d;
-    const float* q3 = q_ + 3 * d;
     const __m256 scale = _mm256_set1_ps(scale_);
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 1) / 2);
     for (int t = 0; t < n; t += 2) {
+      prefetch.Step();
       const Elem* k0 = k + int64_t{t} * d;
       // An odd last token pairs with itself; only its first half is stored.
       const Elem* k1 = t + 1 < n ? k0 + d : k0;
       __m256 acc[8];
       for (__m256& a : acc) a = _mm256_setzero_ps();
-      for (int j = 0; j < d; j += 8) {
-        const __m256 key0 = Load8<kDType>(k0 + j);
-        const __m256 key1 = Load8<kDType>(k1 + j);
-        const __m256 x0 = _mm256_loadu_ps(q0 + j);
-        const __m256 x1 = _mm256_loadu_ps(q1 + j);
-        const __m256 x2 = _mm256_loadu_ps(q2 + j);
-        const __m256 x3 = _mm256_loadu_ps(q3 + j);
-        acc[0] = _mm256_fmadd_ps(x0, key0, acc[0]);
-        acc[1] = _mm256_fmadd_ps(x1, key0, acc[1]);
-        acc[2] = _mm256_fmadd_ps(x2, key0, acc[2]);
-        acc[3] = _mm256_fmadd_ps(x3, key0, acc[3]);
-        acc[4] = _mm256_fmadd_ps(x0, key1, acc[4]);
-        acc[5] = _mm256_fmadd_ps(x1, key1, acc[5]);
-        acc[6] = _mm256_fmadd_ps(x2, key1, acc[6]);
-        acc[7] = _mm256_fmadd_ps(x3, key1, acc[7]);
+      for (int j = 0; j < d; j += 16) {
+        __m256 key0[2], key1[2];
+        Load16<kDType>(k0 + j, key0[0], key0[1]);
+        Load16<kDType>(k1 + j, key1[0], key1[1]);
+        for (int half = 0; half < 2; ++half) {
+          for (int r = 0; r < kTileRows; ++r) {
+            const __m256 x = _mm256_loadu_ps(q + r * d + j + 8 * half);
+            acc[r] = _mm256_fmadd_ps(x, key0[half], acc[r]);
+            acc[kTileRows + r] = _mm256_fmadd_ps(x, key1[half], acc[kTileRows + r]);
+          }
+        }
       }
       const __m256 sums = _mm256_mul_ps(HorizontalSums(acc), scale);
       if (t + 1 < n) {
@@ -131,19 +143,22 @@ class Avx2Ops {
     _mm_storeu_ps(sum, _mm_add_ps(_mm_loadu_ps(sum), rows));
   }
 
-  // Sixteen output dims of all 4 rows in registers while the tokens stream by.
-  void AccumulateValues(const float* p, const Elem* v, int n, float* acc) const {
+  // Sixteen output dims of all 4 rows in registers while the tokens stream by; bf16 keeps
+  // them in even-odd order until FinishValues.
+  void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
+                        float* acc) const {
     const int d = d_;
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 16);
     for (int j = 0; j < d; j += 16) {
+      prefetch.Step();
       __m256 a[8];
       for (int r = 0; r < kTileRows; ++r) {
         a[2 * r] = _mm256_loadu_ps(acc + r * d + j);
         a[2 * r + 1] = _mm256_loadu_ps(acc + r * d + j + 8);
       }
       for (int t = 0; t < n; ++t) {
-        const Elem* row = v + int64_t{t} * d + j;
-        const __m256 v0 = Load8<kDType>(row);
-        const __m256 v1 = Load8<kDType>(row + 8);
+        __m256 v0, v1;
+        Load16<kDType>(v + int64_t{t} * d + j, v0, v1);
         const float* pt = p + t * kTileRows;
         for (int r = 0; r < kTileRows; ++r) {
           const __m256 weight = _mm256_broadcast_ss(pt + r);
@@ -158,8 +173,21 @@ class Avx2Ops {
     }
   }
 
+  // bf16: each 16 dims from even-odd back to natural order.
+  void FinishValues(float* acc) const {
+    if constexpr (kDType == DType::kBF16) {
+      for (int i = 0; i < kTileRows * d_; i += 16) {
+        const __m256 even = _mm256_loadu_ps(acc + i);
+        const __m256 odd = _mm256_loadu_ps(acc + i + 8);
+        const __m256 low = _mm256_unpacklo_ps(even, odd);   // 0 1 2 3 | 8 9 10 11
+        const __m256 high = _mm256_unpackhi_ps(even, odd);  // 4 5 6 7 | 12 13 14 15
+        _mm256_storeu_ps(acc + i, _mm256_permute2f128_ps(low, high, 0x20));
+        _mm256_storeu_ps(acc + i + 8, _mm256_permute2f128_ps(low, high, 0x31));
+      }
+    }
+  }
+
  private:
-  const float* const q_;
   const int d_;
   const float scale_;
 };

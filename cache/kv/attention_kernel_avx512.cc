@@ -5,6 +5,7 @@
 // chosen at run time only on CPUs that have them.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -28,38 +29,55 @@ static_assert(kTileRows == 4, "the AVX-512 kernels hold 4 rows x 4 tokens in reg
 template <DType kDType>
 using ElemOf = std::conditional_t<kDType == DType::kF32, float, uint16_t>;
 
+// Sixteen fp32 or fp16 elements (bf16 goes by Load32 or vdpbf16ps).
 template <DType kDType>
 inline __m512 Load16(const ElemOf<kDType>* p) {
+  static_assert(kDType != DType::kBF16);
   if constexpr (kDType == DType::kF32) {
     return _mm512_loadu_ps(p);
-  } else if constexpr (kDType == DType::kF16) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   } else {
-    const __m512i wide =
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
 }
 
-// The 8 horizontal sums of v[0..7], in order.
-inline __m256 HorizontalSums8(const __m256 v[8]) {
-  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
-  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20),
-                       _mm256_permute2f128_ps(s0123, s4567, 0x31));
+// Thirty-two elements as two vectors: bf16 in even-odd order (attention_tile.h), by one load
+// and a shift and a mask; fp16 and fp32 in natural order.
+template <DType kDType>
+inline void Load32(const ElemOf<kDType>* p, __m512& first, __m512& second) {
+  if constexpr (kDType == DType::kBF16) {
+    const __m512i pairs = _mm512_loadu_si512(p);
+    first = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
+    second = _mm512_castsi512_ps(
+        _mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+  } else {
+    first = Load16<kDType>(p);
+    second = Load16<kDType>(p + 16);
+  }
 }
 
-// The 16 horizontal sums of v[0..15], in order.
+// [a0 + a1, a2 + a3, b0 + b1, b2 + b3] of the 128-bit lanes of a and b.
+inline __m512 FoldLanes(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xdd));
+}
+
+// The 16 horizontal sums of v[0..15], in order: a transposing tree of 30 shuffles and 15 adds.
 inline __m512 HorizontalSums16(const __m512 v[16]) {
-  __m256 halves[16];
-  for (int i = 0; i < 16; ++i) {
-    halves[i] = _mm256_add_ps(_mm512_castps512_ps256(v[i]),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[i]), 1)));
+  // Pairs: in each 128-bit lane, [a0+a2, b0+b2, a1+a3, b1+b3].
+  __m512 pairs[8];
+  for (int i = 0; i < 8; ++i) {
+    pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
   }
-  const __m256 low = HorizontalSums8(halves);
-  const __m256 high = HorizontalSums8(halves + 8);
-  return _mm512_castpd_ps(
-      _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
+  // Quads: in each 128-bit lane, that lane's sums of v[4m .. 4m + 3].
+  __m512 quads[4];
+  for (int m = 0; m < 4; ++m) {
+    const __m512d low = _mm512_castps_pd(pairs[2 * m]);
+    const __m512d high = _mm512_castps_pd(pairs[2 * m + 1]);
+    quads[m] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(low, high)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(low, high)));
+  }
+  // Then across the 128-bit lanes: quad m's four lanes summed into lane m.
+  return FoldLanes(FoldLanes(quads[0], quads[1]), FoldLanes(quads[2], quads[3]));
 }
 
 // 2^x for x <= 0 (Cephes exp2f polynomial, relative error ~1e-7), 0 for x < -126 and -inf.
@@ -83,19 +101,30 @@ class Avx512Ops {
  public:
   using Elem = ElemOf<kDType>;
 
+  Avx512Ops(int d, float scale) : d_(d), scale_(scale) {}
+
   // bf16 keeps its queries in bf16 for vdpbf16ps: the fp32 values came from bf16, so the
   // conversion back is exact.
-  Avx512Ops(const float* q, int d, float scale) : q_(q), d_(d), scale_(scale) {
+  void PrepareQueries(const float* q, float* prepared) const {
     if constexpr (kDType == DType::kBF16) {
-      for (int i = 0; i < kTileRows * d; ++i) q_bf16_[i] = FloatToBFloat16(q[i]);
+      for (int i = 0; i < kTileRows * d_; i += 32) {
+        const __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(q + i + 16),
+                                                  _mm512_loadu_ps(q + i));
+        _mm512_storeu_si512(reinterpret_cast<uint16_t*>(prepared) + i, (__m512i)pair);
+      }
+    } else {
+      std::copy(q, q + kTileRows * d_, prepared);
     }
   }
 
   // Four tokens at a time: 16 accumulators (4 tokens x 4 rows), each K chunk loaded once.
-  void Scores(const Elem* k, int n, float* scores) const {
+  void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
     const int d = d_;
     const __m512 scale = _mm512_set1_ps(scale_);
+    const uint16_t* q_bf16 = reinterpret_cast<const uint16_t*>(q);
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 3) / 4);
     for (int t = 0; t < n; t += 4) {
+      prefetch.Step();
       // Past the last token, repeat it; only the real tokens' scores are stored.
       const Elem* keys[4];
       for (int i = 0; i < 4; ++i) keys[i] = k + int64_t{t + (t + i < n ? i : 0)} * d;
@@ -105,7 +134,7 @@ class Avx512Ops {
         for (int j = 0; j < d; j += 32) {
           __m512bh query[kTileRows];
           for (int r = 0; r < kTileRows; ++r) {
-            query[r] = (__m512bh)_mm512_loadu_si512(q_bf16_ + r * d + j);
+            query[r] = (__m512bh)_mm512_loadu_si512(q_bf16 + r * d + j);
           }
           for (int i = 0; i < 4; ++i) {
             const __m512bh key = (__m512bh)_mm512_loadu_si512(keys[i] + j);
@@ -117,7 +146,7 @@ class Avx512Ops {
       } else {
         for (int j = 0; j < d; j += 16) {
           __m512 query[kTileRows];
-          for (int r = 0; r < kTileRows; ++r) query[r] = _mm512_loadu_ps(q_ + r * d + j);
+          for (int r = 0; r < kTileRows; ++r) query[r] = _mm512_loadu_ps(q + r * d + j);
           for (int i = 0; i < 4; ++i) {
             const __m512 key = Load16<kDType>(keys[i] + j);
             for (int r = 0; r < kTileRows; ++r) {
@@ -152,19 +181,22 @@ class Avx512Ops {
     _mm_storeu_ps(sum, _mm_add_ps(_mm_loadu_ps(sum), rows));
   }
 
-  // Thirty-two output dims of all 4 rows in registers while the tokens stream by.
-  void AccumulateValues(const float* p, const Elem* v, int n, float* acc) const {
+  // Thirty-two output dims of all 4 rows in registers while the tokens stream by; bf16 keeps
+  // them in even-odd order until FinishValues.
+  void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
+                        float* acc) const {
     const int d = d_;
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 32);
     for (int j = 0; j < d; j += 32) {
+      prefetch.Step();
       __m512 a[8];
       for (int r = 0; r < kTileRows; ++r) {
         a[2 * r] = _mm512_loadu_ps(acc + r * d + j);
         a[2 * r + 1] = _mm512_loadu_ps(acc + r * d + j + 16);
       }
       for (int t = 0; t < n; ++t) {
-        const Elem* row = v + int64_t{t} * d + j;
-        const __m512 v0 = Load16<kDType>(row);
-        const __m512 v1 = Load16<kDType>(row + 16);
+        __m512 v0, v1;
+        Load32<kDType>(v + int64_t{t} * d + j, v0, v1);
         const float* pt = p + t * kTileRows;
         for (int r = 0; r < kTileRows; ++r) {
           const __m512 weight = _mm512_set1_ps(pt[r]);
@@ -179,11 +211,23 @@ class Avx512Ops {
     }
   }
 
+  // bf16: each 32 dims from even-odd back to natural order.
+  void FinishValues(float* acc) const {
+    if constexpr (kDType == DType::kBF16) {
+      const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+      for (int i = 0; i < kTileRows * d_; i += 32) {
+        const __m512 even = _mm512_loadu_ps(acc + i);
+        const __m512 odd = _mm512_loadu_ps(acc + i + 16);
+        _mm512_storeu_ps(acc + i, _mm512_permutex2var_ps(even, first, odd));
+        _mm512_storeu_ps(acc + i + 16, _mm512_permutex2var_ps(even, second, odd));
+      }
+    }
+  }
+
  private:
-  const float* const q_;
   const int d_;
   const float scale_;
-  uint16_t q_bf16_[kDType == DType::kBF16 ? kTileRows * kMaxHeadDim : 1];
 };
 
 #pragma GCC diagnostic pop

@@ -1,5 +1,7 @@
 // Portable tile kernels: plain loops, any CPU, any head_dim.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 
 #include "cache/kv/attention_tile.h"
@@ -13,14 +15,20 @@ class PortableOps {
  public:
   using Elem = std::conditional_t<kDType == DType::kF32, float, uint16_t>;
 
-  PortableOps(const float* q, int d, float scale) : q_(q), d_(d), scale_(scale) {}
+  PortableOps(int d, float scale) : d_(d), scale_(scale) {}
 
-  void Scores(const Elem* k, int n, float* scores) const {
+  void PrepareQueries(const float* q, float* prepared) const {
+    std::copy(q, q + kTileRows * d_, prepared);
+  }
+
+  void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d_ * sizeof(Elem), n);
     for (int t = 0; t < n; ++t) {
+      prefetch.Step();
       float dots[kTileRows] = {};
       for (int j = 0; j < d_; ++j) {
         const float key = Load(k[int64_t{t} * d_ + j]);
-        for (int r = 0; r < kTileRows; ++r) dots[r] += q_[r * d_ + j] * key;
+        for (int r = 0; r < kTileRows; ++r) dots[r] += q[r * d_ + j] * key;
       }
       for (int r = 0; r < kTileRows; ++r) scores[t * kTileRows + r] = dots[r] * scale_;
     }
@@ -36,14 +44,19 @@ class PortableOps {
     }
   }
 
-  void AccumulateValues(const float* p, const Elem* v, int n, float* acc) const {
+  void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
+                        float* acc) const {
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d_ * sizeof(Elem), n);
     for (int t = 0; t < n; ++t) {
+      prefetch.Step();
       for (int j = 0; j < d_; ++j) {
         const float value = Load(v[int64_t{t} * d_ + j]);
         for (int r = 0; r < kTileRows; ++r) acc[r * d_ + j] += p[t * kTileRows + r] * value;
       }
     }
   }
+
+  void FinishValues(float*) const {}
 
  private:
   static float Load(Elem x) {
@@ -56,7 +69,6 @@ class PortableOps {
     }
   }
 
-  const float* const q_;
   const int d_;
   const float scale_;
 };

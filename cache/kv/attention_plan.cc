@@ -24,7 +24,38 @@ int ChooseSplitTokens(absl::Span<const SequenceLayout> sequences, const Attentio
                   RoundUp(std::max<int64_t>(options.min_split_tokens, tokens), block_size));
 }
 
+int CeilDiv(int value, int divisor) { return (value + divisor - 1) / divisor; }
+
+// The most splits automatic splitting could give the longest context (1 when it may not split).
+int64_t MaxSplits(absl::Span<const SequenceLayout> sequences, const AttentionParams& params,
+                  int block_size, const AttentionPlanOptions& options) {
+  if (params.kv_split_tokens > 0) return 1;
+  int max_context = 0;
+  for (const SequenceLayout& s : sequences) max_context = std::max(max_context, s.context_len);
+  const int split = RoundUp(std::max(options.min_split_tokens, 1), block_size);
+  return std::max(1, CeilDiv(max_context, split));
+}
+
+int ChooseKvHeadsPerUnit(absl::Span<const SequenceLayout> sequences,
+                         const AttentionParams& params, int num_kv_heads, int64_t tiles,
+                         int block_size, const AttentionPlanOptions& options) {
+  const int cap = std::max(1, std::min(options.max_kv_heads_per_unit, num_kv_heads));
+  if (params.kv_heads_per_unit > 0) return std::min(params.kv_heads_per_unit, cap);
+  const int64_t max_splits = MaxSplits(sequences, params, block_size, options);
+  for (int heads = cap; heads > 1; --heads) {
+    const int groups = CeilDiv(num_kv_heads, heads);
+    if (groups * tiles * max_splits >= options.target_units) {
+      return CeilDiv(num_kv_heads, groups);
+    }
+  }
+  return 1;
+}
+
 }  // namespace
+
+int AttentionPlan::KvHeadsOf(int head_group, int num_kv_heads) const {
+  return std::min(kv_heads_per_unit, num_kv_heads - FirstKvHead(head_group));
+}
 
 int AttentionPlan::SequenceOfUnit(int64_t unit) const {
   auto it = std::upper_bound(sequences.begin(), sequences.end(), unit,
@@ -47,7 +78,7 @@ AttentionPlan PlanAttention(absl::Span<const SequenceLayout> sequences,
   plan.group = params.num_q_heads / num_kv_heads;
   plan.tile_rows = options.tile_rows;
   plan.sequences.resize(sequences.size());
-  int64_t unsplit_units = 0;
+  int64_t tiles = 0;
   int64_t first_query = 0;
   for (size_t s = 0; s < sequences.size(); ++s) {
     SequencePlan& p = plan.sequences[s];
@@ -55,8 +86,12 @@ AttentionPlan PlanAttention(absl::Span<const SequenceLayout> sequences,
     p.rows = sequences[s].num_queries * plan.group;
     p.tiles = (p.rows + plan.tile_rows - 1) / plan.tile_rows;
     first_query += sequences[s].num_queries;
-    unsplit_units += int64_t{num_kv_heads} * p.tiles;
+    tiles += p.tiles;
   }
+  plan.kv_heads_per_unit =
+      ChooseKvHeadsPerUnit(sequences, params, num_kv_heads, tiles, block_size, options);
+  plan.head_groups = CeilDiv(num_kv_heads, plan.kv_heads_per_unit);
+  const int64_t unsplit_units = plan.head_groups * tiles;
   plan.split_tokens = ChooseSplitTokens(sequences, params, unsplit_units, block_size, options);
   for (size_t s = 0; s < sequences.size(); ++s) {
     SequencePlan& p = plan.sequences[s];
@@ -64,8 +99,8 @@ AttentionPlan PlanAttention(absl::Span<const SequenceLayout> sequences,
         1, (sequences[s].context_len + int64_t{plan.split_tokens} - 1) / plan.split_tokens);
     p.first_unit = plan.num_units;
     p.first_merge = plan.num_merges;
-    plan.num_units += int64_t{num_kv_heads} * p.tiles * p.splits;
-    if (p.splits > 1) plan.num_merges += int64_t{num_kv_heads} * p.tiles;
+    plan.num_units += int64_t{plan.head_groups} * p.tiles * p.splits;
+    if (p.splits > 1) plan.num_merges += int64_t{plan.head_groups} * p.tiles;
   }
   return plan;
 }

@@ -2,11 +2,19 @@
 // the loop that runs it.
 //
 // A tile is up to kTileRows query rows that read the same KV head (the heads of one GQA group,
-// then the next query token's), swept over a token range of one sequence's context. Each K/V
-// block of that head is loaded once per tile and used by every row: this is what turns GQA's
-// group size into arithmetic per byte. State per row is the online-softmax triple in the log2
-// domain (scores are scaled by scale * log2 e, so 2^x replaces e^x): running max m, running
-// sum l, and the unnormalized output acc[head_dim].
+// then the next query token's), swept over a token range of one sequence's context, for each of
+// a group of consecutive KV heads (AttentionPlan's head group). Each K/V block of a head is
+// loaded once per tile and used by every row: this is what turns GQA's group size into
+// arithmetic per byte. The sweep goes block by block and, within a block, head by head: a
+// block's heads are adjacent in the pool, so K and V are read in runs of the whole group's
+// pieces. State per head and row is the online-softmax triple in the log2 domain (scores are
+// scaled by scale * log2 e, so 2^x replaces e^x): running max m, running sum l, and the
+// unnormalized output acc[head_dim].
+//
+// NOTE: blocks are scattered, so hardware prefetchers stop at each run's edge. The sweep
+// prefetches the piece it will read a few blocks ahead (about kPrefetchBytes of this unit's
+// K and V) a share at a time through the Q.K and P.V loops, so that the loads stream while the
+// arithmetic runs; issued all at once per block, they stall the core until most have landed.
 //
 // RunTile is a template over an `Ops` policy (portable, AVX2, AVX-512) that supplies the inner
 // loops. Each kernel translation unit instantiates it with its own policy type, in an anonymous
@@ -26,29 +34,37 @@ namespace kvtier::attention_internal {
 inline constexpr int kTileRows = 4;
 inline constexpr int kMaxHeadDim = 512;
 inline constexpr int kMaxBlockSize = 512;
+// The most KV heads a CPU unit covers (AttentionPlanOptions::max_kv_heads_per_unit).
+inline constexpr int kMaxKvHeadsPerUnit = 8;
+// How far ahead of its reads a sweep prefetches, in bytes of its K and V.
+inline constexpr int64_t kPrefetchBytes = 32 << 10;
 
 struct TileTask {
   // One layer of K and V, [num_blocks][num_kv_heads][block_size][head_dim].
   const void* k_layer = nullptr;
   const void* v_layer = nullptr;
   const int32_t* block_table = nullptr;
-  int kv_head = 0;
+  int first_kv_head = 0;
+  int kv_heads = 1;  // heads [first_kv_head, first_kv_head + kv_heads)
   int num_kv_heads = 0;
   int block_size = 0;
   int head_dim = 0;
   // Context positions [begin, end) to sweep.
   int begin = 0;
   int end = 0;
-  // [kTileRows][head_dim] queries, the model dtype's values in fp32. Rows past the real ones
-  // repeat a real row; their results are ignored.
+  // [kv_heads][kTileRows][head_dim] queries, the model dtype's values in fp32. Rows past the
+  // real ones repeat a real row; their results are ignored.
   const float* q = nullptr;
   float scale = 0.0f;         // softmax scale times log2 e: scores are in the log2 domain
-  int limit[kTileRows] = {};  // row r sees positions < limit[r]
-  // Online-softmax state, in and out: acc [kTileRows][head_dim], max and sum [kTileRows].
+  int limit[kTileRows] = {};  // row r sees positions < limit[r], in every head
+  // Online-softmax state, in and out: acc [kv_heads][kTileRows][head_dim], max and sum
+  // [kv_heads][kTileRows].
   float* acc = nullptr;
   float* max = nullptr;
   float* sum = nullptr;
-  // [kMaxBlockSize][kTileRows] floats of scratch.
+  // Scratch: [kv_heads][kTileRows][head_dim] floats for the queries as the Ops prepare them,
+  // and [kMaxBlockSize][kTileRows] floats of scores.
+  float* prepared_q = nullptr;
   float* scores = nullptr;
 };
 
@@ -59,76 +75,125 @@ TileKernel PortableTileKernel(DType dtype);
 TileKernel Avx2TileKernel(DType dtype, int head_dim);
 TileKernel Avx512TileKernel(DType dtype, int head_dim);
 
-// An Ops object is built once per tile from (q, head_dim, scale), may prepare the queries for
-// its ISA, and provides, for its element type Elem:
-//   Scores(k, n, scores):        scores[t][r] = scale * dot(q[r], k[t]) for t < n, r < kTileRows
+// Spreads prefetches (into L2) of the cache lines of [ahead, ahead + bytes) over `steps` calls
+// of Step, a share each; none when `ahead` is null. The Ops step it once per step of their
+// loops.
+class PrefetchSpreader {
+ public:
+  PrefetchSpreader(const void* ahead, int64_t bytes, int steps)
+      : next_(static_cast<const char*>(ahead)),
+        lines_per_step_(ahead == nullptr ? 0 : static_cast<int>((bytes + 64 * steps - 1) /
+                                                                (64 * steps))) {}
+
+  // NOTE: the last step may run up to a share past the end: prefetches never fault.
+  void Step() {
+    for (int i = 0; i < lines_per_step_; ++i) __builtin_prefetch(next_ + 64 * i, 0, 2);
+    next_ += 64 * lines_per_step_;
+  }
+
+ private:
+  const char* next_;
+  const int lines_per_step_;
+};
+
+// Even-odd order: within each chunk of `width` values, the even-indexed ones, then the odd
+// ones. Kernels that widen bf16 pairs in one step (the even element of a 32-bit lane by a
+// shift, the odd by a mask) keep queries and accumulators in it (their FinishValues undoes it).
+inline void ToEvenOddOrder(const float* in, int count, int width, float* out) {
+  for (int chunk = 0; chunk < count; chunk += width) {
+    for (int i = 0; i < width; ++i) out[chunk + i % 2 * width / 2 + i / 2] = in[chunk + i];
+  }
+}
+
+// An Ops object is built once per tile from (head_dim, scale) and provides, for its element
+// type Elem, with q a head's [kTileRows][head_dim] queries as PrepareQueries leaves them and
+// acc that head's accumulators:
+//   PrepareQueries(q, prepared):  the fp32 queries in the layout Scores reads
+//   Scores(q, k, n, k_ahead, scores): scores[t][r] = scale * dot(q[r], k[t]) for t < n,
+//                                r < kTileRows, prefetching the n rows at k_ahead on the way
 //   Exp2(x, shift, n, sum):      x[t][r] = 2^(x[t][r] - shift[r]), 0 where that is < -126, and
 //                                sum[r] += the new x[t][r] over t
-//   AccumulateValues(p, v, n, acc): acc[r] += sum over t < n of p[t][r] * v[t]
+//   AccumulateValues(p, v, n, v_ahead, acc): acc[r] += sum over t < n of p[t][r] * v[t],
+//                                prefetching the n rows at v_ahead on the way
+//   FinishValues(acc):           acc in natural order, after the last AccumulateValues
 template <typename Ops>
 void RunTile(const TileTask& task) {
   using Elem = typename Ops::Elem;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  const Ops ops(task.q, task.head_dim, task.scale);
+  const Ops ops(task.head_dim, task.scale);
   const int block_size = task.block_size;
   const int d = task.head_dim;
-  const int64_t head_block_elems = int64_t{block_size} * d;
-  auto head_block = [&](const void* layer, int block_index) {
+  const int64_t tile_elems = int64_t{kTileRows} * d;
+  const int64_t piece_elems = int64_t{block_size} * d;  // one head of one block
+  auto piece = [&](const void* layer, int block_index, int head) {
     const int64_t block = task.block_table[block_index];
     return static_cast<const Elem*>(layer) +
-           (block * task.num_kv_heads + task.kv_head) * head_block_elems;
+           (block * task.num_kv_heads + task.first_kv_head + head) * piece_elems;
   };
-  const int min_limit = *std::min_element(task.limit, task.limit + kTileRows);
+  if (task.begin >= task.end) return;
+  for (int h = 0; h < task.kv_heads; ++h) {
+    ops.PrepareQueries(task.q + h * tile_elems, task.prepared_q + h * tile_elems);
+  }
+  int min_limit = task.limit[0];
+  for (int r = 1; r < kTileRows; ++r) min_limit = std::min(min_limit, task.limit[r]);
+  const int last_block = (task.end - 1) / block_size;
+  const int64_t block_bytes = 2 * task.kv_heads * piece_elems * int64_t{sizeof(Elem)};
+  const int ahead = static_cast<int>(std::max<int64_t>(1, kPrefetchBytes / block_bytes));
+  // The blocks before the first that a sweep prefetches, all at once.
+  for (int b = task.begin / block_size + 1; b < task.begin / block_size + ahead; ++b) {
+    if (b > last_block) break;
+    for (int h = 0; h < task.kv_heads; ++h) {
+      PrefetchSpreader(piece(task.k_layer, b, h), block_bytes / 2 / task.kv_heads, 1).Step();
+      PrefetchSpreader(piece(task.v_layer, b, h), block_bytes / 2 / task.kv_heads, 1).Step();
+    }
+  }
 
   for (int pos = task.begin; pos < task.end;) {
     const int block_index = pos / block_size;
     const int offset = pos % block_size;
     const int n = std::min(block_size - offset, task.end - pos);
-    if (pos + n < task.end) {
-      // Blocks are scattered, so hardware prefetchers stop at each block's edge.
-      const int next_tokens = std::min(block_size, task.end - pos - n);
-      const char* next_k = reinterpret_cast<const char*>(head_block(task.k_layer, block_index + 1));
-      const char* next_v = reinterpret_cast<const char*>(head_block(task.v_layer, block_index + 1));
-      const int64_t bytes = int64_t{next_tokens} * d * static_cast<int64_t>(sizeof(Elem));
-      for (int64_t line = 0; line < bytes; line += 64) {
-        __builtin_prefetch(next_k + line);
-        __builtin_prefetch(next_v + line);
-      }
-    }
-    const Elem* k = head_block(task.k_layer, block_index) + int64_t{offset} * d;
-    const Elem* v = head_block(task.v_layer, block_index) + int64_t{offset} * d;
-    float* scores = task.scores;
-    ops.Scores(k, n, scores);
-    if (pos + n > min_limit) {
-      for (int t = 0; t < n; ++t) {
-        for (int r = 0; r < kTileRows; ++r) {
-          if (pos + t >= task.limit[r]) scores[t * kTileRows + r] = kNegInf;
+    const bool prefetch = block_index + ahead <= last_block;
+    for (int h = 0; h < task.kv_heads; ++h) {
+      const Elem* k = piece(task.k_layer, block_index, h) + int64_t{offset} * d;
+      const Elem* v = piece(task.v_layer, block_index, h) + int64_t{offset} * d;
+      const Elem* k_ahead = prefetch ? piece(task.k_layer, block_index + ahead, h) : nullptr;
+      const Elem* v_ahead = prefetch ? piece(task.v_layer, block_index + ahead, h) : nullptr;
+      float* acc = task.acc + h * tile_elems;
+      float* max = task.max + h * kTileRows;
+      float* sum = task.sum + h * kTileRows;
+      float* scores = task.scores;
+      ops.Scores(task.prepared_q + h * tile_elems, k, n, k_ahead, scores);
+      if (pos + n > min_limit) {
+        for (int t = 0; t < n; ++t) {
+          for (int r = 0; r < kTileRows; ++r) {
+            if (pos + t >= task.limit[r]) scores[t * kTileRows + r] = kNegInf;
+          }
         }
       }
-    }
-    float block_max[kTileRows] = {kNegInf, kNegInf, kNegInf, kNegInf};
-    for (int t = 0; t < n; ++t) {
+      float block_max[kTileRows] = {kNegInf, kNegInf, kNegInf, kNegInf};
+      for (int t = 0; t < n; ++t) {
+        for (int r = 0; r < kTileRows; ++r) {
+          block_max[r] = std::max(block_max[r], scores[t * kTileRows + r]);
+        }
+      }
+      float shift[kTileRows];
       for (int r = 0; r < kTileRows; ++r) {
-        block_max[r] = std::max(block_max[r], scores[t * kTileRows + r]);
+        const float new_max = std::max(max[r], block_max[r]);
+        if (new_max != max[r]) {
+          const float alpha = max[r] == kNegInf ? 0.0f : std::exp2(max[r] - new_max);
+          for (int j = 0; j < d; ++j) acc[r * d + j] *= alpha;
+          sum[r] *= alpha;
+          max[r] = new_max;
+        }
+        // A row that has seen nothing yet keeps max -inf; its masked scores stay -inf -> 0.
+        shift[r] = new_max == kNegInf ? 0.0f : new_max;
       }
+      ops.Exp2(scores, shift, n, sum);
+      ops.AccumulateValues(scores, v, n, v_ahead, acc);
     }
-    float shift[kTileRows];
-    for (int r = 0; r < kTileRows; ++r) {
-      const float new_max = std::max(task.max[r], block_max[r]);
-      if (new_max != task.max[r]) {
-        const float alpha = task.max[r] == kNegInf ? 0.0f : std::exp2(task.max[r] - new_max);
-        float* acc = task.acc + r * d;
-        for (int j = 0; j < d; ++j) acc[j] *= alpha;
-        task.sum[r] *= alpha;
-        task.max[r] = new_max;
-      }
-      // A row that has seen nothing yet keeps max -inf; its masked scores stay -inf -> 0.
-      shift[r] = new_max == kNegInf ? 0.0f : new_max;
-    }
-    ops.Exp2(scores, shift, n, task.sum);
-    ops.AccumulateValues(scores, v, n, task.acc);
     pos += n;
   }
+  for (int h = 0; h < task.kv_heads; ++h) ops.FinishValues(task.acc + h * tile_elems);
 }
 
 // RunTile instantiated with Ops<dtype>.

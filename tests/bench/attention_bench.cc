@@ -2,17 +2,20 @@
 // use, measured in one run: on the CPU (the default, below) or, with --device=cuda:N, on a GPU
 // (attention_cuda_bench.h: device copy bandwidth and the kernels' effective bandwidth).
 //
-// On the CPU:
-// (a) Memory read bandwidth: a streaming read of a buffer far larger than the last-level cache,
-//     on one thread and on all threads.
-// (b) Decode attention over paged bf16 K/V with Llama-3-8B shapes (32 query heads, 8 KV heads,
+// On the CPU, in one run, with the kernel --isa picks (the best this CPU runs by default):
+// (a) The read reference: the best memory read bandwidth this machine's loads reach, on one
+//     thread and on all: a huge-page buffer far larger than the last-level cache, streamed by
+//     each thread's share with every vector width the CPU has (SSE2, AVX2, AVX-512); the best
+//     width is the reference (memory_reader.h).
+// (b) The compute ceiling: decode attention over K/V that stays in L2 (a batch of sequences
+//     sharing the same few blocks, big enough that waking the threads is noise).
+// (c) Decode attention over paged bf16 K/V with Llama-3-8B shapes (32 query heads, 8 KV heads,
 //     head_dim 128, block 16, blocks shuffled), batch 1, 8, 32 x context 1k..32k where memory
 //     allows. Effective bandwidth = K+V bytes read / time.
 // NOTE: on shared machines the memory bandwidth left to us drifts by tens of percent within a
 // minute, so each case alternates attention runs with passes of (a) on the same threads, and
-// its ratio is median attention bandwidth / median read bandwidth over those same moments.
-// Per thread count it also prints attention over K/V that stays in the caches: the kernel's
-// compute ceiling, which bounds how much of the memory time compute can hide under.
+// its ratio is the median over those pairs of attention bandwidth / read bandwidth; "spread"
+// is the interquartile range of those per-pair ratios.
 // The last line is one JSON object for batch 8, context 16k, all threads.
 #include <algorithm>
 #include <chrono>
@@ -33,6 +36,7 @@
 #include "proto/wire/command_line.h"
 #include "shard/pool_device.h"
 #include "tests/bench/decode_bench_support.h"
+#include "tests/bench/memory_reader.h"
 #if KVTIER_BENCH_CUDA
 #include "tests/bench/attention_cuda_bench.h"
 #endif
@@ -40,8 +44,14 @@
 ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda:N to measure CUDA device N");
 ABSL_FLAG(int, threads, 0, "Threads for the 'all threads' runs; 0 = one per hardware thread");
 ABSL_FLAG(double, max_pool_gib, 8.0, "Largest K/V pool to allocate, GiB; bigger cases are skipped");
-ABSL_FLAG(double, read_buffer_gib, 1.0, "Buffer size for the memory read bandwidth test, GiB");
-ABSL_FLAG(double, min_seconds, 1.0, "Minimum time spent timing each case");
+ABSL_FLAG(double, read_buffer_gib, 2.0, "Buffer size for the memory read reference, GiB");
+ABSL_FLAG(double, min_seconds, 2.0, "Minimum time spent timing each case");
+ABSL_FLAG(int, min_samples, 15, "Minimum timed runs (pairs, where interleaved) per case");
+ABSL_FLAG(std::string, isa, "",
+          "Attention kernel ISA ceiling: portable, avx2 or avx512; empty = the best this CPU runs");
+ABSL_FLAG(int, resident_context, 256,
+          "Tokens of shared context in the compute-ceiling case, 4 KiB of K+V each: keep it "
+          "within L2 (256: 1 MiB)");
 
 namespace kvtier::bench {
 namespace {
@@ -52,29 +62,39 @@ double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Median seconds of `run`, after a warm-up, over at least `min_seconds` and 5 runs.
+// The q-quantile of `values`, 0 <= q <= 1.
+double Quantile(std::vector<double> values, double q) {
+  const size_t index = static_cast<size_t>(q * (values.size() - 1) + 0.5);
+  std::nth_element(values.begin(), values.begin() + index, values.end());
+  return values[index];
+}
+
+// Seconds of `run`, after a warm-up, over at least `min_seconds` and --min_samples runs.
 template <typename Run>
-double MedianSeconds(Run run, double min_seconds) {
+std::vector<double> SampleSeconds(Run run, double min_seconds) {
   run();
   std::vector<double> times;
   const Clock::time_point start = Clock::now();
-  while (times.size() < 5 || (times.size() < 10000 && Seconds(start) < min_seconds)) {
+  const size_t min_samples = absl::GetFlag(FLAGS_min_samples);
+  while (times.size() < min_samples || (times.size() < 10000 && Seconds(start) < min_seconds)) {
     const Clock::time_point t0 = Clock::now();
     run();
     times.push_back(Seconds(t0));
   }
-  return Median(std::move(times));
+  return times;
 }
 
 // Runs `a` and `b` alternately, after one warm-up run each, for at least `min_seconds` and at
-// least 5 times each; returns the median seconds of each.
+// least --min_samples times each; returns the seconds of each run, pair by pair.
 template <typename RunA, typename RunB>
-std::pair<double, double> InterleavedMedianSeconds(RunA a, RunB b, double min_seconds) {
+std::pair<std::vector<double>, std::vector<double>> InterleavedSeconds(RunA a, RunB b,
+                                                                       double min_seconds) {
   a();
   b();
   std::vector<double> a_times, b_times;
   const Clock::time_point start = Clock::now();
-  while (a_times.size() < 5 || (a_times.size() < 500 && Seconds(start) < min_seconds)) {
+  const size_t min_samples = absl::GetFlag(FLAGS_min_samples);
+  while (a_times.size() < min_samples || (a_times.size() < 1000 && Seconds(start) < min_seconds)) {
     Clock::time_point t0 = Clock::now();
     a();
     a_times.push_back(Seconds(t0));
@@ -82,54 +102,48 @@ std::pair<double, double> InterleavedMedianSeconds(RunA a, RunB b, double min_se
     b();
     b_times.push_back(Seconds(t0));
   }
-  return {Median(a_times), Median(b_times)};
+  return {std::move(a_times), std::move(b_times)};
 }
 
-// Reads every 8 bytes of [begin, end) with four independent sums; returns their total so the
-// reads cannot be optimized away.
-uint64_t ReadStream(const uint64_t* begin, const uint64_t* end) {
-  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (const uint64_t* p = begin; p + 4 <= end; p += 4) {
-    s0 += p[0];
-    s1 += p[1];
-    s2 += p[2];
-    s3 += p[3];
+// Chooses the reader's widest-reading load width: each width this CPU has, interleaved pass
+// by pass, median GB/s each. Prints them; leaves the best set.
+void ChooseReadWidth(MemoryReader& reader, int threads) {
+  const std::vector<int> widths = ReadWidths();
+  std::vector<std::vector<double>> seconds(widths.size());
+  for (int width : widths) {  // warm-up
+    reader.set_width(width);
+    reader.Read();
   }
-  return s0 + s1 + s2 + s3;
+  const size_t samples = std::max(5, absl::GetFlag(FLAGS_min_samples) / 2);
+  for (size_t i = 0; i < samples; ++i) {
+    for (size_t w = 0; w < widths.size(); ++w) {
+      reader.set_width(widths[w]);
+      const Clock::time_point t0 = Clock::now();
+      reader.Read();
+      seconds[w].push_back(Seconds(t0));
+    }
+  }
+  std::printf("memory read, %.1f GiB (%.0f%% in huge pages), %d thread%s:", reader.bytes() / 1073741824.0,
+              100 * reader.huge_page_fraction(), threads, threads == 1 ? "" : "s");
+  int best = widths.front();
+  double best_gbps = 0;
+  for (size_t w = 0; w < widths.size(); ++w) {
+    const double gbps = reader.bytes() / Median(seconds[w]) / 1e9;
+    std::printf(" %d-bit %.2f GB/s", widths[w], gbps);
+    if (gbps > best_gbps) {
+      best = widths[w];
+      best_gbps = gbps;
+    }
+  }
+  std::printf("; reference: %d-bit\n", best);
+  reader.set_width(best);
 }
-
-// Streams a buffer far larger than the last-level cache on every thread of a pool.
-class MemoryReader {
- public:
-  MemoryReader(int64_t bytes, ThreadPool& threads)
-      : buffer_(bytes / 8), threads_(threads), sums_(threads.num_threads()) {
-    std::iota(buffer_.begin(), buffer_.end(), 0);
-  }
-
-  int64_t bytes() const { return per_thread() * threads_.num_threads() * 8; }
-
-  void Read() {
-    threads_.ParallelFor(threads_.num_threads(), [&](int64_t c) {
-      sums_[c] +=
-          ReadStream(buffer_.data() + c * per_thread(), buffer_.data() + (c + 1) * per_thread());
-    });
-  }
-
- private:
-  int64_t per_thread() const {
-    return static_cast<int64_t>(buffer_.size()) / threads_.num_threads();
-  }
-
-  std::vector<uint64_t> buffer_;
-  ThreadPool& threads_;
-  std::vector<uint64_t> sums_;  // keeps the reads observable
-};
 
 // One pool holding every case's blocks, filled with random bf16 K/V once.
-std::unique_ptr<KvPool> MakeFilledPool(int num_blocks, ThreadPool* threads) {
+std::unique_ptr<KvPool> MakeFilledPool(int num_blocks, ThreadPool* threads, CpuIsa isa) {
   const KvPoolShape shape{/*num_layers=*/1, kKvHeads,   kHeadDim,
                           kBlockSize,       num_blocks, kDType};
-  absl::StatusOr<std::unique_ptr<KvPool>> pool = CreateCpuKvPool(shape, {threads, BestCpuIsa()});
+  absl::StatusOr<std::unique_ptr<KvPool>> pool = CreateCpuKvPool(shape, {threads, isa});
   if (!pool.ok()) {
     std::fprintf(stderr, "%s\n", pool.status().ToString().c_str());
     std::exit(1);
@@ -142,19 +156,20 @@ std::unique_ptr<KvPool> MakeFilledPool(int num_blocks, ThreadPool* threads) {
 }
 
 struct CaseResult {
-  double ms;
-  double gbps;
-  double read_gbps;  // memory read bandwidth measured alongside
+  double ms;         // median
+  double gbps;       // at the median time
+  double read_gbps;  // median memory read bandwidth measured alongside
+  double ratio;      // median of the pairs' gbps / read gbps
+  double spread;     // interquartile range of those ratios
 };
 
-// One decode step for `batch` sequences of `context` tokens over shuffled blocks of a pool.
+// One decode step for `batch` sequences of `context` tokens each over `layouts`.
 class DecodeStep {
  public:
-  DecodeStep(const KvPool& pool, const std::vector<int32_t>& shuffled_blocks, int batch,
-             int context)
+  DecodeStep(const KvPool& pool, std::vector<SequenceLayout> layouts, int batch, int context)
       : pool_(pool),
         bytes_(static_cast<double>(batch) * context * kTokenKvBytes),
-        layouts_(DecodeLayouts(shuffled_blocks, batch, context)) {
+        layouts_(std::move(layouts)) {
     params_.num_q_heads = kQueryHeads;
     q_.resize(int64_t{batch} * kQueryHeads * kHeadDim * 2);
     for (size_t i = 0; i < q_.size() / 2; ++i) {
@@ -182,26 +197,54 @@ class DecodeStep {
   std::string out_;
 };
 
-// A decode step interleaved with memory read passes on the same threads.
+// A decode step over consecutive runs of shuffled blocks, interleaved with memory read passes
+// on the same threads.
 CaseResult RunDecode(const KvPool& pool, const std::vector<int32_t>& shuffled_blocks, int batch,
                      int context, MemoryReader& reader) {
-  DecodeStep step(pool, shuffled_blocks, batch, context);
-  const auto [attend_seconds, read_seconds] = InterleavedMedianSeconds(
-      [&] { step.Run(); }, [&] { reader.Read(); }, absl::GetFlag(FLAGS_min_seconds));
+  DecodeStep step(pool, DecodeLayouts(shuffled_blocks, batch, context), batch, context);
+  const auto [attend, read] = InterleavedSeconds([&] { step.Run(); }, [&] { reader.Read(); },
+                                                 absl::GetFlag(FLAGS_min_seconds));
+  std::vector<double> ratios;
+  for (size_t i = 0; i < attend.size(); ++i) {
+    ratios.push_back(step.bytes() / attend[i] / (static_cast<double>(reader.bytes()) / read[i]));
+  }
+  const double attend_seconds = Median(attend);
   return {attend_seconds * 1e3, step.bytes() / attend_seconds / 1e9,
-          static_cast<double>(reader.bytes()) / read_seconds / 1e9};
+          static_cast<double>(reader.bytes()) / Median(read) / 1e9, Median(ratios),
+          Quantile(ratios, 0.75) - Quantile(ratios, 0.25)};
 }
 
-// The kernel's compute ceiling: a step whose K/V (2 MiB) stays in the caches between runs.
+// The kernel's compute ceiling: batch 64 decoding over the same --resident_context tokens of
+// blocks, K/V that stays in L2 between the units reading it.
 double CacheResidentGbps(const KvPool& pool, const std::vector<int32_t>& shuffled_blocks) {
-  DecodeStep step(pool, shuffled_blocks, /*batch=*/1, /*context=*/512);
-  return step.bytes() / MedianSeconds([&] { step.Run(); }, absl::GetFlag(FLAGS_min_seconds)) / 1e9;
+  constexpr int kBatch = 64;
+  const int context = absl::GetFlag(FLAGS_resident_context);
+  const absl::Span<const int32_t> blocks =
+      absl::MakeConstSpan(shuffled_blocks).subspan(0, (context + kBlockSize - 1) / kBlockSize);
+  DecodeStep step(pool, std::vector<SequenceLayout>(kBatch, {blocks, context, 1}), kBatch,
+                  context);
+  return step.bytes() / Median(SampleSeconds([&] { step.Run(); }, absl::GetFlag(FLAGS_min_seconds))) /
+         1e9;
 }
 
 int Main() {
   const int all = absl::GetFlag(FLAGS_threads) > 0
                       ? absl::GetFlag(FLAGS_threads)
                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  CpuIsa isa = BestCpuIsa();
+  if (!absl::GetFlag(FLAGS_isa).empty()) {
+    const absl::StatusOr<CpuIsa> asked = ParseCpuIsa(absl::GetFlag(FLAGS_isa));
+    if (!asked.ok()) {
+      std::fprintf(stderr, "kvtier_bench_attention: --%s\n", std::string(asked.status().message()).c_str());
+      std::exit(2);
+    }
+    if (!CpuSupports(*asked)) {
+      std::fprintf(stderr, "kvtier_bench_attention: --isa=%s: this CPU lacks the instructions\n",
+                   std::string(CpuIsaName(*asked)).c_str());
+      std::exit(2);
+    }
+    isa = *asked;
+  }
   ThreadPool one_thread(1);
   ThreadPool all_threads(all);
 
@@ -209,11 +252,8 @@ int Main() {
       static_cast<int64_t>(absl::GetFlag(FLAGS_read_buffer_gib) * (int64_t{1} << 30));
   MemoryReader read_one(read_bytes, one_thread);
   MemoryReader read_all(read_bytes, all_threads);
-  const auto [one_seconds, all_seconds] = InterleavedMedianSeconds(
-      [&] { read_one.Read(); }, [&] { read_all.Read(); }, absl::GetFlag(FLAGS_min_seconds));
-  std::printf("memory read bandwidth (%.1f GiB buffer): 1 thread %.2f GB/s, %d threads %.2f GB/s\n",
-              absl::GetFlag(FLAGS_read_buffer_gib), read_one.bytes() / one_seconds / 1e9, all,
-              read_all.bytes() / all_seconds / 1e9);
+  ChooseReadWidth(read_one, 1);
+  ChooseReadWidth(read_all, all);
 
   const std::vector<int> batches = {1, 8, 32};
   const std::vector<int> contexts = {1024, 4096, 16384, 32768};
@@ -222,30 +262,32 @@ int Main() {
   const int64_t pool_tokens = PoolTokensFor(batches, contexts, max_pool_bytes);
   const int num_blocks = static_cast<int>(pool_tokens / kBlockSize);
   std::printf(
-      "decode attention: bf16 K/V, %d query heads, %d KV heads, head_dim %d, block %d, "
-      "pool %.2f GiB\n",
-      kQueryHeads, kKvHeads, kHeadDim, kBlockSize,
+      "decode attention, %s kernel: bf16 K/V, %d query heads, %d KV heads, head_dim %d, "
+      "block %d, pool %.2f GiB\n",
+      std::string(CpuIsaName(isa)).c_str(), kQueryHeads, kKvHeads, kHeadDim, kBlockSize,
       static_cast<double>(pool_tokens * kTokenKvBytes) / (1 << 30));
   // Attend runs on the pool's thread pool; one pool per thread count, same blocks and data.
-  std::unique_ptr<KvPool> pool_one = MakeFilledPool(num_blocks, &one_thread);
+  std::unique_ptr<KvPool> pool_one = MakeFilledPool(num_blocks, &one_thread, isa);
   std::vector<int32_t> shuffled(num_blocks);
   std::iota(shuffled.begin(), shuffled.end(), 0);
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(2));
 
-  std::printf("%6s %7s %8s %10s %10s %10s %7s\n", "batch", "context", "threads", "ms", "GB/s",
-              "read GB/s", "ratio");
-  CaseResult headline{0, 0, 0};
+  std::printf("%6s %7s %8s %10s %10s %10s %7s %7s\n", "batch", "context", "threads", "ms",
+              "GB/s", "read GB/s", "ratio", "spread");
+  CaseResult headline{};
   for (int threads : {1, all}) {
     std::unique_ptr<KvPool> pool_all;
     const KvPool* pool = pool_one.get();
     if (threads != 1) {
       pool_one.reset();
-      pool_all = MakeFilledPool(num_blocks, &all_threads);
+      pool_all = MakeFilledPool(num_blocks, &all_threads, isa);
       pool = pool_all.get();
     }
     MemoryReader& reader = threads == 1 ? read_one : read_all;
-    std::printf("%6s %7s %8d   cache-resident K/V (batch 1, context 512): %.2f GB/s\n", "", "",
-                threads, CacheResidentGbps(*pool, shuffled));
+    std::printf("%6s %7s %8d   compute ceiling, K/V in L2 (batch 64 over %d KiB): %.2f GB/s\n",
+                "", "", threads,
+                static_cast<int>(absl::GetFlag(FLAGS_resident_context) * kTokenKvBytes >> 10),
+                CacheResidentGbps(*pool, shuffled));
     for (int batch : batches) {
       for (int context : contexts) {
         if (int64_t{batch} * context > pool_tokens) {
@@ -254,16 +296,18 @@ int Main() {
           continue;
         }
         const CaseResult result = RunDecode(*pool, shuffled, batch, context, reader);
-        std::printf("%6d %7d %8d %10.3f %10.2f %10.2f %7.2f\n", batch, context, threads, result.ms,
-                    result.gbps, result.read_gbps, result.gbps / result.read_gbps);
+        std::printf("%6d %7d %8d %10.3f %10.2f %10.2f %7.2f %7.2f\n", batch, context, threads,
+                    result.ms, result.gbps, result.read_gbps, result.ratio, result.spread);
+        std::fflush(stdout);
         if (threads == all && batch == 8 && context == 16384) headline = result;
       }
     }
   }
   std::printf(
-      "{\"bench\":\"attention_cpu\",\"threads\":%d,\"batch\":8,\"ctx\":16384,"
+      "{\"bench\":\"attention_cpu\",\"isa\":\"%s\",\"threads\":%d,\"batch\":8,\"ctx\":16384,"
       "\"memory_read_gbps\":%.2f,\"attention_gbps\":%.2f,\"ratio\":%.3f}\n",
-      all, headline.read_gbps, headline.gbps, headline.gbps / headline.read_gbps);
+      std::string(CpuIsaName(isa)).c_str(), all, headline.read_gbps, headline.gbps,
+      headline.ratio);
   return 0;
 }
 
@@ -274,7 +318,8 @@ int main(int argc, char** argv) {
   kvtier::ParseCommandLine(
       argc, argv,
       "Measures memory bandwidth and paged decode attention bandwidth, on the CPU or a GPU.\n"
-      "Usage: kvtier_bench_attention [--device=cpu|cuda:N] [--threads=N] [--max_pool_gib=G]");
+      "Usage: kvtier_bench_attention [--device=cpu|cuda:N] [--isa=avx2] [--threads=N] "
+      "[--max_pool_gib=G]");
   const absl::StatusOr<kvtier::PoolDevice> device =
       kvtier::ParsePoolDevice("--device", absl::GetFlag(FLAGS_device));
   if (!device.ok()) {

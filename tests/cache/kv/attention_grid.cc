@@ -55,9 +55,11 @@ void AttentionGridTest::RunGridCase(const std::string& label) {
   }
 }
 
-void AttentionGridTest::RunAndCheck(const std::vector<SequenceSpec>& specs, int kv_split_tokens) {
+void AttentionGridTest::RunAndCheck(const std::vector<SequenceSpec>& specs, int kv_split_tokens,
+                                    int kv_heads_per_unit) {
   const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE(absl::StrCat("seed ", seed, ", kv_split_tokens ", kv_split_tokens));
+  SCOPED_TRACE(absl::StrCat("seed ", seed, ", kv heads ", num_kv_heads(), ", kv_split_tokens ",
+                            kv_split_tokens, ", kv_heads_per_unit ", kv_heads_per_unit));
   std::mt19937_64 rng(seed);
 
   int total_blocks = 0;
@@ -65,7 +67,7 @@ void AttentionGridTest::RunAndCheck(const std::vector<SequenceSpec>& specs, int 
     total_blocks += (spec.context_len + block_size() - 1) / block_size();
   }
   // Spare blocks so that ids are scattered over a larger pool, then shuffled.
-  const KvPoolShape shape{/*num_layers=*/2, kNumKvHeads,      head_dim(),
+  const KvPoolShape shape{/*num_layers=*/2, num_kv_heads(),      head_dim(),
                           block_size(),     total_blocks + 7, dtype()};
   std::vector<PoolUnderTest> pools = MakePools(shape);
   if (HasFatalFailure()) return;
@@ -74,7 +76,7 @@ void AttentionGridTest::RunAndCheck(const std::vector<SequenceSpec>& specs, int 
   std::shuffle(free_blocks.begin(), free_blocks.end(), rng);
 
   constexpr int kLayer = 1;
-  const int64_t token_elems = int64_t{kNumKvHeads} * head_dim();
+  const int64_t token_elems = int64_t{num_kv_heads()} * head_dim();
   const int64_t query_elems = int64_t{num_q_heads()} * head_dim();
   std::vector<std::vector<int32_t>> tables(specs.size());
   std::vector<RandomTensor> keys, values, queries;
@@ -109,7 +111,7 @@ void AttentionGridTest::RunAndCheck(const std::vector<SequenceSpec>& specs, int 
     ref_shape.context_len = specs[s].context_len;
     ref_shape.num_queries = specs[s].num_queries;
     ref_shape.num_q_heads = num_q_heads();
-    ref_shape.num_kv_heads = kNumKvHeads;
+    ref_shape.num_kv_heads = num_kv_heads();
     ref_shape.head_dim = head_dim();
     want.push_back(
         ReferenceAttention(ref_shape, queries[s].values, keys[s].values, values[s].values));
@@ -117,6 +119,7 @@ void AttentionGridTest::RunAndCheck(const std::vector<SequenceSpec>& specs, int 
   AttentionParams params;
   params.num_q_heads = num_q_heads();
   params.kv_split_tokens = kv_split_tokens;
+  params.kv_heads_per_unit = kv_heads_per_unit;
   for (const PoolUnderTest& under_test : pools) {
     SCOPED_TRACE(under_test.name);
     // Poison: all-ones bytes are NaN in every dtype, so an unwritten element fails below.

@@ -44,13 +44,19 @@ struct PoolUnderTest {
 
 class AttentionGridTest : public testing::TestWithParam<AttentionGridParam> {
  protected:
-  static constexpr int kNumKvHeads = 2;
+  struct SequenceSpec {
+    int context_len;
+    int num_queries;
+  };
 
   DType dtype() const { return std::get<0>(GetParam()); }
   int head_dim() const { return std::get<1>(GetParam()); }
   int group() const { return std::get<2>(GetParam()); }
   int block_size() const { return std::get<3>(GetParam()); }
-  int num_q_heads() const { return group() * kNumKvHeads; }
+  int num_kv_heads() const { return num_kv_heads_; }
+  int num_q_heads() const { return group() * num_kv_heads_; }
+  // The KV heads of the pools later runs make (2 unless set).
+  void set_num_kv_heads(int num_kv_heads) { num_kv_heads_ = num_kv_heads; }
 
   // The pools to run each batch on, all of `shape`.
   virtual std::vector<PoolUnderTest> MakePools(const KvPoolShape& shape) = 0;
@@ -59,19 +65,19 @@ class AttentionGridTest : public testing::TestWithParam<AttentionGridParam> {
   // splits) on fresh pools; `label` goes into the failure traces.
   void RunGridCase(const std::string& label);
 
- private:
-  struct SequenceSpec {
-    int context_len;
-    int num_queries;
-  };
-
   // Writes fresh random K/V for `specs` into fresh pools at shuffled blocks, runs attention
-  // with fresh random queries and checks every output element against the reference.
-  void RunAndCheck(const std::vector<SequenceSpec>& specs, int kv_split_tokens);
+  // with fresh random queries (params.kv_split_tokens and kv_heads_per_unit as given) and
+  // checks every output element against the reference.
+  void RunAndCheck(const std::vector<SequenceSpec>& specs, int kv_split_tokens,
+                   int kv_heads_per_unit = 0);
+
+ private:
   void ExpectMatches(const std::vector<SequenceSpec>& specs,
                      const std::vector<std::vector<double>>& want, const std::string& out);
   std::vector<SequenceSpec> RaggedBatch(bool prefill, std::mt19937_64& rng) const;
   std::vector<SequenceSpec> LongSequence(bool prefill, std::mt19937_64& rng) const;
+
+  int num_kv_heads_ = 2;
 };
 
 }  // namespace test

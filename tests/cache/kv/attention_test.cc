@@ -1,6 +1,6 @@
 // The CPU backend on the attention grid (attention_grid.h), with every kernel ISA this CPU runs
-// (the ones it cannot run are printed as not tested), on one thread and on all; and its
-// argument checks.
+// (the ones it cannot run are printed as not tested), on one thread and on all; its units of
+// several KV heads; and its argument checks.
 #include "cache/kv/attention.h"
 
 #include <cstdio>
@@ -66,6 +66,29 @@ INSTANTIATE_TEST_SUITE_P(PortableHeadDim, CpuAttentionTest,
                                           testing::Values(16)),
                          test::AttentionGridName);
 
+// Units of several KV heads: head counts that the CPU's cap of 8 heads a unit does not divide,
+// units of one head, of the plan's choice, and ones leaving an uneven last group, over
+// contexts around the split thresholds (the 256-token minimum automatic split and its
+// multiples), on every ISA and thread count.
+class CpuHeadGroupTest : public CpuAttentionTest {};
+
+TEST_P(CpuHeadGroupTest, MatchesDenseReference) {
+  for (int num_kv_heads : {1, 3, 8, 12, 16}) {
+    set_num_kv_heads(num_kv_heads);
+    for (int kv_heads_per_unit : {0, 1, 5, 8}) {
+      RunAndCheck({{255, 1}, {256, 1}, {257, 1}, {511, 1}, {513, 3}}, 0, kv_heads_per_unit);
+      RunAndCheck({{2049, 1}}, 0, kv_heads_per_unit);
+      RunAndCheck({{700, 2}, {33, 1}}, /*kv_split_tokens=*/256, kv_heads_per_unit);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(HeadGroups, CpuHeadGroupTest,
+                         testing::Combine(testing::Values(DType::kF32, DType::kBF16),
+                                          testing::Values(128), testing::Values(1, 4),
+                                          testing::Values(16)),
+                         test::AttentionGridName);
+
 class AttentionArgumentsTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -105,6 +128,9 @@ TEST_F(AttentionArgumentsTest, RejectsBadArgumentsByField) {
   ExpectRejected(0, {{out_of_range, 20, 1}}, query_bytes_, query_bytes_, "block_table[1]");
   const std::vector<int32_t> negative = {-1};
   ExpectRejected(0, {{negative, 5, 1}}, query_bytes_, query_bytes_, "block_table[0]");
+  params_.kv_heads_per_unit = -1;
+  ExpectRejected(0, {{table_, 20, 1}}, query_bytes_, query_bytes_, "kv_heads_per_unit");
+  params_.kv_heads_per_unit = 0;
   params_.num_q_heads = 3;
   ExpectRejected(0, {{table_, 20, 1}}, 3 * 64 * 2, 3 * 64 * 2, "num_q_heads");
 }
