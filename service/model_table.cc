@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/quoted_prefix.h"
 
 namespace kvtier {
 
@@ -137,11 +138,12 @@ absl::StatusOr<ModelState*> ModelTable::Find(absl::string_view field, const v1::
     }
   }
   if (versions.empty()) {
-    return absl::NotFoundError(absl::StrCat(field, ".name: no model named \"", model.name(), "\""));
+    return absl::NotFoundError(
+        absl::StrCat(field, ".name: no model named ", QuotedPrefix(model.name())));
   }
   return absl::NotFoundError(absl::StrCat(field, ".version: model ", model.name(),
-                                          " has no version \"", model.version(),
-                                          "\" (registered: ", absl::StrJoin(versions, ", "), ")"));
+                                          " has no version ", QuotedPrefix(model.version()),
+                                          " (registered: ", absl::StrJoin(versions, ", "), ")"));
 }
 
 std::vector<ModelState*> ModelTable::OtherVersions(const ModelState& model) {

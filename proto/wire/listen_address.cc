@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "proto/wire/quoted_prefix.h"
 
 namespace kvtier {
 
@@ -17,7 +18,7 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view field, absl::string_vie
       !absl::SimpleAtoi(address.substr(colon + 1), &parsed.port) || parsed.port < 0 ||
       parsed.port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": expected host:port, got \"", address, "\""));
+        absl::StrCat(field, ": expected host:port, got ", QuotedPrefix(address)));
   }
   return parsed;
 }

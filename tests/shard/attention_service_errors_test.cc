@@ -150,6 +150,11 @@ TEST_F(AttentionServiceErrorsTest, RefusesBadStepsNamingTheFieldAndKeepsServing)
        StatusCode::FAILED_PRECONDITION, "plan.slot: this shard holds slot 1 of model m, got 0"},
       {"an unknown model", plan([](v1::StepPlan& plan) { plan.mutable_model()->set_name("nope"); }),
        StatusCode::NOT_FOUND, "plan.model.name: this shard holds no range of model \"nope\""},
+      {"a 1 MB model name",
+       plan([](v1::StepPlan& plan) { plan.mutable_model()->set_name(std::string(1 << 20, 'x')); }),
+       StatusCode::NOT_FOUND,
+       "plan.model.name: this shard holds no range of model \"" + std::string(64, 'x') +
+           "…\" (1048576 bytes)"},
       {"another version", plan([](v1::StepPlan& plan) { plan.mutable_model()->set_version("2"); }),
        StatusCode::NOT_FOUND,
        "plan.model.version: this shard holds version \"1\" of model \"m\", not \"2\""},
