@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
+#include "proto/wire/listen_address.h"
 #include "proto/wire/log.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/time_convert.h"
@@ -255,8 +256,9 @@ v1::GetStatsResponse Coordinator::GetStats() {
 
 absl::StatusOr<v1::ShardAssignment> Coordinator::RegisterShard(
     const v1::RegisterShardRequest& request) {
-  if (request.address().empty()) {
-    return absl::InvalidArgumentError("address: expected host:port, got \"\"");
+  if (absl::Status status = ParseAdvertisedAddress("address", request.address()).status();
+      !status.ok()) {
+    return status;
   }
   if (request.capacity_bytes() <= 0) {
     return absl::InvalidArgumentError(

@@ -115,6 +115,34 @@ TEST_F(CoordinatorTest, AssignsUnevenHeadRangesAndOpensOnlyWhenEverySlotIsReady)
   EXPECT_EQ(addresses.size(), 3u);
 }
 
+TEST_F(CoordinatorTest, RefusesShardAddressesOthersCannotDialAndChangesNothing) {
+  ASSERT_TRUE(coordinator_.RegisterModel(TestModel("m", 2, 4, 1)).ok());
+  const v1::GetStatsResponse before = coordinator_.GetStats();
+  auto do_register = [this](const std::string& address) {
+    v1::RegisterShardRequest request;
+    request.set_address(address);
+    request.set_capacity_bytes(int64_t{1} << 30);
+    return coordinator_.RegisterShard(request).status();
+  };
+  for (const std::string& address :
+       {std::string(""), std::string("shard"), std::string("shard:"), std::string(":80"),
+        std::string("shard:0"), std::string("shard:65536"), std::string("shard:-1"),
+        std::string("shard:http"), std::string("0.0.0.0:80"), std::string("[::]:80"),
+        std::string("::1:80"), std::string("[::1:80"), std::string("[]:80"),
+        std::string("sh ard:80"), std::string(1 << 20, 'x') + ":80"}) {
+    SCOPED_TRACE(address.substr(0, 64));
+    const absl::Status status = do_register(address);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(status.message(), HasSubstr("address: expected host:port"));
+    EXPECT_LT(status.message().size(), 1024u);
+  }
+  EXPECT_EQ(coordinator_.GetStats().DebugString(), before.DebugString());
+  for (const std::string address : {"a:1", "10.0.0.1:65535", "[::1]:80", "[fe80::1]:5"}) {
+    EXPECT_TRUE(do_register(address).ok()) << address;
+  }
+  EXPECT_EQ(coordinator_.GetStats().shards(), 4);
+}
+
 TEST_F(CoordinatorTest, ShardWithoutRoomGetsNoRange) {
   v1::ModelSpec model = TestModel("m", 2, 4, 1, DType::kBF16, 1024);
   ASSERT_TRUE(coordinator_.RegisterModel(model).ok());
