@@ -34,7 +34,8 @@ Coordinator::~Coordinator() {
 
 absl::StatusOr<v1::ModelSpec> Coordinator::RegisterModel(const v1::ModelSpec& model) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<ModelState*> state = models_.Register(model, options_.eviction_policy);
+  absl::StatusOr<ModelState*> state =
+      models_.Register(model, options_.eviction_policy, options_.max_model_metadata_bytes);
   if (!state.ok()) return state.status();
   FillVacancies();
   return (*state)->spec;

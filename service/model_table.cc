@@ -102,8 +102,16 @@ absl::Status CheckSameGeometry(const v1::ModelSpec& model, const v1::ModelSpec& 
 }  // namespace
 
 absl::StatusOr<ModelState*> ModelTable::Register(const v1::ModelSpec& model,
-                                                 absl::string_view eviction_policy) {
+                                                 absl::string_view eviction_policy,
+                                                 int64_t max_metadata_bytes) {
   if (absl::Status status = ValidateModelSpec(model); !status.ok()) return status;
+  if (const int64_t bytes = BlockManager::MetadataBytes(model.num_blocks(), model.block_size());
+      bytes > max_metadata_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "model.num_blocks: ", model.num_blocks(), " blocks x ", model.block_size(),
+        " tokens take about ", bytes, " bytes of coordinator metadata, over its limit of ",
+        max_metadata_bytes, " (max_model_metadata_bytes)"));
+  }
   const std::string key = ModelIdString(model.id());
   if (auto it = models_.find(key); it != models_.end()) {
     if (google::protobuf::util::MessageDifferencer::Equals(it->second->spec, model)) {

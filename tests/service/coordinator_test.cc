@@ -3,8 +3,12 @@
 // retention, shard loss, and the lifecycle log.
 #include "service/coordinator.h"
 
+#include <cstdint>
+#include <limits>
 #include <set>
 
+#include "absl/strings/str_cat.h"
+#include "cache/blocks/block_manager.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/wire/error_reason.h"
@@ -82,6 +86,34 @@ TEST_F(CoordinatorTest, RejectsBadModelsNamingTheField) {
   EXPECT_TRUE(coordinator_.RegisterModel(TestModel("m", 3, 6, 2)).ok());  // idempotent
   EXPECT_EQ(coordinator_.RegisterModel(TestModel("m", 4, 8, 2)).status().code(),
             absl::StatusCode::kAlreadyExists);
+}
+
+// A spec whose block metadata alone would exhaust the coordinator's memory is refused before
+// anything is allocated; one within the limit registers.
+TEST_F(CoordinatorTest, RefusesAModelWhoseMetadataIsOverTheLimitAndChangesNothing) {
+  const v1::GetStatsResponse before = coordinator_.GetStats();
+  v1::ModelSpec huge = TestModel("m", 2, 4, 1, DType::kBF16, std::numeric_limits<int32_t>::max());
+  huge.set_block_size(512);
+  const absl::Status status = coordinator_.RegisterModel(huge).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(),
+              HasSubstr(absl::StrCat("model.num_blocks: 2147483647 blocks x 512 tokens take about ",
+                                     BlockManager::MetadataBytes(huge.num_blocks(), 512),
+                                     " bytes of coordinator metadata, over its limit of 1073741824 "
+                                     "(max_model_metadata_bytes)")));
+  EXPECT_EQ(coordinator_.GetStats().DebugString(), before.DebugString());
+
+  CoordinatorOptions options = Options();
+  const v1::ModelSpec fits = TestModel("m", 2, 4, 1, DType::kBF16, 64);
+  options.max_model_metadata_bytes = BlockManager::MetadataBytes(64, fits.block_size());
+  CoordinatorHarness small(options);
+  v1::ModelSpec over = fits;
+  over.mutable_id()->set_version("over");
+  over.set_num_blocks(65);
+  EXPECT_EQ(small.coordinator().RegisterModel(over).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(small.coordinator().RegisterModel(fits).ok());
+  EXPECT_EQ(small.coordinator().GetStats().models_size(), 1);
 }
 
 TEST_F(CoordinatorTest, AssignsUnevenHeadRangesAndOpensOnlyWhenEverySlotIsReady) {
