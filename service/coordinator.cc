@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
+#include "proto/wire/listen_address.h"
 #include "proto/wire/log.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/time_convert.h"
@@ -33,7 +34,8 @@ Coordinator::~Coordinator() {
 
 absl::StatusOr<v1::ModelSpec> Coordinator::RegisterModel(const v1::ModelSpec& model) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<ModelState*> state = models_.Register(model, options_.eviction_policy);
+  absl::StatusOr<ModelState*> state =
+      models_.Register(model, options_.eviction_policy, options_.max_model_metadata_bytes);
   if (!state.ok()) return state.status();
   FillVacancies();
   return (*state)->spec;
@@ -255,8 +257,9 @@ v1::GetStatsResponse Coordinator::GetStats() {
 
 absl::StatusOr<v1::ShardAssignment> Coordinator::RegisterShard(
     const v1::RegisterShardRequest& request) {
-  if (request.address().empty()) {
-    return absl::InvalidArgumentError("address: expected host:port, got \"\"");
+  if (absl::Status status = ParseAdvertisedAddress("address", request.address()).status();
+      !status.ok()) {
+    return status;
   }
   if (request.capacity_bytes() <= 0) {
     return absl::InvalidArgumentError(

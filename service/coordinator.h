@@ -74,6 +74,10 @@ struct CoordinatorOptions {
   // The order cached blocks are evicted in: "slru", "lru" or "lfu-aging"
   // (cache/blocks/eviction_policy.h).
   std::string eviction_policy = std::string(kDefaultEvictionPolicy);
+  // The most a model version's block metadata may take (BlockManager::MetadataBytes: per
+  // block, block_size token ids and under 100 bytes more, all allocated when it registers): a
+  // larger one is refused with RESOURCE_EXHAUSTED before anything is allocated under the lock.
+  int64_t max_model_metadata_bytes = int64_t{1} << 30;
   // A tenant whose full blocks every tenant of the same model may match (shared system
   // prompts); empty: none. NOTE: a shared prefix leaks prompts through timing, so nothing is
   // public unless a deployment says so.

@@ -138,8 +138,8 @@ void Coordinator::RegisterModel(const v1::RegisterModelRequest& request,
           absl::StrCat("retire_others: unknown mode ", request.retire_others()));
     }
     absl::MutexLock lock(&mu_);
-    absl::StatusOr<ModelState*> model =
-        models_.Register(request.model(), options_.eviction_policy);
+    absl::StatusOr<ModelState*> model = models_.Register(request.model(), options_.eviction_policy,
+                                                         options_.max_model_metadata_bytes);
     if (!model.ok()) return model.status();
     *response.mutable_model() = (*model)->spec;
     Invalidation invalidation = NewInvalidation(

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/quoted_prefix.h"
 
 namespace kvtier {
 
@@ -101,8 +102,16 @@ absl::Status CheckSameGeometry(const v1::ModelSpec& model, const v1::ModelSpec& 
 }  // namespace
 
 absl::StatusOr<ModelState*> ModelTable::Register(const v1::ModelSpec& model,
-                                                 absl::string_view eviction_policy) {
+                                                 absl::string_view eviction_policy,
+                                                 int64_t max_metadata_bytes) {
   if (absl::Status status = ValidateModelSpec(model); !status.ok()) return status;
+  if (const int64_t bytes = BlockManager::MetadataBytes(model.num_blocks(), model.block_size());
+      bytes > max_metadata_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "model.num_blocks: ", model.num_blocks(), " blocks x ", model.block_size(),
+        " tokens take about ", bytes, " bytes of coordinator metadata, over its limit of ",
+        max_metadata_bytes, " (max_model_metadata_bytes)"));
+  }
   const std::string key = ModelIdString(model.id());
   if (auto it = models_.find(key); it != models_.end()) {
     if (google::protobuf::util::MessageDifferencer::Equals(it->second->spec, model)) {
@@ -137,11 +146,12 @@ absl::StatusOr<ModelState*> ModelTable::Find(absl::string_view field, const v1::
     }
   }
   if (versions.empty()) {
-    return absl::NotFoundError(absl::StrCat(field, ".name: no model named \"", model.name(), "\""));
+    return absl::NotFoundError(
+        absl::StrCat(field, ".name: no model named ", QuotedPrefix(model.name())));
   }
   return absl::NotFoundError(absl::StrCat(field, ".version: model ", model.name(),
-                                          " has no version \"", model.version(),
-                                          "\" (registered: ", absl::StrJoin(versions, ", "), ")"));
+                                          " has no version ", QuotedPrefix(model.version()),
+                                          " (registered: ", absl::StrJoin(versions, ", "), ")"));
 }
 
 std::vector<ModelState*> ModelTable::OtherVersions(const ModelState& model) {

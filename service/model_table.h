@@ -82,9 +82,12 @@ class ModelTable {
   // `eviction_policy`. Registering an identical spec again is a no-op; a different one under
   // the same name and version is ALREADY_EXISTS; a new version whose geometry (layers, heads,
   // head_dim, dtype, block_size) differs from its name's registered versions is
-  // FAILED_PRECONDITION naming the field.
+  // FAILED_PRECONDITION naming the field. A spec whose block metadata would take more than
+  // `max_metadata_bytes` (BlockManager::MetadataBytes) is RESOURCE_EXHAUSTED naming
+  // model.num_blocks, refused before anything is allocated.
   absl::StatusOr<ModelState*> Register(const v1::ModelSpec& model,
-                                       absl::string_view eviction_policy);
+                                       absl::string_view eviction_policy,
+                                       int64_t max_metadata_bytes);
 
   // The version `model` names (both name and version): INVALID_ARGUMENT for a malformed id,
   // NOT_FOUND for one not registered, each naming `field`.

@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "proto/wire/error_reason.h"
+#include "proto/wire/quoted_prefix.h"
 
 namespace kvtier {
 namespace {
@@ -67,7 +68,7 @@ absl::StatusOr<SessionRecord*> SessionTable::Lookup(const std::string& id,
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->tenant != tenant) {
     return absl::NotFoundError(
-        absl::StrCat("session_id: no open session \"", id, "\" for this tenant"));
+        absl::StrCat("session_id: no open session ", QuotedPrefix(id), " for this tenant"));
   }
   return it->second.get();
 }

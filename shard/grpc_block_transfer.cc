@@ -57,10 +57,22 @@ absl::Status CheckBlockDataFits(const KvPoolShape& shape, int max_message_bytes)
 
 absl::Status SourceCallStatus(const grpc::Status& status, absl::string_view source_name,
                               absl::string_view what) {
-  const absl::Status converted =
-      FromGrpcStatus(status, absl::StrCat("source ", source_name, ": ", what));
-  if (!absl::IsCancelled(converted)) return converted;
-  return absl::UnavailableError(converted.message());
+  const std::string context = absl::StrCat("source ", source_name, ": ", what);
+  const absl::Status converted = FromGrpcStatus(status, context);
+  switch (converted.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return converted;
+    case absl::StatusCode::kCancelled:
+      return absl::UnavailableError(converted.message());
+    default:
+      return absl::FailedPreconditionError(absl::StrCat(context, ": the source failed with ",
+                                                        absl::StatusCodeToString(converted.code()),
+                                                        ": ", status.error_message()));
+  }
 }
 
 absl::Status StreamBlocks(const KvPool& pool, absl::Span<const int32_t> block_ids,

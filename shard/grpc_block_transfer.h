@@ -22,9 +22,12 @@ namespace kvtier {
 // `shape` fits `max_message_bytes`.
 absl::Status CheckBlockDataFits(const KvPoolShape& shape, int max_message_bytes);
 
-// The status of a call to the source (`source_name`) that did `what`, for the pull's caller:
-// the code kept, the message prefixed "source <source_name>: <what>: ". CANCELLED, which the
-// destination never asks for, becomes UNAVAILABLE: the source went away.
+// The status of a call to the source (`source_name`) that did `what`, for the pull's caller,
+// its message prefixed "source <source_name>: <what>: ". NOT_FOUND, FAILED_PRECONDITION,
+// UNAVAILABLE and DEADLINE_EXCEEDED keep their code (transfer.proto's errors); CANCELLED, which
+// the destination never asks for, becomes UNAVAILABLE: the source went away. Any other code
+// (UNIMPLEMENTED from a server that is no shard, INVALID_ARGUMENT, INTERNAL...) would read as
+// the pull's own: it becomes FAILED_PRECONDITION, the message naming the source's code.
 absl::Status SourceCallStatus(const grpc::Status& status, absl::string_view source_name,
                               absl::string_view what);
 

@@ -7,6 +7,7 @@
 #include "proto/wire/error_reason.h"
 #include "proto/wire/log.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/quoted_prefix.h"
 
 namespace kvtier {
 
@@ -80,14 +81,14 @@ absl::StatusOr<ShardState::Hosted> ShardState::Find(absl::string_view field,
   absl::ReaderMutexLock lock(&mu_);
   auto it = models_.find(model.name());
   if (it == models_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat(field, ".name: this shard holds no range of model \"", model.name(), "\""));
+    return absl::NotFoundError(absl::StrCat(field, ".name: this shard holds no range of model ",
+                                            QuotedPrefix(model.name())));
   }
   const std::string& version = it->second->spec().id().version();
   if (version != model.version()) {
     return absl::NotFoundError(absl::StrCat(field, ".version: this shard holds version \"", version,
-                                            "\" of model \"", model.name(), "\", not \"",
-                                            model.version(), "\""));
+                                            "\" of model ", QuotedPrefix(model.name()), ", not ",
+                                            QuotedPrefix(model.version())));
   }
   return Hosted{it->second, lease_key_};
 }

@@ -1,5 +1,8 @@
 #include "shard/step_batch.h"
 
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "proto/wire/layer_shapes.h"
 #include "proto/wire/model_spec.h"
@@ -66,10 +69,21 @@ absl::StatusOr<StepBatch> StepBatch::Build(const v1::StepPlan& plan, const Hoste
   }
   int64_t num_tokens = 0;
   size_t num_block_ids = 0;
+  // Each session's index in the plan. NOTE: two sequences of one session write and read the
+  // same block table in one pass, so their rows would attend over each other's K/V; disjoint
+  // positions give nothing one sequence with more new tokens does not, so a session appears
+  // at most once per step.
+  absl::flat_hash_map<std::string_view, int> session_index;
   for (int i = 0; i < plan.sequences_size(); ++i) {
     const v1::SequenceStep& sequence = plan.sequences(i);
     if (absl::Status status = CheckSequence(sequence, i, shape.block_size); !status.ok()) {
       return status;
+    }
+    const auto [earlier, inserted] = session_index.emplace(sequence.lease().session_id(), i);
+    if (!inserted) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "plan.sequences[", i, "].lease.session_id: the same session as plan.sequences[",
+          earlier->second, "]; a session may appear at most once per step"));
     }
     num_tokens += sequence.num_new_tokens();
     num_block_ids += sequence.lease().blocks_size();

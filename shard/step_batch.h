@@ -27,7 +27,8 @@ class StepBatch {
   static constexpr int64_t kMaxTokens = int64_t{1} << 20;
 
   // INVALID_ARGUMENT naming the field for an empty plan, a sequence with no new tokens or
-  // more than its context, a context beyond the leased blocks, or too many tokens in all;
+  // more than its context, a context beyond the leased blocks, a session named by two
+  // sequences, or too many tokens in all;
   // FAILED_PRECONDITION when plan.slot is not the slot `model` holds.
   static absl::StatusOr<StepBatch> Build(const v1::StepPlan& plan, const HostedModel& model);
 

@@ -8,6 +8,13 @@
 
 namespace kvtier {
 
+int64_t BlockManager::MetadataBytes(int64_t num_blocks, int64_t block_size) {
+  // NOTE: the built-in policies keep at most 16 bytes per block up front.
+  constexpr int64_t kPolicyBytesPerBlock = 32;
+  return num_blocks * (static_cast<int64_t>(sizeof(Block) + sizeof(BlockId)) +
+                       PrefixIndex::BytesPerBlock(block_size) + kPolicyBytesPerBlock);
+}
+
 BlockManager::BlockManager(int32_t num_blocks, int32_t block_size,
                            std::unique_ptr<EvictionPolicy> policy)
     : block_size_(block_size),

@@ -50,6 +50,9 @@ class BlockManager {
  public:
   // `num_blocks` >= 1 and `block_size` >= 1 (callers validate their configuration first).
   BlockManager(int32_t num_blocks, int32_t block_size, std::unique_ptr<EvictionPolicy> policy);
+  // About the bytes such a manager allocates up front (its blocks, free list, prefix index
+  // and eviction policy): for a caller to check against its memory limit before building one.
+  static int64_t MetadataBytes(int64_t num_blocks, int64_t block_size);
 
   BlockManager(const BlockManager&) = delete;
   BlockManager& operator=(const BlockManager&) = delete;

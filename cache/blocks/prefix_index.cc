@@ -12,6 +12,10 @@ PrefixIndex::PrefixIndex(int32_t num_blocks, int32_t block_size)
       entries_(num_blocks),
       tokens_(static_cast<size_t>(num_blocks) * block_size) {}
 
+int64_t PrefixIndex::BytesPerBlock(int64_t block_size) {
+  return static_cast<int64_t>(sizeof(Entry)) + block_size * static_cast<int64_t>(sizeof(int32_t));
+}
+
 uint64_t PrefixIndex::KeyOf(NamespaceId ns, BlockId parent,
                             absl::Span<const int32_t> tokens) const {
   const uint64_t parent_key = parent == kNoBlock ? 0 : entries_[parent].key;

@@ -26,6 +26,8 @@ using NamespaceId = uint64_t;
 class PrefixIndex {
  public:
   PrefixIndex(int32_t num_blocks, int32_t block_size);
+  // The bytes the index allocates up front per block of `block_size` tokens.
+  static int64_t BytesPerBlock(int64_t block_size);
 
   PrefixIndex(const PrefixIndex&) = delete;
   PrefixIndex& operator=(const PrefixIndex&) = delete;

@@ -17,6 +17,11 @@ struct HostPort {
 // "host:port", "[v6]:port" or ":port"; INVALID_ARGUMENT naming `field` otherwise.
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view field, absl::string_view address);
 
+// An address others can dial, as a server advertises it: "host:port" with a host name (at most
+// 253 characters) or IPv4 address, or "[v6]:port"; the port 1..65535. INVALID_ARGUMENT naming
+// `field` otherwise (a wildcard or empty host, port 0, an IPv6 address without brackets).
+absl::StatusOr<HostPort> ParseAdvertisedAddress(absl::string_view field, absl::string_view address);
+
 // The host a client can reach a listener on `host` at: the machine's name for a wildcard
 // ("", "0.0.0.0", "[::]"), else `host` itself.
 std::string ReachableHost(const std::string& host);

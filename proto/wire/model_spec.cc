@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "proto/wire/quoted_prefix.h"
 
 namespace kvtier {
 namespace {
@@ -53,8 +54,9 @@ absl::Status ValidateModelId(absl::string_view field, const v1::ModelId& id) {
   }
   for (char c : name) {
     if (!IsNameChar(c)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".name: only letters, digits, '.', '_' and '-' are allowed, got \"", name, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".name: only letters, digits, '.', '_' and '-' are allowed, got ",
+                       QuotedPrefix(name)));
     }
   }
   if (id.version().size() > 64) {

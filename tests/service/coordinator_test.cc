@@ -3,8 +3,12 @@
 // retention, shard loss, and the lifecycle log.
 #include "service/coordinator.h"
 
+#include <cstdint>
+#include <limits>
 #include <set>
 
+#include "absl/strings/str_cat.h"
+#include "cache/blocks/block_manager.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/wire/error_reason.h"
@@ -84,6 +88,34 @@ TEST_F(CoordinatorTest, RejectsBadModelsNamingTheField) {
             absl::StatusCode::kAlreadyExists);
 }
 
+// A spec whose block metadata alone would exhaust the coordinator's memory is refused before
+// anything is allocated; one within the limit registers.
+TEST_F(CoordinatorTest, RefusesAModelWhoseMetadataIsOverTheLimitAndChangesNothing) {
+  const v1::GetStatsResponse before = coordinator_.GetStats();
+  v1::ModelSpec huge = TestModel("m", 2, 4, 1, DType::kBF16, std::numeric_limits<int32_t>::max());
+  huge.set_block_size(512);
+  const absl::Status status = coordinator_.RegisterModel(huge).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(),
+              HasSubstr(absl::StrCat("model.num_blocks: 2147483647 blocks x 512 tokens take about ",
+                                     BlockManager::MetadataBytes(huge.num_blocks(), 512),
+                                     " bytes of coordinator metadata, over its limit of 1073741824 "
+                                     "(max_model_metadata_bytes)")));
+  EXPECT_EQ(coordinator_.GetStats().DebugString(), before.DebugString());
+
+  CoordinatorOptions options = Options();
+  const v1::ModelSpec fits = TestModel("m", 2, 4, 1, DType::kBF16, 64);
+  options.max_model_metadata_bytes = BlockManager::MetadataBytes(64, fits.block_size());
+  CoordinatorHarness small(options);
+  v1::ModelSpec over = fits;
+  over.mutable_id()->set_version("over");
+  over.set_num_blocks(65);
+  EXPECT_EQ(small.coordinator().RegisterModel(over).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(small.coordinator().RegisterModel(fits).ok());
+  EXPECT_EQ(small.coordinator().GetStats().models_size(), 1);
+}
+
 TEST_F(CoordinatorTest, AssignsUnevenHeadRangesAndOpensOnlyWhenEverySlotIsReady) {
   ASSERT_TRUE(coordinator_.RegisterModel(TestModel("m", 5, 10, 3)).ok());
   EXPECT_EQ(Open().status().code(), absl::StatusCode::kUnavailable);
@@ -113,6 +145,34 @@ TEST_F(CoordinatorTest, AssignsUnevenHeadRangesAndOpensOnlyWhenEverySlotIsReady)
     addresses.insert(session->session().shards(slot).address());
   }
   EXPECT_EQ(addresses.size(), 3u);
+}
+
+TEST_F(CoordinatorTest, RefusesShardAddressesOthersCannotDialAndChangesNothing) {
+  ASSERT_TRUE(coordinator_.RegisterModel(TestModel("m", 2, 4, 1)).ok());
+  const v1::GetStatsResponse before = coordinator_.GetStats();
+  auto do_register = [this](const std::string& address) {
+    v1::RegisterShardRequest request;
+    request.set_address(address);
+    request.set_capacity_bytes(int64_t{1} << 30);
+    return coordinator_.RegisterShard(request).status();
+  };
+  for (const std::string& address :
+       {std::string(""), std::string("shard"), std::string("shard:"), std::string(":80"),
+        std::string("shard:0"), std::string("shard:65536"), std::string("shard:-1"),
+        std::string("shard:http"), std::string("0.0.0.0:80"), std::string("[::]:80"),
+        std::string("::1:80"), std::string("[::1:80"), std::string("[]:80"),
+        std::string("sh ard:80"), std::string(1 << 20, 'x') + ":80"}) {
+    SCOPED_TRACE(address.substr(0, 64));
+    const absl::Status status = do_register(address);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(status.message(), HasSubstr("address: expected host:port"));
+    EXPECT_LT(status.message().size(), 1024u);
+  }
+  EXPECT_EQ(coordinator_.GetStats().DebugString(), before.DebugString());
+  for (const std::string address : {"a:1", "10.0.0.1:65535", "[::1]:80", "[fe80::1]:5"}) {
+    EXPECT_TRUE(do_register(address).ok()) << address;
+  }
+  EXPECT_EQ(coordinator_.GetStats().shards(), 4);
 }
 
 TEST_F(CoordinatorTest, ShardWithoutRoomGetsNoRange) {

@@ -1,6 +1,7 @@
 // Bad input through the whole tier: each request gets its status code with a message naming
 // the field, and the tier keeps serving everyone else (a checked session runs after each).
 // Raw stubs stand in for a buggy or hostile client where the client library would refuse.
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
@@ -8,10 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "client/step.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "kvtier/v1/attention.grpc.pb.h"
+#include "kvtier/v1/session.grpc.pb.h"
 #include "proto/wire/layer_shapes.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/status_convert.h"
@@ -189,6 +192,61 @@ TEST_F(TierBadInputTest, UnknownAndClosedSessions) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(tier_.client->OpenSession(TestModelId("m"), "").status().code(),
             absl::StatusCode::kInvalidArgument);
+  ExpectOthersServed();
+}
+
+// A huge string in a request comes back as a short prefix: the status message stays far below
+// gRPC's metadata limit, so the caller gets the call's own code, and nothing changes.
+TEST_F(TierBadInputTest, HugeStringsComeBackAsAShortPrefix) {
+  const std::string huge(1 << 20, 'x');
+  const absl::StatusOr<v1::GetStatsResponse> before = tier_.client->GetStats();
+  ASSERT_TRUE(before.ok()) << before.status();
+  auto stub = v1::SessionService::NewStub(grpc::CreateChannel(
+      tier_.local->coordinator_address(), grpc::InsecureChannelCredentials()));
+  auto expect_refused = [](const char* what, const grpc::Status& status, grpc::StatusCode code,
+                           const std::string& message) {
+    SCOPED_TRACE(what);
+    EXPECT_EQ(status.error_code(), code) << status.error_message().substr(0, 200);
+    EXPECT_LT(status.error_message().size(), 1024u);
+    EXPECT_THAT(status.error_message(), HasSubstr(message));
+  };
+  auto call = [&stub](auto method, const auto& request, auto* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return ((*stub).*method)(&context, request, response);
+  };
+  const std::string id_message = "session_id: no open session \"xxxx";
+  v1::GetSessionRequest get;
+  get.set_session_id(huge);
+  get.set_tenant("raw");
+  v1::GetSessionResponse got;
+  expect_refused("GetSession", call(&v1::SessionService::Stub::GetSession, get, &got),
+                 grpc::StatusCode::NOT_FOUND, id_message);
+  v1::ExtendRequest extend;
+  extend.set_session_id(huge);
+  extend.set_tenant("raw");
+  extend.set_reserve_tokens(1);
+  v1::ExtendResponse extended;
+  expect_refused("Extend", call(&v1::SessionService::Stub::Extend, extend, &extended),
+                 grpc::StatusCode::NOT_FOUND, id_message);
+  v1::TakeOverSessionRequest take_over;
+  take_over.set_session_id(huge);
+  take_over.set_tenant("raw");
+  v1::TakeOverSessionResponse taken;
+  expect_refused("TakeOverSession",
+                 call(&v1::SessionService::Stub::TakeOverSession, take_over, &taken),
+                 grpc::StatusCode::NOT_FOUND, id_message);
+  v1::OpenSessionRequest open;
+  *open.mutable_model() = TestModelId(huge);
+  open.set_tenant("raw");
+  v1::OpenSessionResponse opened;
+  expect_refused("OpenSession", call(&v1::SessionService::Stub::OpenSession, open, &opened),
+                 grpc::StatusCode::INVALID_ARGUMENT, "model.name: expected 1..64 characters");
+
+  const absl::StatusOr<v1::GetStatsResponse> after = tier_.client->GetStats();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*before, *after))
+      << before->DebugString() << "\n" << after->DebugString();
   ExpectOthersServed();
 }
 

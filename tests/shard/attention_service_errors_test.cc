@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cache/kv/dtype.h"
 #include "gmock/gmock.h"
@@ -149,6 +150,11 @@ TEST_F(AttentionServiceErrorsTest, RefusesBadStepsNamingTheFieldAndKeepsServing)
        StatusCode::FAILED_PRECONDITION, "plan.slot: this shard holds slot 1 of model m, got 0"},
       {"an unknown model", plan([](v1::StepPlan& plan) { plan.mutable_model()->set_name("nope"); }),
        StatusCode::NOT_FOUND, "plan.model.name: this shard holds no range of model \"nope\""},
+      {"a 1 MB model name",
+       plan([](v1::StepPlan& plan) { plan.mutable_model()->set_name(std::string(1 << 20, 'x')); }),
+       StatusCode::NOT_FOUND,
+       "plan.model.name: this shard holds no range of model \"" + std::string(64, 'x') +
+           "…\" (1048576 bytes)"},
       {"another version", plan([](v1::StepPlan& plan) { plan.mutable_model()->set_version("2"); }),
        StatusCode::NOT_FOUND,
        "plan.model.version: this shard holds version \"1\" of model \"m\", not \"2\""},
@@ -267,6 +273,48 @@ TEST_F(AttentionServiceErrorsTest, FencesAnOlderWriterOfTheSession) {
                "(epoch 2 > the lease's 1)");
   ExpectServes(*shard_.client, Step(second, 7, 1));
   ExpectServes(*shard_.client, GoodStep());  // other sessions are unaffected
+}
+
+// A session appears at most once per step, at overlapping positions or not. The refusal comes
+// before any lease is admitted: the session's older writer and its blocks' older generation
+// still step afterwards.
+TEST_F(AttentionServiceErrorsTest, RefusesASessionTwiceInOneStepAndChangesNothing) {
+  v1::BlockLease older = Lease({26, 27});
+  older.set_session_id("twice");
+  older.set_writer_epoch(1);
+  SignLease(key_, &older);
+  v1::BlockLease newer = Lease({26, 27}, 2);
+  newer.set_session_id("twice");
+  newer.set_writer_epoch(2);
+  SignLease(key_, &newer);
+  auto sequence = [](const v1::BlockLease& lease, int context_len, int num_new_tokens) {
+    v1::SequenceStep step;
+    *step.mutable_lease() = lease;
+    step.set_context_len(context_len);
+    step.set_num_new_tokens(num_new_tokens);
+    return step;
+  };
+  const struct {
+    const char* what;
+    std::vector<v1::SequenceStep> sequences;
+    int repeat;  // the index naming "twice" again
+  } cases[] = {
+      {"overlapping positions", {sequence(newer, 5, 5), sequence(newer, 6, 3)}, 1},
+      {"disjoint positions", {sequence(newer, 4, 4), sequence(newer, 8, 4)}, 1},
+      {"beside another session",
+       {sequence(newer, 4, 4), sequence(Lease({28}), 1, 1), sequence(newer, 5, 1)},
+       2},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    ExpectStatus(shard_.client->Send(ZeroStep(TestModelSpec(kDType), kSlot, c.sequences)),
+                 grpc::StatusCode::INVALID_ARGUMENT,
+                 absl::StrCat("plan.sequences[", c.repeat,
+                              "].lease.session_id: the same session as plan.sequences[0]; a "
+                              "session may appear at most once per step"));
+  }
+  ExpectServes(*shard_.client, Step(older, 6, 6));
+  ExpectServes(*shard_.client, GoodStep());
 }
 
 TEST_F(AttentionServiceErrorsTest, RefusesMessagesOverTheSizeLimit) {

@@ -61,6 +61,7 @@ std::string HeadSlice(DType dtype, const std::vector<float>& values, int heads, 
 
 // A session as the test sees it: its blocks and its whole K/V history, every head.
 struct Session {
+  std::string id;
   std::vector<int32_t> blocks;
   int context_len = 0;
   // Per layer: [context_len][kv heads][dim].
@@ -137,8 +138,10 @@ class AttentionServiceTest : public testing::TestWithParam<DType> {
       int num_tokens = 0;
       for (const Chunk& chunk : chunks) {
         v1::SequenceStep* sequence = plan.add_sequences();
-        *sequence->mutable_lease() =
-            SignedLease(key_, TestModelId(), chunk.session->blocks, {1, 1});
+        v1::BlockLease* lease = sequence->mutable_lease();
+        *lease = SignedLease(key_, TestModelId(), chunk.session->blocks, {1, 1});
+        lease->set_session_id(chunk.session->id);
+        SignLease(key_, lease);
         sequence->set_context_len(chunk.session->context_len);
         sequence->set_num_new_tokens(chunk.num_new_tokens);
         num_tokens += chunk.num_new_tokens;
@@ -205,7 +208,7 @@ TEST_P(AttentionServiceTest, InterleavedSessionsMatchDenseReference) {
   std::iota(free_blocks.begin(), free_blocks.end(), 0);
   std::shuffle(free_blocks.begin(), free_blocks.end(), rng);
   // Six blocks each (24 tokens), scattered over the pool.
-  Session a, b;
+  Session a{.id = "a"}, b{.id = "b"};
   a.blocks.assign(free_blocks.begin(), free_blocks.begin() + 6);
   b.blocks.assign(free_blocks.begin() + 6, free_blocks.begin() + 12);
 

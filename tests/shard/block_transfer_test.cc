@@ -128,6 +128,11 @@ TEST_F(BlockTransferTest, RefusesBadPullsNamingTheFieldAndKeepsServing) {
        "range.model: slot 0 of model \"m\" here is 2 layers x 16 blocks x 2 heads x 4 tokens x "
        "64 bf16 over KV heads [0, 2) of 2 head ranges; the request's spec gives 2 layers x 32 "
        "blocks"},
+      {"a source that serves no BlockTransferService",
+       edited([&](auto& r) { r.set_source_address(destination_.coordinator->address()); }),
+       StatusCode::FAILED_PRECONDITION,
+       absl::StrCat("source ", destination_.coordinator->address(),
+                    ": DescribeRange: the source failed with UNIMPLEMENTED")},
       {"a source that is not there", edited([](auto& r) { r.set_source_address("127.0.0.1:1"); }),
        StatusCode::UNAVAILABLE, "source 127.0.0.1:1: DescribeRange"},
   };

@@ -42,13 +42,23 @@ v1::HostedRange TestRange(const v1::ModelSpec& spec, int slot) {
 std::vector<v1::StepRequest> ZeroStep(const v1::ModelSpec& spec, int slot,
                                       const v1::BlockLease& lease, int context_len,
                                       int num_new_tokens) {
+  v1::SequenceStep sequence;
+  *sequence.mutable_lease() = lease;
+  sequence.set_context_len(context_len);
+  sequence.set_num_new_tokens(num_new_tokens);
+  return ZeroStep(spec, slot, {sequence});
+}
+
+std::vector<v1::StepRequest> ZeroStep(const v1::ModelSpec& spec, int slot,
+                                      const std::vector<v1::SequenceStep>& sequences) {
   v1::StepPlan plan;
   *plan.mutable_model() = spec.id();
   plan.set_slot(slot);
-  v1::SequenceStep* sequence = plan.add_sequences();
-  *sequence->mutable_lease() = lease;
-  sequence->set_context_len(context_len);
-  sequence->set_num_new_tokens(num_new_tokens);
+  int num_new_tokens = 0;
+  for (const v1::SequenceStep& sequence : sequences) {
+    *plan.add_sequences() = sequence;
+    num_new_tokens += sequence.num_new_tokens();
+  }
   *plan.mutable_shapes() = LayerShapesFor(spec, HeadRangeForSlot(spec, slot), num_new_tokens);
   const size_t kv_bytes = size_t{1} * num_new_tokens * NumHeads(HeadRangeForSlot(spec, slot)) *
                           spec.head_dim() * DTypeBytes(spec.dtype());

@@ -42,6 +42,9 @@ ShardServerOptions TestShardOptions();
 std::vector<v1::StepRequest> ZeroStep(const v1::ModelSpec& spec, int slot,
                                       const v1::BlockLease& lease, int context_len,
                                       int num_new_tokens);
+// The same for a step of `sequences`, in row order.
+std::vector<v1::StepRequest> ZeroStep(const v1::ModelSpec& spec, int slot,
+                                      const std::vector<v1::SequenceStep>& sequences);
 
 struct TestShard {
   std::unique_ptr<FakeCoordinator> coordinator;
