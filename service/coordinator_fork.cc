@@ -42,7 +42,8 @@ void Coordinator::ForkSession(const v1::ForkSessionRequest& request,
     // NOTE: the source holds these blocks (and its tail), so sharing them cannot fail.
     model.blocks.Share(shared).IgnoreError();
     fork->blocks.assign(shared.begin(), shared.end());
-    Pending pending{.fork_id = fork->id, .model_serial = model.serial};
+    Pending pending{
+        .fork_id = fork->id, .model_serial = model.serial, .held_tail = kNoBlock, .calls = {}};
     if (tail > 0) {
       std::vector<NamespaceId> evicted;
       if (absl::Status status = model.blocks.Reserve({}, 1, &fork->blocks, &evicted);

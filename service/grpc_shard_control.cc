@@ -24,8 +24,10 @@ struct Call {
 template <typename Request, typename Response, typename Method>
 void Send(std::shared_ptr<v1::ShardControlService::Stub> stub, const Request& request,
           absl::Duration deadline, ShardControl::Done done, Method method) {
-  auto* call = new Call<Request, Response>{.stub = std::move(stub), .request = request,
-                                           .done = std::move(done)};
+  auto* call = new Call<Request, Response>;
+  call->stub = std::move(stub);
+  call->request = request;
+  call->done = std::move(done);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   (call->stub->async()->*method)(&call->context, &call->request, &call->response,
                                  [call](grpc::Status status) {

@@ -27,7 +27,8 @@ Invalidation::ModelPart& Invalidation::PartOf(ModelState* model) {
   for (ModelPart& part : parts_) {
     if (part.model == model) return part;
   }
-  parts_.push_back(ModelPart{.model = model});
+  parts_.push_back(
+      ModelPart{.model = model, .cached = {}, .all_blocks = false, .released = {}, .request = {}});
   *parts_.back().request.mutable_model() = model->spec.id();
   return parts_.back();
 }

@@ -227,7 +227,10 @@ absl::Status HostedModel::AdmitWriter(const v1::BlockLease& lease, int32_t first
                      ", but positions below ", writable_from, " are committed and read-only"));
   }
   WriterFence& fence = fences_[lease.session_id()];
-  if (newer) fence = WriterFence{.epoch = lease.writer_epoch()};
+  if (newer) {
+    fence = WriterFence{
+        .epoch = lease.writer_epoch(), .writable_from = 0, .revoked = false, .expires_at = {}};
+  }
   fence.writable_from = writable_from;
   fence.expires_at = std::max(fence.expires_at, FromProtoTimestamp(lease.expires_at()));
   if (fences_.size() >= prune_at_) {

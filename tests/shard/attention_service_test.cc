@@ -208,9 +208,8 @@ TEST_P(AttentionServiceTest, InterleavedSessionsMatchDenseReference) {
   std::iota(free_blocks.begin(), free_blocks.end(), 0);
   std::shuffle(free_blocks.begin(), free_blocks.end(), rng);
   // Six blocks each (24 tokens), scattered over the pool.
-  Session a{.id = "a"}, b{.id = "b"};
-  a.blocks.assign(free_blocks.begin(), free_blocks.begin() + 6);
-  b.blocks.assign(free_blocks.begin() + 6, free_blocks.begin() + 12);
+  Session a{.id = "a", .blocks = {free_blocks.begin(), free_blocks.begin() + 6}};
+  Session b{.id = "b", .blocks = {free_blocks.begin() + 6, free_blocks.begin() + 12}};
 
   const std::vector<std::vector<Chunk>> steps = {
       {{&a, 7}, {&b, 10}},                      // both prefill, batched
