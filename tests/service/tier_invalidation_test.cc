@@ -60,9 +60,12 @@ class TierInvalidationTest : public testing::TestWithParam<int /*shards*/> {
     return session.ok() ? *std::move(session) : nullptr;
   }
 
-  // Decodes one token at a time until `stop` or the first failure, recording every step.
+  // Decodes one token at a time until `stop` or the first failure, recording every step and
+  // counting it in `steps_done`; sets `finished` when it returns.
   static std::vector<StepRecord> DecodeUntil(PrefixKvConversation& conversation,
-                                             const std::atomic<bool>& stop, uint64_t seed) {
+                                             const std::atomic<bool>& stop, uint64_t seed,
+                                             std::atomic<int>& steps_done,
+                                             std::atomic<bool>& finished) {
     std::mt19937_64 rng(seed);
     std::vector<StepRecord> steps;
     while (!stop.load()) {
@@ -70,8 +73,10 @@ class TierInvalidationTest : public testing::TestWithParam<int /*shards*/> {
       step.start = absl::Now();
       step.status = conversation.Say(RandomTokens(1, rng), rng);
       step.end = absl::Now();
+      ++steps_done;
       if (!step.status.ok()) break;
     }
+    finished = true;
     return steps;
   }
 
@@ -99,17 +104,30 @@ TEST_P(TierInvalidationTest, NoStepOverAnInvalidatedPrefixSucceedsAfterTheCallRe
 
   std::atomic<bool> stop{false};
   std::vector<std::vector<StepRecord>> records(kSharers + 1);
+  std::vector<std::atomic<int>> steps_done(kSharers + 1);
+  std::vector<std::atomic<bool>> finished(kSharers + 1);
   std::vector<std::thread> threads;
-  for (int i = 0; i < kSharers; ++i) {
-    threads.emplace_back([&, i, seed = rng_()] { records[i] = DecodeUntil(sharers[i], stop, seed); });
+  for (int i = 0; i <= kSharers; ++i) {
+    PrefixKvConversation& conversation = i < kSharers ? sharers[i] : unrelated;
+    threads.emplace_back([&, i, seed = rng_()] {
+      records[i] = DecodeUntil(conversation, stop, seed, steps_done[i], finished[i]);
+    });
   }
-  threads.emplace_back(
-      [&, seed = rng_()] { records[kSharers] = DecodeUntil(unrelated, stop, seed); });
   absl::SleepFor(absl::Milliseconds(150));
   absl::StatusOr<v1::InvalidationResult> result =
       tier_.client->InvalidatePrefix(TestModelId("m"), "tenant", prefix);
   const absl::Time returned = absl::Now();
-  absl::SleepFor(absl::Milliseconds(150));
+  // Every sharer ends at its first refused step; the unrelated conversation steps on. NOTE: the
+  // deadline only keeps a broken tier from hanging the test (the assertions then say why).
+  const int unrelated_at_return = steps_done[kSharers].load();
+  const absl::Time deadline = returned + absl::Seconds(30);
+  auto done = [&] {
+    for (int i = 0; i < kSharers; ++i) {
+      if (!finished[i].load()) return false;
+    }
+    return steps_done[kSharers].load() >= unrelated_at_return + 5;
+  };
+  while (!done() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
   stop = true;
   for (std::thread& thread : threads) thread.join();
 
