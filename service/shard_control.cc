@@ -31,16 +31,12 @@ void FanOut(ShardControl& control, std::vector<ShardCall> calls,
   batch->done = std::move(done);
   for (size_t i = 0; i < batch->calls.size(); ++i) {
     ShardControl::Done answered = [batch, i](absl::Status status) {
+      std::vector<absl::Status> statuses;
       {
         absl::MutexLock lock(&batch->mu);
         batch->statuses[i] = std::move(status);
         if (--batch->remaining > 0) return;
-      }
-      // The last answer: nobody else touches the batch now.
-      std::vector<absl::Status> statuses;
-      {
-        absl::MutexLock lock(&batch->mu);
-        statuses = std::move(batch->statuses);
+        statuses = std::move(batch->statuses);  // the last answer
       }
       batch->done(batch->calls, statuses);
     };
