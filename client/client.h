@@ -19,9 +19,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "kvtier/v1/common.pb.h"
 #include "kvtier/v1/admin.pb.h"
+#include "kvtier/v1/common.pb.h"
 #include "kvtier/v1/session.pb.h"
+#include "proto/wire/security_config.h"
 
 namespace kvtier {
 
@@ -34,6 +35,9 @@ struct ClientOptions {
   absl::Duration control_deadline = absl::Seconds(10);  // each coordinator call
   absl::Duration step_deadline = absl::Seconds(60);     // a whole step, all its layers
   int max_message_bytes = 256 << 20;
+  // TLS and the bearer token, on the coordinator's channel and every shard's (README:
+  // Security); default: plaintext, no token.
+  ChannelSecurity security = {};
 };
 
 // True for the statuses that mean "the session's K/V is gone; open a new session and

@@ -1,29 +1,30 @@
 #include "client/client_internal.h"
 
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "proto/wire/status_convert.h"
+#include "proto/wire/transport_security.h"
 
 namespace kvtier {
 namespace {
 
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& address, int max_message_bytes) {
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address,
+                                          const ClientOptions& options) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(max_message_bytes);
-  args.SetMaxSendMessageSize(max_message_bytes);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  return OpenChannel(address, options.security, args);
 }
 
 }  // namespace
 
-TierConnection::TierConnection(const ClientOptions& options, std::shared_ptr<grpc::Channel> coordinator)
+TierConnection::TierConnection(const ClientOptions& options,
+                               std::shared_ptr<grpc::Channel> coordinator)
     : options_(options),
       coordinator_(v1::SessionService::NewStub(coordinator)),
       admin_(v1::AdminService::NewStub(coordinator)) {}
 
 TierConnection::TierConnection(const ClientOptions& options)
-    : TierConnection(options, NewChannel(options.coordinator_address, options.max_message_bytes)) {}
+    : TierConnection(options, NewChannel(options.coordinator_address, options)) {}
 
 template <typename Stub, typename Request, typename Response>
 absl::StatusOr<Response> TierConnection::Call(Stub& stub, Rpc<Stub, Request, Response> rpc,
@@ -54,7 +55,8 @@ absl::StatusOr<v1::GetSessionResponse> TierConnection::GetSession(
 
 absl::StatusOr<v1::TakeOverSessionResponse> TierConnection::TakeOverSession(
     const v1::TakeOverSessionRequest& request) {
-  return Call(*coordinator_, &v1::SessionService::Stub::TakeOverSession, "TakeOverSession", request);
+  return Call(*coordinator_, &v1::SessionService::Stub::TakeOverSession, "TakeOverSession",
+              request);
 }
 
 absl::StatusOr<v1::RenewLeaseResponse> TierConnection::RenewLease(
@@ -100,7 +102,7 @@ std::shared_ptr<v1::AttentionService::Stub> TierConnection::Shard(const std::str
   absl::MutexLock lock(&mu_);
   std::shared_ptr<v1::AttentionService::Stub>& stub = shards_[address];
   if (stub == nullptr) {
-    stub = v1::AttentionService::NewStub(NewChannel(address, options_.max_message_bytes));
+    stub = v1::AttentionService::NewStub(NewChannel(address, options_));
   }
   return stub;
 }

@@ -1,6 +1,7 @@
 #include "service/coordinator.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "proto/wire/listen_address.h"
 #include "proto/wire/log.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/quoted_prefix.h"
 #include "proto/wire/time_convert.h"
 #include "service/grpc_shard_control.h"
 #include "service/head_placement.h"
@@ -24,7 +26,8 @@ Coordinator::Coordinator(const CoordinatorOptions& options)
       lease_key_(NewLeaseKey()),
       shard_control_(options.shard_control != nullptr
                          ? options.shard_control
-                         : std::make_shared<GrpcShardControl>(options.shard_control_deadline)) {}
+                         : std::make_shared<GrpcShardControl>(options.shard_control_deadline,
+                                                              options.shard_channels)) {}
 
 Coordinator::~Coordinator() {
   absl::MutexLock lock(&mu_);
@@ -141,6 +144,11 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   const int64_t needed = (wanted + block_size - 1) / block_size;
   const int32_t fresh = static_cast<int32_t>(
       std::max<int64_t>(0, needed - kept - static_cast<int64_t>(matched.size())));
+  if (absl::Status status =
+          CheckQuota(session, matched, fresh, static_cast<int32_t>(session.blocks.size() - kept));
+      !status.ok()) {
+    return status;
+  }
   absl::StatusOr<std::vector<SessionRecord*>> evict = RetainedToEvict(session, matched, fresh);
   if (!evict.ok()) return evict.status();
 
@@ -150,7 +158,8 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   session.blocks.resize(kept);
   model.ReleaseBlocks(reserved_past);
   std::vector<NamespaceId> evicted;
-  if (absl::Status status = model.blocks.Reserve(matched, fresh, &session.blocks, &evicted);
+  if (absl::Status status =
+          model.blocks.Reserve(matched, fresh, &session.blocks, &evicted, QuotaOf(session));
       !status.ok()) {
     return absl::InternalError(
         absl::StrCat("Extend: blocks counted free were not: ", status.message()));
@@ -345,6 +354,25 @@ absl::StatusOr<SessionRecord*> Coordinator::FindWritable(const std::string& id,
                                       " is written by another client (it was taken over); take "
                                       "it over again to continue")),
       v1::ERROR_REASON_WRITER_SUPERSEDED);
+}
+
+BlockQuota Coordinator::QuotaOf(const SessionRecord& session) const {
+  auto listed = options_.tenant_quotas.find(session.tenant);
+  const int32_t cap =
+      listed != options_.tenant_quotas.end() ? listed->second : options_.default_tenant_quota;
+  return BlockQuota{.owner = session.ns,
+                    .max_blocks = cap > 0 ? cap : std::numeric_limits<int32_t>::max()};
+}
+
+absl::Status Coordinator::CheckQuota(const SessionRecord& session,
+                                     absl::Span<const BlockId> matched, int32_t fresh,
+                                     int32_t releasing) const {
+  absl::Status status =
+      session.model->blocks.CheckQuota(QuotaOf(session), matched, fresh, releasing);
+  if (status.ok()) return status;
+  return absl::ResourceExhaustedError(
+      absl::StrCat("tenant ", QuotedPrefix(session.tenant), ", model ",
+                   ModelIdString(session.model->spec.id()), ": ", status.message()));
 }
 
 std::vector<NamespaceId> Coordinator::MatchNamespaces(const SessionRecord& session) {

@@ -39,16 +39,18 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "cache/blocks/eviction_policy.h"
 #include "kvtier/v1/admin.pb.h"
 #include "kvtier/v1/registry.pb.h"
 #include "kvtier/v1/session.pb.h"
+#include "proto/wire/security_config.h"
 #include "service/invalidation.h"
 #include "service/membership.h"
 #include "service/model_table.h"
@@ -82,10 +84,18 @@ struct CoordinatorOptions {
   // prompts); empty: none. NOTE: a shared prefix leaks prompts through timing, so nothing is
   // public unless a deployment says so.
   std::string public_tenant;
+  // Tenant quotas: the most blocks of each model version a tenant's sessions may own
+  // (BlockQuota). A tenant at its cap has its own cached blocks evicted first, then gets
+  // RESOURCE_EXHAUSTED; other tenants' blocks and sessions are untouched. Tenants not listed get
+  // default_tenant_quota; 0: no cap.
+  absl::flat_hash_map<std::string, int32_t> tenant_quotas;
+  int32_t default_tenant_quota = 0;
   // How the coordinator calls shards; null: over gRPC (GrpcShardControl), each call under
   // `shard_control_deadline`, past which the shard is dropped as lost.
   std::shared_ptr<ShardControl> shard_control;
   absl::Duration shard_control_deadline = absl::Seconds(5);
+  // How GrpcShardControl's channels to shards are secured (TLS, the coordinator's token).
+  ChannelSecurity shard_channels;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
@@ -143,6 +153,12 @@ class Coordinator {
   // As FindSession, and ABORTED (WRITER_SUPERSEDED) unless `writer` is its current writer.
   absl::StatusOr<SessionRecord*> FindWritable(const std::string& id, const std::string& tenant,
                                               uint64_t writer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cap on the blocks of the session's tenant in its model (CoordinatorOptions).
+  BlockQuota QuotaOf(const SessionRecord& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CheckQuota for `session`'s tenant, the message naming tenant and model.
+  absl::Status CheckQuota(const SessionRecord& session, absl::Span<const BlockId> matched,
+                          int32_t fresh, int32_t releasing) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Where the session may match cached blocks: its own namespace, then the public one.
   std::vector<NamespaceId> MatchNamespaces(const SessionRecord& session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -193,14 +209,13 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the members whose call failed (still members): dropped as lost, saying `what`
   // they did not do. Returns how many.
-  int32_t DropFailed(const std::vector<ShardCall>& calls,
-                     const std::vector<absl::Status>& statuses, absl::string_view what)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int32_t DropFailed(const std::vector<ShardCall>& calls, const std::vector<absl::Status>& statuses,
+                     absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Retires `model` in `mode` into `invalidation` (IMMEDIATE: removed once the caller has
   // turned it into calls, see RemoveModel; DRAIN: marked draining). Returns the sessions left
   // to drain; FAILED_PRECONDITION for a model that is draining already.
-  absl::StatusOr<int64_t> Retire(ModelState* model, v1::RetireMode mode,
-                                 Invalidation& invalidation) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<int64_t> Retire(ModelState* model, v1::RetireMode mode, Invalidation& invalidation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Vacates the model's slots and forgets it; its tombstones stay, detached.
   void RemoveModel(ModelState* model, absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the draining models with no live session left.

@@ -30,14 +30,16 @@ void Coordinator::ForkSession(const v1::ForkSessionRequest& request,
     const int32_t block_size = model.spec.block_size();
     const int32_t full = source.context_len() / block_size;
     const int32_t tail = source.context_len() % block_size;
+    if (absl::Status status = CheckQuota(source, {}, tail > 0 ? 1 : 0, 0); !status.ok()) {
+      return status;
+    }
     absl::StatusOr<std::vector<SessionRecord*>> evict =
         RetainedToEvict(source, {}, tail > 0 ? 1 : 0);
     if (!evict.ok()) return evict.status();
 
     // Nothing can fail from here on: apply.
     EvictRetained(model, *evict);
-    SessionRecord* fork =
-        sessions_.Fork(source, options_.clock() + options_.session_idle_timeout);
+    SessionRecord* fork = sessions_.Fork(source, options_.clock() + options_.session_idle_timeout);
     const absl::Span<const BlockId> shared = absl::MakeConstSpan(source.blocks).subspan(0, full);
     // NOTE: the source holds these blocks (and its tail), so sharing them cannot fail.
     model.blocks.Share(shared).IgnoreError();
@@ -46,7 +48,8 @@ void Coordinator::ForkSession(const v1::ForkSessionRequest& request,
         .fork_id = fork->id, .model_serial = model.serial, .held_tail = kNoBlock, .calls = {}};
     if (tail > 0) {
       std::vector<NamespaceId> evicted;
-      if (absl::Status status = model.blocks.Reserve({}, 1, &fork->blocks, &evicted);
+      if (absl::Status status =
+              model.blocks.Reserve({}, 1, &fork->blocks, &evicted, QuotaOf(source));
           !status.ok()) {
         sessions_.Close(fork);
         return absl::InternalError(
@@ -98,8 +101,8 @@ void Coordinator::ForkSession(const v1::ForkSessionRequest& request,
              fork = sessions_.Find(pending.fork_id, tenant);
              if (!fork.ok()) return fork.status();
              // Counted once handed out: a fork refused or lost mid-copy is none.
-             Bump(*(*fork)->model, tenant, &v1::CacheCounters::forks,
-                  &v1::CacheCounters::set_forks, 1);
+             Bump(*(*fork)->model, tenant, &v1::CacheCounters::forks, &v1::CacheCounters::set_forks,
+                  1);
              tier_.set_forks(tier_.forks() + 1);
              v1::ForkSessionResponse response;
              *response.mutable_session() = DescribeSession(**fork);

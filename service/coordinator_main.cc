@@ -4,7 +4,8 @@
 //       --model=name=llama3-8b,layers=32,kv_heads=8,q_heads=32,head_dim=128,dtype=bf16,shards=2
 //
 // Shards (kvtier-shard --coordinator=HOST:50051) join and are given head ranges; front-ends
-// connect with the client library. Runs until SIGTERM or SIGINT.
+// connect with the client library. Runs until SIGTERM or SIGINT. --credentials_file turns
+// authentication on, --tls_cert_file TLS (README: Security).
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -14,8 +15,10 @@
 #include "absl/time/time.h"
 #include "proto/wire/command_line.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/security_flags.h"
 #include "proto/wire/stop_signals.h"
 #include "service/coordinator_server.h"
+#include "service/tenant_quota_flags.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "host:port to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, model, "",
@@ -46,6 +49,20 @@ int main(int argc, char** argv) {
   options.coordinator.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
   options.coordinator.session_idle_timeout = absl::GetFlag(FLAGS_session_idle_timeout);
   options.coordinator.default_retention = absl::GetFlag(FLAGS_default_retention);
+  absl::StatusOr<kvtier::ServerSecurity> security = kvtier::ServerSecurityFromFlags();
+  absl::StatusOr<kvtier::ChannelSecurity> shard_channels = kvtier::ChannelSecurityFromFlags();
+  for (const absl::Status& status : {security.status(), shard_channels.status()}) {
+    if (!status.ok()) {
+      std::fprintf(stderr, "kvtier-coordinator: %s\n", std::string(status.message()).c_str());
+      return 2;
+    }
+  }
+  options.security = *std::move(security);
+  if (absl::Status status = kvtier::ApplyTenantQuotaFlags(&options.coordinator); !status.ok()) {
+    std::fprintf(stderr, "kvtier-coordinator: %s\n", std::string(status.message()).c_str());
+    return 2;
+  }
+  options.coordinator.shard_channels = *std::move(shard_channels);
 
   std::vector<kvtier::v1::ModelSpec> models;
   if (const std::string text = absl::GetFlag(FLAGS_model); !text.empty()) {

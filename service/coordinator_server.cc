@@ -13,16 +13,17 @@ namespace kvtier {
 CoordinatorServer::CoordinatorServer(const CoordinatorServerOptions& options)
     : options_(options),
       coordinator_(options.coordinator),
-      session_service_(&coordinator_),
-      admin_service_(&coordinator_),
-      registry_service_(&coordinator_) {}
+      session_service_(&coordinator_, Authorizer(options.security.principals)),
+      admin_service_(&coordinator_, Authorizer(options.security.principals)),
+      registry_service_(&coordinator_, Authorizer(options.security.principals)) {}
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const CoordinatorServerOptions& options) {
   auto server = absl::WrapUnique(new CoordinatorServer(options));
   absl::StatusOr<StartedServer> started =
       StartServer("listen_address", options.listen_address, options.max_message_bytes,
-                  {&server->session_service_, &server->admin_service_, &server->registry_service_});
+                  {&server->session_service_, &server->admin_service_, &server->registry_service_},
+                  options.security);
   if (!started.ok()) return started.status();
   server->server_ = std::move(started->server);
   server->address_ = WithPort(options.listen_address, started->port);

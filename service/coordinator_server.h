@@ -1,6 +1,6 @@
-// CoordinatorServer: a Coordinator served over gRPC (SessionService, AdminService and ShardRegistry, plus
-// grpc.health.v1 and reflection), with a background thread that sweeps silent shards and
-// expired sessions. Used by kvtier-coordinator, kvtier-local and the tests.
+// CoordinatorServer: a Coordinator served over gRPC (SessionService, AdminService and
+// ShardRegistry, plus grpc.health.v1 and reflection), with a background thread that sweeps silent
+// shards and expired sessions. Used by kvtier-coordinator, kvtier-local and the tests.
 //
 // Thread-safe; Shutdown (also run by the destructor) stops serving and joins the sweeper.
 #ifndef KVTIER_SERVICE_COORDINATOR_SERVER_H_
@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/server.h"
+#include "proto/wire/security_config.h"
 #include "service/admin_service.h"
 #include "service/coordinator.h"
 #include "service/session_service.h"
@@ -22,6 +23,9 @@ namespace kvtier {
 struct CoordinatorServerOptions {
   std::string listen_address = "127.0.0.1:0";  // port 0: an ephemeral port
   int max_message_bytes = 64 << 20;
+  // TLS, and who may call which service (null principals: anyone). Its channels to shards are
+  // coordinator.shard_channels.
+  ServerSecurity security;
   CoordinatorOptions coordinator;
 };
 

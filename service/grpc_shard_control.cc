@@ -4,9 +4,8 @@
 
 #include "absl/time/clock.h"
 #include "grpcpp/client_context.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 #include "proto/wire/status_convert.h"
+#include "proto/wire/transport_security.h"
 
 namespace kvtier {
 namespace {
@@ -48,8 +47,8 @@ void GrpcShardControl::Revoke(const std::string& address, const v1::RevokeReques
           &v1::ShardControlService::Stub::async_interface::Revoke));
 }
 
-void GrpcShardControl::CopyBlocks(const std::string& address,
-                                  const v1::CopyBlocksRequest& request, Done done) {
+void GrpcShardControl::CopyBlocks(const std::string& address, const v1::CopyBlocksRequest& request,
+                                  Done done) {
   Send<v1::CopyBlocksRequest, v1::CopyBlocksResponse>(
       Stub(address), request, deadline_, std::move(done),
       static_cast<void (v1::ShardControlService::Stub::async_interface::*)(
@@ -58,13 +57,11 @@ void GrpcShardControl::CopyBlocks(const std::string& address,
           &v1::ShardControlService::Stub::async_interface::CopyBlocks));
 }
 
-std::shared_ptr<v1::ShardControlService::Stub> GrpcShardControl::Stub(
-    const std::string& address) {
+std::shared_ptr<v1::ShardControlService::Stub> GrpcShardControl::Stub(const std::string& address) {
   absl::MutexLock lock(&mu_);
   std::shared_ptr<v1::ShardControlService::Stub>& stub = stubs_[address];
   if (stub == nullptr) {
-    stub = v1::ShardControlService::NewStub(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    stub = v1::ShardControlService::NewStub(OpenChannel(address, security_));
   }
   return stub;
 }

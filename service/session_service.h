@@ -1,19 +1,24 @@
 // The kvtier.v1.SessionService and kvtier.v1.ShardRegistryService gRPC services: thin callback-API
 // edges over a Coordinator, whose calls hold its lock briefly and never block: most reactions
 // finish inline; forks and invalidations finish from the coordinator's callback, once the
-// shards have answered.
+// shards have answered. Every call is first checked by the Authorizer: SessionService needs a
+// front-end acting for the request's tenant, ShardRegistryService a shard.
 #ifndef KVTIER_SERVICE_SESSION_SERVICE_H_
 #define KVTIER_SERVICE_SESSION_SERVICE_H_
 
+#include <utility>
+
 #include "kvtier/v1/registry.grpc.pb.h"
 #include "kvtier/v1/session.grpc.pb.h"
+#include "proto/wire/authorizer.h"
 #include "service/coordinator.h"
 
 namespace kvtier {
 
 class SessionServiceImpl final : public v1::SessionService::CallbackService {
  public:
-  explicit SessionServiceImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+  SessionServiceImpl(Coordinator* coordinator, Authorizer authorizer)
+      : coordinator_(coordinator), authorizer_(std::move(authorizer)) {}
 
   grpc::ServerUnaryReactor* OpenSession(grpc::CallbackServerContext* context,
                                         const v1::OpenSessionRequest* request,
@@ -48,11 +53,13 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
 
  private:
   Coordinator* const coordinator_;
+  const Authorizer authorizer_;
 };
 
 class ShardRegistryImpl final : public v1::ShardRegistryService::CallbackService {
  public:
-  explicit ShardRegistryImpl(Coordinator* coordinator) : coordinator_(coordinator) {}
+  ShardRegistryImpl(Coordinator* coordinator, Authorizer authorizer)
+      : coordinator_(coordinator), authorizer_(std::move(authorizer)) {}
 
   grpc::ServerUnaryReactor* RegisterShard(grpc::CallbackServerContext* context,
                                           const v1::RegisterShardRequest* request,
@@ -66,6 +73,7 @@ class ShardRegistryImpl final : public v1::ShardRegistryService::CallbackService
 
  private:
   Coordinator* const coordinator_;
+  const Authorizer authorizer_;
 };
 
 }  // namespace kvtier

@@ -10,6 +10,7 @@
 #include "grpcpp/support/channel_arguments.h"
 #include "proto/wire/listen_address.h"
 #include "proto/wire/status_convert.h"
+#include "proto/wire/transport_security.h"
 #include "shard/grpc_block_transfer.h"
 #include "shard/nccl_block_pull.h"
 #include "shard/nccl_block_transfer.h"
@@ -22,12 +23,11 @@ namespace {
 constexpr RangeFieldNames kPullFields = {.model = "model", .slot = "slot"};
 
 std::unique_ptr<v1::BlockTransferService::Stub> SourceStub(const std::string& address,
-                                                           int max_message_bytes) {
+                                                           const BlockTransferOptions& options) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(max_message_bytes);
-  args.SetMaxSendMessageSize(max_message_bytes);
-  return v1::BlockTransferService::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  return v1::BlockTransferService::NewStub(OpenChannel(address, options.source_channels, args));
 }
 
 // A call to the source on behalf of `incoming`: it ends at `deadline`, and is cancelled when
@@ -44,6 +44,11 @@ std::unique_ptr<grpc::ClientContext> SourceCall(const grpc::ServerContext& incom
 grpc::Status BlockTransferServiceImpl::PullBlocks(grpc::ServerContext* context,
                                                   const v1::PullBlocksRequest* request,
                                                   v1::PullBlocksResponse* response) {
+  if (absl::Status denied = options_.authorizer.Require(*context, {Role::kCoordinator},
+                                                        "BlockTransferService.PullBlocks");
+      !denied.ok()) {
+    return ToGrpcStatus(denied);
+  }
   absl::StatusOr<v1::PullBlocksResponse> pulled = Pull(*context, *request);
   if (pulled.ok()) *response = *std::move(pulled);
   return ToGrpcStatus(pulled.status());
@@ -70,8 +75,7 @@ absl::StatusOr<v1::PullBlocksResponse> BlockTransferServiceImpl::Pull(
 
   const absl::Time deadline = DeadlineOf(incoming);
   const std::string& source_name = request.source_address();
-  const std::unique_ptr<v1::BlockTransferService::Stub> source =
-      SourceStub(source_name, options_.max_message_bytes);
+  const std::unique_ptr<v1::BlockTransferService::Stub> source = SourceStub(source_name, options_);
   const v1::TransferRange range = TransferRangeOf(**hosted);
   v1::DescribeRangeRequest describe;
   *describe.mutable_range() = range;
@@ -113,6 +117,11 @@ absl::StatusOr<v1::PullBlocksResponse> BlockTransferServiceImpl::Pull(
 grpc::Status BlockTransferServiceImpl::DescribeRange(grpc::ServerContext* context,
                                                      const v1::DescribeRangeRequest* request,
                                                      v1::DescribeRangeResponse* response) {
+  if (absl::Status denied = options_.authorizer.Require(
+          *context, {Role::kCoordinator, Role::kShard}, "BlockTransferService.DescribeRange");
+      !denied.ok()) {
+    return ToGrpcStatus(denied);
+  }
   absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
       FindTransferRange(*state_, request->range());
   if (!hosted.ok()) return ToGrpcStatus(hosted.status());
@@ -128,6 +137,11 @@ grpc::Status BlockTransferServiceImpl::DescribeRange(grpc::ServerContext* contex
 grpc::Status BlockTransferServiceImpl::ReadBlocks(
     grpc::ServerContext* context, const v1::ReadBlocksRequest* request,
     grpc::ServerWriter<v1::ReadBlocksResponse>* writer) {
+  if (absl::Status denied = options_.authorizer.Require(
+          *context, {Role::kCoordinator, Role::kShard}, "BlockTransferService.ReadBlocks");
+      !denied.ok()) {
+    return ToGrpcStatus(denied);
+  }
   absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
       FindTransferRange(*state_, request->range());
   if (!hosted.ok()) return ToGrpcStatus(hosted.status());
@@ -141,6 +155,11 @@ grpc::Status BlockTransferServiceImpl::ReadBlocks(
 grpc::Status BlockTransferServiceImpl::SendBlocksNccl(grpc::ServerContext* context,
                                                       const v1::SendBlocksNcclRequest* request,
                                                       v1::SendBlocksNcclResponse* response) {
+  if (absl::Status denied = options_.authorizer.Require(
+          *context, {Role::kCoordinator, Role::kShard}, "BlockTransferService.SendBlocksNccl");
+      !denied.ok()) {
+    return ToGrpcStatus(denied);
+  }
   absl::StatusOr<std::shared_ptr<HostedModel>> hosted =
       FindTransferRange(*state_, request->range());
   if (!hosted.ok()) return ToGrpcStatus(hosted.status());

@@ -19,6 +19,8 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "kvtier/v1/transfer.grpc.pb.h"
+#include "proto/wire/authorizer.h"
+#include "proto/wire/security_config.h"
 #include "shard/shard_state.h"
 
 namespace kvtier {
@@ -28,6 +30,11 @@ struct BlockTransferOptions {
   int max_message_bytes = 256 << 20;
   // The deadline of a call that has none.
   absl::Duration default_deadline = absl::Minutes(5);
+  // Who may call: PullBlocks is the coordinator's; the source's calls (DescribeRange,
+  // ReadBlocks, SendBlocksNccl) are the coordinator's or another shard's, pulling.
+  Authorizer authorizer;
+  // How the channel to a pull's source is secured (this shard's credential).
+  ChannelSecurity source_channels;
 };
 
 class BlockTransferServiceImpl final : public v1::BlockTransferService::Service {

@@ -7,6 +7,7 @@
 #include "proto/wire/log.h"
 #include "proto/wire/status_convert.h"
 #include "proto/wire/time_convert.h"
+#include "proto/wire/transport_security.h"
 
 namespace kvtier {
 namespace {
@@ -19,7 +20,7 @@ ShardRegistration::ShardRegistration(const RegistrationOptions& options, ShardSt
     : options_(options),
       state_(state),
       stub_(v1::ShardRegistryService::NewStub(
-          grpc::CreateChannel(options.coordinator_address, grpc::InsecureChannelCredentials()))),
+          OpenChannel(options.coordinator_address, options.security))),
       thread_([this] { Run(); }) {}
 
 ShardRegistration::~ShardRegistration() { Stop(); }

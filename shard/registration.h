@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "kvtier/v1/registry.grpc.pb.h"
+#include "proto/wire/security_config.h"
 #include "shard/shard_state.h"
 
 namespace kvtier {
@@ -40,6 +41,8 @@ struct RegistrationOptions {
   // Registration retries wait initial_backoff, doubling up to max_backoff.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
+  // How the channel to the coordinator is secured (the shard's credential).
+  ChannelSecurity security;
 };
 
 class ShardRegistration {

@@ -10,6 +10,11 @@ namespace kvtier {
 grpc::Status ShardControlServiceImpl::Revoke(grpc::ServerContext* context,
                                              const v1::RevokeRequest* request,
                                              v1::RevokeResponse* response) {
+  if (absl::Status denied =
+          authorizer_.Require(*context, {Role::kCoordinator}, "ShardControlService.Revoke");
+      !denied.ok()) {
+    return ToGrpcStatus(denied);
+  }
   absl::StatusOr<std::shared_ptr<HostedModel>> model =
       Find(request->model(), request->incarnation());
   if (!model.ok()) return ToGrpcStatus(model.status());
@@ -20,6 +25,11 @@ grpc::Status ShardControlServiceImpl::Revoke(grpc::ServerContext* context,
 grpc::Status ShardControlServiceImpl::CopyBlocks(grpc::ServerContext* context,
                                                  const v1::CopyBlocksRequest* request,
                                                  v1::CopyBlocksResponse* response) {
+  if (absl::Status denied =
+          authorizer_.Require(*context, {Role::kCoordinator}, "ShardControlService.CopyBlocks");
+      !denied.ok()) {
+    return ToGrpcStatus(denied);
+  }
   absl::StatusOr<std::shared_ptr<HostedModel>> model =
       Find(request->model(), request->incarnation());
   if (!model.ok()) return ToGrpcStatus(model.status());

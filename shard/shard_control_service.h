@@ -15,18 +15,22 @@
 #ifndef KVTIER_SHARD_SHARD_CONTROL_SERVICE_H_
 #define KVTIER_SHARD_SHARD_CONTROL_SERVICE_H_
 
+#include <utility>
+
 #include "absl/status/statusor.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/status.h"
 #include "kvtier/v1/shard_control.grpc.pb.h"
+#include "proto/wire/authorizer.h"
 #include "shard/shard_state.h"
 
 namespace kvtier {
 
 class ShardControlServiceImpl final : public v1::ShardControlService::Service {
  public:
-  // `state` must outlive the service.
-  explicit ShardControlServiceImpl(const ShardState* state) : state_(state) {}
+  // `state` must outlive the service. Every call needs the coordinator role.
+  ShardControlServiceImpl(const ShardState* state, Authorizer authorizer)
+      : state_(state), authorizer_(std::move(authorizer)) {}
 
   grpc::Status Revoke(grpc::ServerContext* context, const v1::RevokeRequest* request,
                       v1::RevokeResponse* response) override;
@@ -40,6 +44,7 @@ class ShardControlServiceImpl final : public v1::ShardControlService::Service {
                                                     uint64_t incarnation) const;
 
   const ShardState* const state_;
+  const Authorizer authorizer_;
 };
 
 }  // namespace kvtier

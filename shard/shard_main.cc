@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "proto/wire/command_line.h"
+#include "proto/wire/security_flags.h"
 #include "proto/wire/stop_signals.h"
 #include "shard/shard_server.h"
 
@@ -64,6 +65,12 @@ absl::StatusOr<ShardServerOptions> OptionsFromFlags() {
         absl::StrCat("--max_message_mib: expected 1..2047, got ", max_message_mib));
   }
   options.max_message_bytes = max_message_mib << 20;
+  absl::StatusOr<ServerSecurity> security = ServerSecurityFromFlags();
+  if (!security.ok()) return security.status();
+  options.security = *std::move(security);
+  absl::StatusOr<ChannelSecurity> channels = ChannelSecurityFromFlags();
+  if (!channels.ok()) return channels.status();
+  options.channels = *std::move(channels);
   return options;
 }
 
@@ -78,7 +85,7 @@ int Main(int argc, char** argv) {
       "the kvtier shard worker: holds K/V head ranges and serves kvtier.v1.AttentionService.\n"
       "Usage: kvtier-shard [--listen=host:port] [--advertise=host:port] "
       "[--coordinator=host:port] [--device=cpu|cuda:N] [--capacity_gib=G] [--threads=N] "
-      "[--max_message_mib=M]");
+      "[--max_message_mib=M] [--credentials_file=F --token_file=F] [--tls_*_file=F]");
   if (positional.size() > 1) {
     return Fail(absl::InvalidArgumentError(
                     absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)")),

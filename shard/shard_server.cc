@@ -41,9 +41,9 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
   }
 
   auto shard = std::unique_ptr<ShardServer>(new ShardServer(options));
-  absl::StatusOr<StartedServer> started =
-      StartServer("listen_address", options.listen_address, options.max_message_bytes,
-                  {&shard->service_, &shard->transfer_service_, &shard->control_service_});
+  absl::StatusOr<StartedServer> started = StartServer(
+      "listen_address", options.listen_address, options.max_message_bytes,
+      {&shard->service_, &shard->transfer_service_, &shard->control_service_}, options.security);
   if (!started.ok()) return started.status();
   shard->server_ = std::move(started->server);
   shard->port_ = started->port;
@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
           .rpc_timeout = options.coordinator_rpc_timeout,
           .initial_backoff = options.registration_initial_backoff,
           .max_backoff = options.registration_max_backoff,
+          .security = options.channels,
       },
       &shard->state_);
   const std::string bound = WithPort(options.listen_address, shard->port_);
@@ -73,8 +74,11 @@ ShardServer::ShardServer(const ShardServerOptions& options)
       state_(options.capacity_bytes, PoolFactoryFor(options.device, &threads_)),
       service_(&state_),
       transfer_service_(&state_,
-                        BlockTransferOptions{.max_message_bytes = options.max_message_bytes}),
-      control_service_(&state_) {}
+                        BlockTransferOptions{.max_message_bytes = options.max_message_bytes,
+                                             .default_deadline = absl::Minutes(5),
+                                             .authorizer = Authorizer(options.security.principals),
+                                             .source_channels = options.channels}),
+      control_service_(&state_, Authorizer(options.security.principals)) {}
 
 ShardServer::~ShardServer() { Shutdown(); }
 

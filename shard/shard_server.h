@@ -1,7 +1,7 @@
 // ShardServer: a running shard worker: the gRPC server with kvtier.v1.AttentionService,
-// kvtier.v1.BlockTransferService, kvtier.v1.ShardControlService, grpc.health.v1 and reflection, the attention thread pool, the
-// hosted state, and the registration with the coordinator. kvtier-shard runs one; tests and
-// kvtier-local run several in one process.
+// kvtier.v1.BlockTransferService, kvtier.v1.ShardControlService, grpc.health.v1 and reflection, the
+// attention thread pool, the hosted state, and the registration with the coordinator. kvtier-shard
+// runs one; tests and kvtier-local run several in one process.
 //
 // Shutdown leaves the tier cleanly (deregisters, so the coordinator fails the shard's sessions
 // at once); Kill stops serving and heartbeating without a word and drops the pools, which is
@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "cache/kv/thread_pool.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/wire/security_config.h"
 #include "shard/attention_service.h"
 #include "shard/block_transfer_service.h"
 #include "shard/pool_device.h"
@@ -51,6 +52,11 @@ struct ShardServerOptions {
   absl::Duration registration_max_backoff = absl::Seconds(5);
   // Deadline of every call to the coordinator.
   absl::Duration coordinator_rpc_timeout = absl::Seconds(5);
+  // TLS, and who may call (null principals: anyone). AttentionService needs no principal: its
+  // capability is the coordinator's signed lease.
+  ServerSecurity security;
+  // How its calls (registration, pulls from other shards) are secured: its credential.
+  ChannelSecurity channels;
 };
 
 class ShardServer {

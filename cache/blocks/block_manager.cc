@@ -4,6 +4,7 @@
 #include <cassert>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
 namespace kvtier {
@@ -25,8 +26,8 @@ BlockManager::BlockManager(int32_t num_blocks, int32_t block_size,
   for (BlockId block = 0; block < num_blocks; ++block) free_.push_back(block);
 }
 
-std::vector<BlockId> BlockManager::Match(absl::Span<const NamespaceId> namespaces,
-                                         BlockId parent, absl::Span<const int32_t> tokens,
+std::vector<BlockId> BlockManager::Match(absl::Span<const NamespaceId> namespaces, BlockId parent,
+                                         absl::Span<const int32_t> tokens,
                                          int32_t max_blocks) const {
   std::vector<BlockId> matched;
   const int32_t full = static_cast<int32_t>(tokens.size()) / block_size_;
@@ -45,8 +46,8 @@ std::vector<BlockId> BlockManager::Match(absl::Span<const NamespaceId> namespace
 }
 
 absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fresh,
-                                   std::vector<BlockId>* blocks,
-                                   std::vector<NamespaceId>* evicted) {
+                                   std::vector<BlockId>* blocks, std::vector<NamespaceId>* evicted,
+                                   const BlockQuota& quota) {
   int32_t revived = 0;
   for (size_t i = 0; i < matched.size(); ++i) {
     const BlockId block = matched[i];
@@ -69,6 +70,10 @@ absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fr
                      " are free or evictable (", static_cast<int32_t>(free_.size()), " free, ",
                      cached_unreferenced_ - revived, " cached)"));
   }
+  if (absl::Status status = CheckQuota(quota, matched, fresh); !status.ok()) return status;
+  const int32_t over = OwnedBy(quota.owner) + fresh - quota.max_blocks;
+  const std::vector<BlockId> own =
+      over > 0 ? OwnEvictable(quota.owner, matched) : std::vector<BlockId>();
   for (BlockId block : matched) {
     Block& state = blocks_[block];
     if (state.refs++ == 0) {
@@ -78,6 +83,10 @@ absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fr
     UpdateCandidate(block);
     policy_->Touch(block);
     blocks->push_back(block);
+  }
+  for (int32_t i = 0; i < over; ++i) {
+    const NamespaceId ns = Evict(own[i]);
+    if (evicted != nullptr) evicted->push_back(ns);
   }
   for (int32_t i = 0; i < fresh; ++i) {
     if (free_.empty()) {
@@ -89,10 +98,48 @@ absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fr
     Block& state = blocks_[block];
     state.refs = 1;
     ++state.generation;
+    state.owner = quota.owner;
+    ++owned_[quota.owner];
     ++referenced_;
     blocks->push_back(block);
   }
   return absl::OkStatus();
+}
+
+absl::Status BlockManager::CheckQuota(const BlockQuota& quota, absl::Span<const BlockId> matched,
+                                      int32_t fresh, int32_t releasing) const {
+  const int32_t owned = OwnedBy(quota.owner) - releasing;
+  const int64_t over = int64_t{owned} + fresh - quota.max_blocks;
+  if (over <= 0) return absl::OkStatus();
+  const int64_t own = static_cast<int64_t>(OwnEvictable(quota.owner, matched).size());
+  if (over <= own) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("quota: ", fresh, " more blocks would make ", owned + fresh,
+                   ", over the cap of ", quota.max_blocks, ", and only ", own,
+                   " of those held are cached ones that can be evicted; end or close sessions"));
+}
+
+int32_t BlockManager::OwnedBy(NamespaceId owner) const {
+  auto found = owned_.find(owner);
+  return found == owned_.end() ? 0 : found->second;
+}
+
+std::vector<BlockId> BlockManager::OwnEvictable(NamespaceId owner,
+                                                absl::Span<const BlockId> matched) const {
+  const absl::flat_hash_set<BlockId> taken(matched.begin(), matched.end());
+  std::vector<BlockId> roots;
+  for (BlockId block : index_.InNamespace(owner)) {
+    if (blocks_[block].refs == 0 && !taken.contains(block) && blocks_[block].owner == owner) {
+      roots.push_back(block);
+    }
+  }
+  // Under an unreferenced cached block lies nothing referenced (a holder holds a whole chain),
+  // so all of them can go, leaves first; a matched block's descendants go before it is taken.
+  std::vector<BlockId> ordered = index_.WithDescendants(roots);
+  ordered.erase(std::remove_if(ordered.begin(), ordered.end(),
+                               [&](BlockId block) { return taken.contains(block); }),
+                ordered.end());
+  return ordered;
 }
 
 bool BlockManager::Cache(BlockId block, NamespaceId ns, BlockId parent,
@@ -167,7 +214,7 @@ absl::StatusOr<int32_t> BlockManager::Revoke(absl::Span<const BlockId> blocks,
     index_.Erase(block);
     policy_->Forget(block);
     --cached_unreferenced_;
-    free_.push_back(block);
+    Freed(block);
   }
   for (BlockId parent : parents) {
     if (parent != kNoBlock && index_.Contains(parent)) UpdateCandidate(parent);
@@ -195,7 +242,7 @@ absl::Status BlockManager::Release(BlockId block) {
     ++cached_unreferenced_;
     UpdateCandidate(block);
   } else {
-    free_.push_back(block);
+    Freed(block);
   }
   return absl::OkStatus();
 }
@@ -228,15 +275,29 @@ NamespaceId BlockManager::EvictOne() {
   assert(cached_unreferenced_ > 0);
   const BlockId victim = policy_->PopVictim();
   candidate_[victim] = false;
-  const BlockId parent = index_.Parent(victim);
-  const NamespaceId ns = index_.Namespace(victim);
-  index_.Erase(victim);
-  policy_->Forget(victim);
+  return Evict(victim);
+}
+
+NamespaceId BlockManager::Evict(BlockId block) {
+  if (candidate_[block]) {
+    candidate_[block] = false;
+    policy_->RemoveCandidate(block);
+  }
+  const BlockId parent = index_.Parent(block);
+  const NamespaceId ns = index_.Namespace(block);
+  index_.Erase(block);
+  policy_->Forget(block);
   --cached_unreferenced_;
   ++evicted_;
-  free_.push_back(victim);
+  Freed(block);
   if (parent != kNoBlock) UpdateCandidate(parent);
   return ns;
+}
+
+void BlockManager::Freed(BlockId block) {
+  free_.push_back(block);
+  auto owned = owned_.find(blocks_[block].owner);
+  if (owned != owned_.end() && --owned->second == 0) owned_.erase(owned);
 }
 
 }  // namespace kvtier

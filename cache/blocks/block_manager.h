@@ -11,6 +11,11 @@
 // coordinator signs it into leases, so shards refuse a lease naming a block that has since
 // been reused. A cached block keeps its generation while shared and revived.
 //
+// Owners and quotas: a block handed out fresh is owned by the namespace Reserve names (a tenant's
+// in one model) until it is free again, shared or cached or not. A BlockQuota caps how many
+// blocks a namespace owns: Reserve past it first evicts the namespace's own cached blocks
+// (leaves first), never another's, and fails with RESOURCE_EXHAUSTED when those are not enough.
+//
 // A block becomes matchable only through Cache, which the coordinator calls once the block's
 // K/V is committed (written on every shard, for every layer).
 //
@@ -27,9 +32,11 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -38,6 +45,12 @@
 #include "cache/blocks/prefix_index.h"
 
 namespace kvtier {
+
+// At most `max_blocks` owned by `owner` (see above); the default: no cap.
+struct BlockQuota {
+  NamespaceId owner = 0;
+  int32_t max_blocks = std::numeric_limits<int32_t>::max();
+};
 
 struct BlockCounts {
   int32_t free = 0;
@@ -68,10 +81,19 @@ class BlockManager {
   // newly allocated blocks (refcount 1, generation raised), to `blocks`. Evicts cached blocks
   // as needed. INVALID_ARGUMENT for a `matched` that is no such chain; RESOURCE_EXHAUSTED,
   // changing nothing, when not enough blocks can be had.
-  // The namespace of every block evicted for room is appended to `evicted`, when given.
+  // The namespace of every block evicted for room is appended to `evicted`, when given. The
+  // fresh blocks are owned by `quota.owner`, within its cap (CheckQuota).
   absl::Status Reserve(absl::Span<const BlockId> matched, int32_t fresh,
-                       std::vector<BlockId>* blocks,
-                       std::vector<NamespaceId>* evicted = nullptr);
+                       std::vector<BlockId>* blocks, std::vector<NamespaceId>* evicted = nullptr,
+                       const BlockQuota& quota = {});
+
+  // Whether Reserve(matched, fresh, ..., quota) keeps `quota.owner` within its cap, once
+  // `releasing` of the blocks it owns are released first: RESOURCE_EXHAUSTED saying by how
+  // much it does not, OK otherwise. Changes nothing.
+  absl::Status CheckQuota(const BlockQuota& quota, absl::Span<const BlockId> matched, int32_t fresh,
+                          int32_t releasing = 0) const;
+  // Blocks `owner` owns now.
+  int32_t OwnedBy(NamespaceId owner) const;
 
   // Blocks Reserve can hand out fresh right now: free plus unreferenced cached ones.
   int32_t Available() const { return static_cast<int32_t>(free_.size()) + cached_unreferenced_; }
@@ -122,6 +144,7 @@ class BlockManager {
   struct Block {
     int32_t refs = 0;
     uint64_t generation = 0;
+    NamespaceId owner = 0;  // while not free
   };
 
   absl::Status CheckId(BlockId block) const;
@@ -130,13 +153,20 @@ class BlockManager {
   void UpdateCandidate(BlockId block);
   // Evicts the policy's victim into the free list; returns its namespace.
   NamespaceId EvictOne();
+  // Evicts `block`, an eviction candidate, into the free list; returns its namespace.
+  NamespaceId Evict(BlockId block);
+  // `owner`'s unreferenced cached blocks but `matched`, each after every block under it.
+  std::vector<BlockId> OwnEvictable(NamespaceId owner, absl::Span<const BlockId> matched) const;
+  // `block` became free.
+  void Freed(BlockId block);
 
   const int32_t block_size_;
   const std::unique_ptr<EvictionPolicy> policy_;
   std::vector<Block> blocks_;
   std::vector<bool> candidate_;  // told to the policy as a candidate
   PrefixIndex index_;
-  std::deque<BlockId> free_;  // oldest freed first
+  std::deque<BlockId> free_;                         // oldest freed first
+  absl::flat_hash_map<NamespaceId, int32_t> owned_;  // blocks each namespace owns; no zeros
   int32_t referenced_ = 0;
   int32_t cached_unreferenced_ = 0;
   int64_t evicted_ = 0;

@@ -2,30 +2,29 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 #include "proto/wire/status_convert.h"
+#include "proto/wire/transport_security.h"
 
 namespace kvtier {
-CoordinatorCalls::CoordinatorCalls(const std::string& address, absl::Duration deadline)
+CoordinatorCalls::CoordinatorCalls(const std::string& address, absl::Duration deadline,
+                                   const ChannelSecurity& security)
     : address_(address),
       deadline_(deadline),
-      channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+      channel_(OpenChannel(address, security)),
       admin_(v1::AdminService::NewStub(channel_)),
       sessions_(v1::SessionService::NewStub(channel_)) {}
 
 template <typename Stub, typename Request, typename Response>
 absl::StatusOr<Response> CoordinatorCalls::Unary(Stub& stub, Rpc<Stub, Request, Response> rpc,
-                                                 absl::string_view name,
-                                                 const Request& request) {
+                                                 absl::string_view name, const Request& request) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
   Response response;
   if (grpc::Status status = (stub.*rpc)(&context, request, &response); !status.ok()) {
     return FromGrpcStatus(
-        status, absl::StrCat(name, " to ", address_, ": ",
-                             absl::StatusCodeToString(
-                                 static_cast<absl::StatusCode>(status.error_code()))));
+        status,
+        absl::StrCat(name, " to ", address_, ": ",
+                     absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))));
   }
   return response;
 }

@@ -16,13 +16,15 @@
 #include "grpcpp/channel.h"
 #include "kvtier/v1/admin.grpc.pb.h"
 #include "kvtier/v1/session.grpc.pb.h"
+#include "proto/wire/security_config.h"
 
 namespace kvtier {
 
 class CoordinatorCalls {
  public:
   // Connects lazily: an unreachable coordinator fails the first call with UNAVAILABLE.
-  CoordinatorCalls(const std::string& address, absl::Duration deadline);
+  CoordinatorCalls(const std::string& address, absl::Duration deadline,
+                   const ChannelSecurity& security);
 
   absl::StatusOr<v1::GetStatsResponse> Call(const v1::GetStatsRequest& request);
   absl::StatusOr<v1::InvalidateSessionResponse> Call(const v1::InvalidateSessionRequest& request);

@@ -19,6 +19,7 @@
 #include "client/ctl/ctl_command.h"
 #include "client/ctl/ctl_output.h"
 #include "proto/wire/command_line.h"
+#include "proto/wire/security_flags.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "the tier's coordinator, host:port");
 ABSL_FLAG(absl::Duration, deadline, absl::Seconds(10), "the deadline of the call, > 0");
@@ -86,10 +87,13 @@ int Main(const std::vector<std::string>& args) {
   if (!command.ok()) return Fail(kBadArguments, command.status());
   const absl::Duration deadline = absl::GetFlag(FLAGS_deadline);
   if (deadline <= absl::ZeroDuration()) {
-    return Fail(kBadArguments, absl::InvalidArgumentError(absl::StrCat(
-                                   "--deadline: expected > 0, got ", absl::FormatDuration(deadline))));
+    return Fail(kBadArguments,
+                absl::InvalidArgumentError(absl::StrCat("--deadline: expected > 0, got ",
+                                                        absl::FormatDuration(deadline))));
   }
-  CoordinatorCalls calls(absl::GetFlag(FLAGS_coordinator), deadline);
+  absl::StatusOr<ChannelSecurity> security = ChannelSecurityFromFlags();
+  if (!security.ok()) return Fail(kBadArguments, security.status());
+  CoordinatorCalls calls(absl::GetFlag(FLAGS_coordinator), deadline, *security);
   const bool json = absl::GetFlag(FLAGS_json);
   const absl::StatusOr<std::string> text = std::visit(
       [&](const auto& request) -> absl::StatusOr<std::string> {

@@ -34,6 +34,7 @@
 #include "client/generate/tier_attention.h"
 #include "client/generate/toy_transformer.h"
 #include "proto/wire/command_line.h"
+#include "proto/wire/security_flags.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "the tier's coordinator, host:port");
 ABSL_FLAG(std::string, model, "toy", "the tier's model to use (fp32, the geometry below)");
@@ -333,6 +334,9 @@ int Main() {
 
   ClientOptions options;
   options.coordinator_address = absl::GetFlag(FLAGS_coordinator);
+  absl::StatusOr<ChannelSecurity> security = ChannelSecurityFromFlags();
+  if (!security.ok()) return Fail(security.status());
+  options.security = *std::move(security);
   std::unique_ptr<Client> client;
   if ((*run)[kTier]) {
     absl::StatusOr<std::unique_ptr<Client>> connected = Client::Connect(options);

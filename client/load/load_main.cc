@@ -34,6 +34,7 @@
 #include "client/load/test_faults.h"
 #include "proto/wire/command_line.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/security_flags.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:50051", "the tier's coordinator, host:port");
 ABSL_FLAG(std::string, model, "",
@@ -219,6 +220,9 @@ int Main() {
   if (!config.ok()) return Fail(kBadFlags, config.status());
   ClientOptions options;
   options.coordinator_address = config->coordinator;
+  absl::StatusOr<ChannelSecurity> security = ChannelSecurityFromFlags();
+  if (!security.ok()) return Fail(kBadFlags, security.status());
+  options.security = *std::move(security);
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(options);
   if (!client.ok()) return Fail(kBadFlags, client.status());
   absl::StatusOr<v1::ModelSpec> model = TierModel(**client, *config);

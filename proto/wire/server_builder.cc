@@ -13,9 +13,9 @@
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "proto/wire/listen_address.h"
+#include "proto/wire/transport_security.h"
 
 namespace kvtier {
 namespace {
@@ -71,13 +71,15 @@ absl::Status BindFailure(absl::string_view field, const std::string& address,
 
 absl::StatusOr<StartedServer> StartServer(absl::string_view field,
                                           const std::string& listen_address, int max_message_bytes,
-                                          absl::Span<grpc::Service* const> services) {
+                                          absl::Span<grpc::Service* const> services,
+                                          const ServerSecurity& security) {
   absl::StatusOr<HostPort> listen = ParseHostPort(field, listen_address);
   if (!listen.ok()) return listen.status();
+  if (absl::Status status = CheckServerSecurity(security); !status.ok()) return status;
   EnableHealthAndReflection();
   grpc::ServerBuilder builder;
   StartedServer started;
-  builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &started.port);
+  builder.AddListeningPort(listen_address, ServerCredentialsFor(security), &started.port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(max_message_bytes);
   builder.SetMaxSendMessageSize(max_message_bytes);

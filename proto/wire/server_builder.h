@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "grpcpp/server.h"
+#include "proto/wire/security_config.h"
 
 namespace kvtier {
 
@@ -24,11 +25,14 @@ struct StartedServer {
 };
 
 // Serves `services` (which must outlive the server) on `listen_address` (host:port, port 0:
-// any free port), without TLS. INVALID_ARGUMENT for a malformed address, UNAVAILABLE when it
-// cannot be bound ("listen_address: 127.0.0.1:50061 is already in use"); either names `field`.
+// any free port), with TLS as `security` says (its principals are for the services' own
+// Authorizer). INVALID_ARGUMENT for a malformed address or security, UNAVAILABLE when the
+// address cannot be bound ("listen_address: 127.0.0.1:50061 is already in use"); the address's
+// errors name `field`.
 absl::StatusOr<StartedServer> StartServer(absl::string_view field,
                                           const std::string& listen_address, int max_message_bytes,
-                                          absl::Span<grpc::Service* const> services);
+                                          absl::Span<grpc::Service* const> services,
+                                          const ServerSecurity& security = {});
 
 }  // namespace kvtier
 

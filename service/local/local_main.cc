@@ -3,8 +3,9 @@
 //
 //   kvtier-local --shards=2 --port=50051
 //
-// prints the addresses and serves until SIGTERM or SIGINT. For a multi-process tier run
-// kvtier-coordinator and kvtier-shard instead (README).
+// prints the addresses and serves until SIGTERM or SIGINT. Zero-config on loopback: anyone may
+// call; --credentials_file turns authentication on, --tls_cert_file TLS (README: Security).
+// For a multi-process tier run kvtier-coordinator and kvtier-shard instead (README).
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -16,8 +17,10 @@
 #include "absl/strings/str_cat.h"
 #include "proto/wire/command_line.h"
 #include "proto/wire/model_spec.h"
+#include "proto/wire/security_flags.h"
 #include "proto/wire/stop_signals.h"
 #include "service/local/local_tier.h"
+#include "service/tenant_quota_flags.h"
 
 ABSL_FLAG(int, shards, 2, "shard workers (head ranges of the model)");
 ABSL_FLAG(std::string, host, "127.0.0.1", "host to listen on");
@@ -64,6 +67,16 @@ int main(int argc, char** argv) {
   options.first_shard_port = absl::GetFlag(FLAGS_shard_port);
   options.model = *model;
   options.shard_capacity_bytes = int64_t{absl::GetFlag(FLAGS_capacity_mib)} << 20;
+  absl::StatusOr<kvtier::ServerSecurity> security = kvtier::ServerSecurityFromFlags();
+  if (!security.ok()) {
+    std::fprintf(stderr, "kvtier-local: %s\n", std::string(security.status().message()).c_str());
+    return 2;
+  }
+  options.security = *std::move(security);
+  if (absl::Status status = kvtier::ApplyTenantQuotaFlags(&options.coordinator); !status.ok()) {
+    std::fprintf(stderr, "kvtier-local: %s\n", std::string(status.message()).c_str());
+    return 2;
+  }
   const int threads = absl::GetFlag(FLAGS_threads_per_shard);
   options.attention_threads_per_shard =
       threads > 0 ? threads

@@ -1,5 +1,6 @@
 #include "service/local/local_tier.h"
 
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -21,10 +22,13 @@ absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptio
         absl::StrCat("num_shards: expected >= 1, got ", options.num_shards));
   }
   auto tier = absl::WrapUnique(new LocalTier(options));
+  if (absl::Status status = tier->SecureInternalCalls(); !status.ok()) return status;
   CoordinatorServerOptions coordinator;
   coordinator.listen_address = absl::StrCat(options.host, ":", options.coordinator_port);
   coordinator.max_message_bytes = options.max_message_bytes;
+  coordinator.security = tier->security_;
   coordinator.coordinator = options.coordinator;
+  coordinator.coordinator.shard_channels = tier->coordinator_channels_;
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(coordinator);
   if (!server.ok()) return Concerning("coordinator", server.status());
   tier->coordinator_ = *std::move(server);
@@ -52,6 +56,27 @@ absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptio
   return tier;
 }
 
+absl::Status LocalTier::SecureInternalCalls() {
+  security_ = options_.security;
+  shard_channels_.tls = coordinator_channels_.tls = security_.tls;
+  if (security_.principals == nullptr) return absl::OkStatus();
+  auto principals = std::make_shared<Principals>(*security_.principals);
+  shard_channels_.token = NewToken();
+  coordinator_channels_.token = NewToken();
+  for (auto [token, role] : {std::pair{&shard_channels_.token, Role::kShard},
+                             std::pair{&coordinator_channels_.token, Role::kCoordinator}}) {
+    Principal principal{.name = absl::StrCat("kvtier-local's ", RoleName(role)),
+                        .roles = {role},
+                        .tenants = {},
+                        .any_tenant = false};
+    if (absl::Status status = principals->AddToken(*token, std::move(principal)); !status.ok()) {
+      return status;
+    }
+  }
+  security_.principals = std::move(principals);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<ShardServer>> LocalTier::StartShard(
     const std::string& listen_address) {
   ShardServerOptions shard;
@@ -61,6 +86,8 @@ absl::StatusOr<std::unique_ptr<ShardServer>> LocalTier::StartShard(
   shard.device = options_.device;
   shard.attention_threads = options_.attention_threads_per_shard;
   shard.max_message_bytes = options_.max_message_bytes;
+  shard.security = security_;
+  shard.channels = shard_channels_;
   absl::StatusOr<std::unique_ptr<ShardServer>> server = ShardServer::Start(shard);
   if (!server.ok()) return server.status();
   if (!(*server)->WaitUntilRegistered(options_.start_timeout)) {

@@ -2,6 +2,11 @@
 // gRPC server on loopback. The embedded default behind kvtier-local, and the fixture of the
 // tier's tests, which also use it to crash, stop and restart shards.
 //
+// Secured as `security` says, on every server of the tier: with principals, the tier mints
+// tokens of its own for its shards (role shard) and its coordinator (role coordinator) and adds
+// them to those principals, so the caller lists only front-ends and operators; with TLS, the
+// tier's own calls verify its servers with the same roots (the certificate must name the host).
+//
 // Thread-compatible: one thread drives it (the servers inside are thread-safe).
 #ifndef KVTIER_SERVICE_LOCAL_LOCAL_TIER_H_
 #define KVTIER_SERVICE_LOCAL_LOCAL_TIER_H_
@@ -14,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kvtier/v1/common.pb.h"
+#include "proto/wire/security_config.h"
 #include "service/coordinator_server.h"
 #include "shard/pool_device.h"
 #include "shard/shard_server.h"
@@ -34,6 +40,7 @@ struct LocalTierOptions {
   int attention_threads_per_shard = 1;
   int max_message_bytes = 256 << 20;
   absl::Duration start_timeout = absl::Seconds(30);
+  ServerSecurity security;
 };
 
 class LocalTier {
@@ -57,9 +64,15 @@ class LocalTier {
 
  private:
   explicit LocalTier(const LocalTierOptions& options) : options_(options) {}
+  // Mints the tier's own credentials (see above) into security_, shard_channels_ and
+  // coordinator_channels_.
+  absl::Status SecureInternalCalls();
   absl::StatusOr<std::unique_ptr<ShardServer>> StartShard(const std::string& listen_address);
 
   const LocalTierOptions options_;
+  ServerSecurity security_;               // the caller's, with the tier's own principals added
+  ChannelSecurity shard_channels_;        // the shards' calls: TLS and the shard token
+  ChannelSecurity coordinator_channels_;  // the coordinator's calls to shards
   std::unique_ptr<CoordinatorServer> coordinator_;
   std::vector<std::unique_ptr<ShardServer>> shards_;
   std::vector<std::string> shard_addresses_;

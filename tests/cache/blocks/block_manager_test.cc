@@ -375,6 +375,98 @@ TEST(BlockManagerTest, RevokeTakesChildrenFirstRaisesGenerationsAndFreesTheBlock
   EXPECT_GT(manager->generation(chain[1]), generation1 + 1);
 }
 
+// A quota-bound session of `ns`: `tokens` reserved fresh under `quota` and its full blocks
+// cached, as Prefill does; the reservation's status.
+absl::Status PrefillOwned(BlockManager& manager, const BlockQuota& quota,
+                          const std::vector<int32_t>& tokens, std::vector<BlockId>* blocks) {
+  const int32_t needed = static_cast<int32_t>(tokens.size()) / kBlockSize;
+  if (absl::Status status = manager.Reserve({}, needed, blocks, nullptr, quota); !status.ok()) {
+    return status;
+  }
+  for (int32_t i = 0; i < needed; ++i) {
+    manager.Cache((*blocks)[i], quota.owner, i == 0 ? kNoBlock : (*blocks)[i - 1],
+                  absl::MakeConstSpan(tokens).subspan(i * kBlockSize, kBlockSize));
+  }
+  return absl::OkStatus();
+}
+
+TEST(BlockManagerTest, OwnersCountTheBlocksTheyHoldUntilFree) {
+  auto manager = NewManager(16);
+  const BlockQuota a{.owner = kTenantA, .max_blocks = 100};
+  std::vector<BlockId> blocks;
+  ASSERT_TRUE(PrefillOwned(*manager, a, Tokens(0, 3), &blocks).ok());
+  EXPECT_EQ(manager->OwnedBy(kTenantA), 3);
+  EXPECT_EQ(manager->OwnedBy(kTenantB), 0);
+  ReleaseAll(*manager, blocks);  // cached: still owned
+  EXPECT_EQ(manager->OwnedBy(kTenantA), 3);
+  std::vector<BlockId> filler;  // unowned pressure evicts them
+  ASSERT_TRUE(manager->Reserve({}, 16, &filler).ok());
+  EXPECT_EQ(manager->OwnedBy(kTenantA), 0);
+}
+
+TEST(BlockManagerTest, QuotaEvictsTheOwnersCachedBlocksNeverAnothers) {
+  auto manager = NewManager(32);
+  const BlockQuota a{.owner = kTenantA, .max_blocks = 4};
+  const BlockQuota b{.owner = kTenantB, .max_blocks = 100};
+  std::vector<BlockId> b_blocks;
+  ASSERT_TRUE(PrefillOwned(*manager, b, Tokens(1000, 6), &b_blocks).ok());
+  ReleaseAll(*manager, b_blocks);  // B's prefix: cached, evictable by pool pressure only
+
+  std::vector<BlockId> first;
+  ASSERT_TRUE(PrefillOwned(*manager, a, Tokens(0, 3), &first).ok());
+  ReleaseAll(*manager, first);  // A's cached prefix: 3 of its 4
+  std::vector<BlockId> second;
+  // 3 more for A: over the cap by 2, so two of A's own cached blocks go, its chain's tail first.
+  ASSERT_TRUE(PrefillOwned(*manager, a, Tokens(500, 3), &second).ok());
+  EXPECT_EQ(manager->OwnedBy(kTenantA), 4);
+  EXPECT_EQ(manager->Match({kTenantA}, kNoBlock, Tokens(0, 3), 3), std::vector<BlockId>{first[0]});
+  // B's blocks, older in the eviction order than any of A's, are all still cached.
+  EXPECT_EQ(manager->Match({kTenantB}, kNoBlock, Tokens(1000, 6), 6), b_blocks);
+  EXPECT_EQ(manager->counts().evicted, 2);
+}
+
+TEST(BlockManagerTest, QuotaWithNothingOfItsOwnToEvictRefusesChangingNothing) {
+  auto manager = NewManager(32);
+  const BlockQuota a{.owner = kTenantA, .max_blocks = 4};
+  std::vector<BlockId> held;
+  ASSERT_TRUE(PrefillOwned(*manager, a, Tokens(0, 3), &held).ok());  // referenced: not evictable
+  const BlockCounts before = manager->counts();
+  std::vector<BlockId> more;
+  EXPECT_TRUE(manager->CheckQuota(a, {}, 1).ok());
+  const absl::Status refused = manager->CheckQuota(a, {}, 2);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("cap of 4"));
+  EXPECT_EQ(manager->Reserve({}, 2, &more, nullptr, a).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(more, IsEmpty());
+  EXPECT_EQ(manager->counts().free, before.free);
+  EXPECT_EQ(manager->OwnedBy(kTenantA), 3);
+  // Blocks about to be released count as gone.
+  EXPECT_TRUE(manager->CheckQuota(a, {}, 2, /*releasing=*/1).ok());
+  // Another owner is not bound by A's cap.
+  EXPECT_TRUE(manager->Reserve({}, 10, &more, nullptr, {.owner = kTenantB, .max_blocks = 10}).ok());
+}
+
+TEST(BlockManagerTest, QuotaNeverEvictsTheBlocksAReservationMatches) {
+  auto manager = NewManager(16);
+  const BlockQuota a{.owner = kTenantA, .max_blocks = 3};
+  std::vector<BlockId> first;
+  ASSERT_TRUE(PrefillOwned(*manager, a, Tokens(0, 3), &first).ok());
+  ReleaseAll(*manager, first);
+  // Matching the first two and asking for one fresh block: the cap of 3 is met by evicting the
+  // third (unmatched) block only.
+  const std::vector<BlockId> matched = manager->Match({kTenantA}, kNoBlock, Tokens(0, 2), 2);
+  ASSERT_EQ(matched.size(), 2u);
+  std::vector<BlockId> blocks;
+  ASSERT_TRUE(manager->Reserve(matched, 1, &blocks, nullptr, a).ok());
+  EXPECT_EQ(blocks.size(), 3u);
+  EXPECT_EQ(manager->OwnedBy(kTenantA), 3);
+  EXPECT_EQ(manager->refcount(first[0]), 1);
+  EXPECT_EQ(manager->refcount(first[1]), 1);
+  // And two fresh would need a matched one: refused.
+  EXPECT_EQ(manager->CheckQuota(a, matched, 2).code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(BlockManagerTest, RevokingAFreeBlockRaisesItsGenerationOnly) {
   std::unique_ptr<BlockManager> manager = NewManager(4);
   const BlockCounts before = manager->counts();
