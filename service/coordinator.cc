@@ -320,6 +320,14 @@ absl::Status Coordinator::DeregisterShard(const v1::DeregisterShardRequest& requ
   return absl::OkStatus();
 }
 
+bool Coordinator::AnyModelReady() {
+  absl::MutexLock lock(&mu_);
+  for (ModelState* model : models_.All()) {
+    if (model->Ready() && !model->draining) return true;
+  }
+  return false;
+}
+
 void Coordinator::Sweep() {
   absl::MutexLock lock(&mu_);
   const absl::Time now = options_.clock();

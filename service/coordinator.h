@@ -147,6 +147,9 @@ class Coordinator {
   // periodically by the server.
   void Sweep();
 
+  // Whether some model version can open sessions (every head range served, not draining).
+  bool AnyModelReady() ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   absl::StatusOr<SessionRecord*> FindSession(const std::string& id, const std::string& tenant)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -26,6 +26,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                   options.security);
   if (!started.ok()) return started.status();
   server->server_ = std::move(started->server);
+  server->health_ = std::make_unique<ServingHealth>(
+      server->server_.get(),
+      std::vector<std::string>{v1::AdminService::service_full_name(),
+                               v1::ShardRegistryService::service_full_name()},
+      std::vector<std::string>{v1::SessionService::service_full_name()});
+  server->health_->SetReady(server->coordinator_.AnyModelReady());
   server->address_ = WithPort(options.listen_address, started->port);
   server->sweeper_ = std::thread([raw = server.get()] { raw->SweepUntilShutdown(); });
   Log(absl::StrCat("coordinator serving on ", server->address_));
@@ -36,6 +42,7 @@ CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
 void CoordinatorServer::Shutdown() {
   if (shutdown_.HasBeenNotified()) return;
+  if (health_ != nullptr) health_->Drain();
   shutdown_.Notify();
   if (sweeper_.joinable()) sweeper_.join();
   if (server_ == nullptr) return;  // Start failed
@@ -46,7 +53,10 @@ void CoordinatorServer::Shutdown() {
 void CoordinatorServer::SweepUntilShutdown() {
   const absl::Duration period =
       std::max(absl::Milliseconds(10), options_.coordinator.heartbeat_interval / 2);
-  while (!shutdown_.WaitForNotificationWithTimeout(period)) coordinator_.Sweep();
+  while (!shutdown_.WaitForNotificationWithTimeout(period)) {
+    coordinator_.Sweep();
+    health_->SetReady(coordinator_.AnyModelReady());
+  }
 }
 
 }  // namespace kvtier

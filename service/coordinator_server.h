@@ -1,6 +1,9 @@
 // CoordinatorServer: a Coordinator served over gRPC (SessionService, AdminService and
-// ShardRegistry, plus grpc.health.v1 and reflection), with a background thread that sweeps silent
-// shards and expired sessions. Used by kvtier-coordinator, kvtier-local and the tests.
+// ShardRegistry, plus grpc.health.v1 and reflection), with a background thread that sweeps
+// silent shards and expired sessions and keeps health current: the server and its
+// SessionService are SERVING once some model can open sessions, the registry and the admin
+// plane from the start, and nothing once Shutdown begins (readiness is looked at every sweep,
+// half a heartbeat interval). Used by kvtier-coordinator, kvtier-local and the tests.
 //
 // Thread-safe; Shutdown (also run by the destructor) stops serving and joins the sweeper.
 #ifndef KVTIER_SERVICE_COORDINATOR_SERVER_H_
@@ -14,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "grpcpp/server.h"
 #include "proto/wire/security_config.h"
+#include "proto/wire/serving_health.h"
 #include "service/admin_service.h"
 #include "service/coordinator.h"
 #include "service/session_service.h"
@@ -52,6 +56,7 @@ class CoordinatorServer {
   AdminServiceImpl admin_service_;
   ShardRegistryImpl registry_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ServingHealth> health_;
   std::string address_;
   absl::Notification shutdown_;
   std::thread sweeper_;

@@ -86,6 +86,7 @@ void ShardRegistration::Run() {
 
 absl::Status ShardRegistration::Register() {
   state_->Reset();
+  options_.on_readiness(false);
   v1::RegisterShardRequest request;
   request.set_address(options_.advertised_address);
   request.set_capacity_bytes(options_.capacity_bytes);
@@ -122,6 +123,7 @@ absl::Status ShardRegistration::Heartbeat() {
     return stub_->Heartbeat(context, request, &response);
   });
   if (absl::IsNotFound(status)) {
+    options_.on_readiness(false);
     absl::MutexLock lock(&mu_);
     registered_ = false;
     return absl::NotFoundError(
@@ -132,7 +134,9 @@ absl::Status ShardRegistration::Heartbeat() {
 }
 
 void ShardRegistration::Adopt(const v1::ShardAssignment& assignment) {
-  if (absl::Status status = state_->Apply(assignment); !status.ok()) Log(status.ToString());
+  const absl::Status hosted = state_->Apply(assignment);
+  if (!hosted.ok()) Log(hosted.ToString());
+  options_.on_readiness(hosted.ok() && assignment.ranges_size() > 0);
   if (assignment.no_room_reason() != no_room_reason_) {
     no_room_reason_ = assignment.no_room_reason();
     if (!no_room_reason_.empty()) {

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -43,6 +44,9 @@ struct RegistrationOptions {
   absl::Duration max_backoff = absl::Seconds(5);
   // How the channel to the coordinator is secured (the shard's credential).
   ChannelSecurity security;
+  // Told, from the registration thread, after every registration and heartbeat whether the
+  // shard is ready: registered, and hosting every head range it was assigned (at least one).
+  std::function<void(bool ready)> on_readiness = [](bool) {};
 };
 
 class ShardRegistration {

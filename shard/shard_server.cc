@@ -46,6 +46,11 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
       {&shard->service_, &shard->transfer_service_, &shard->control_service_}, options.security);
   if (!started.ok()) return started.status();
   shard->server_ = std::move(started->server);
+  shard->health_ = std::make_unique<ServingHealth>(
+      shard->server_.get(),
+      std::vector<std::string>{v1::ShardControlService::service_full_name(),
+                               v1::BlockTransferService::service_full_name()},
+      std::vector<std::string>{v1::AttentionService::service_full_name()});
   shard->port_ = started->port;
   shard->address_ = options.advertised_address.empty()
                         ? absl::StrCat(ReachableHost(listen->host), ":", shard->port_)
@@ -59,6 +64,7 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
           .initial_backoff = options.registration_initial_backoff,
           .max_backoff = options.registration_max_backoff,
           .security = options.channels,
+          .on_readiness = [health = shard->health_.get()](bool ready) { health->SetReady(ready); },
       },
       &shard->state_);
   const std::string bound = WithPort(options.listen_address, shard->port_);
@@ -99,6 +105,7 @@ void ShardServer::Kill() {
 void ShardServer::Stop(bool deregister, absl::Duration grace) {
   if (stopped_) return;
   stopped_ = true;
+  if (health_ != nullptr) health_->Drain();
   if (registration_ != nullptr) {
     registration_->Stop();
     if (deregister) registration_->Deregister();

@@ -3,6 +3,10 @@
 // attention thread pool, the hosted state, and the registration with the coordinator. kvtier-shard
 // runs one; tests and kvtier-local run several in one process.
 //
+// Health: the server and its AttentionService are SERVING once the shard is registered and
+// hosts its head ranges (ShardRegistration's on_readiness); ShardControlService and
+// BlockTransferService from the start; nothing once Shutdown or Kill begins.
+//
 // Shutdown leaves the tier cleanly (deregisters, so the coordinator fails the shard's sessions
 // at once); Kill stops serving and heartbeating without a word and drops the pools, which is
 // what a crash looks like to the coordinator. Either is final; the destructor shuts down if
@@ -23,6 +27,7 @@
 #include "cache/kv/thread_pool.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/wire/security_config.h"
+#include "proto/wire/serving_health.h"
 #include "shard/attention_service.h"
 #include "shard/block_transfer_service.h"
 #include "shard/pool_device.h"
@@ -102,6 +107,7 @@ class ShardServer {
   BlockTransferServiceImpl transfer_service_;
   ShardControlServiceImpl control_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ServingHealth> health_;
   std::unique_ptr<ShardRegistration> registration_;
 
   absl::Mutex mu_;

@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -61,12 +62,16 @@ std::vector<std::string> LengthDelimited(const std::string& message, uint32_t fi
 
 }  // namespace
 
-absl::Status CheckServing(const std::string& address) {
+absl::Status CheckServing(const std::string& address, const std::string& service) {
   grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::Slice empty("");
-  const grpc::ByteBuffer request(&empty, 1);
+  // HealthCheckRequest{service}: field 1, length-delimited (names stay under 128 bytes).
+  grpc::Slice slice(
+      service.empty()
+          ? std::string()
+          : absl::StrCat("\x0a", std::string(1, static_cast<char>(service.size())), service));
+  const grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;
   grpc::Status status;
   absl::Notification done;
@@ -76,11 +81,21 @@ absl::Status CheckServing(const std::string& address) {
                    done.Notify();
                  });
   done.WaitForNotification();
-  if (!status.ok()) return FromGrpcStatus(status, "Health/Check");
+  if (!status.ok()) return FromGrpcStatus(status, absl::StrCat("Health/Check ", service));
   const std::string bytes = Flatten(response);
   if (bytes == std::string("\x08\x01", 2)) return absl::OkStatus();
   return absl::UnavailableError(
       absl::StrCat("Health/Check: not SERVING, answer ", absl::BytesToHexString(bytes)));
+}
+
+absl::Status WaitServing(const std::string& address, const std::string& service) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::Status status = CheckServing(address, service);
+  while (!status.ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+    status = CheckServing(address, service);
+  }
+  return status;
 }
 
 absl::StatusOr<std::vector<std::string>> ListServices(const std::string& address) {

@@ -12,8 +12,13 @@
 
 namespace kvtier::test {
 
-// OK when `address` answers Health/Check for the whole server with SERVING.
-absl::Status CheckServing(const std::string& address);
+// OK when `address` answers Health/Check for `service` (a full name; empty: the whole server)
+// with SERVING; UNAVAILABLE saying what it answered otherwise.
+absl::Status CheckServing(const std::string& address, const std::string& service = "");
+
+// CheckServing, polled as a readiness probe would (servers re-read readiness periodically),
+// until OK or 10 s have passed; its last answer.
+absl::Status WaitServing(const std::string& address, const std::string& service = "");
 
 // The services `address` lists through reflection (ServerReflectionInfo, list_services).
 absl::StatusOr<std::vector<std::string>> ListServices(const std::string& address);

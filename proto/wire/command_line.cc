@@ -5,6 +5,8 @@
 #include <iostream>
 #include <string>
 
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
 #include "absl/flags/internal/parse.h"
 #include "absl/flags/internal/usage.h"
 #include "absl/flags/usage.h"
@@ -13,12 +15,16 @@
 #include "absl/strings/strip.h"
 #include "proto/wire/log.h"
 
+ABSL_DECLARE_FLAG(std::string, log_format);  // log_flags.cc
+
 namespace kvtier {
 namespace {
 
-// The files that define a binary's flags: its main file (servers and tools) or benchmark.
+// The files that define a binary's flags: its main file (servers and tools) or benchmark, and
+// the flags several binaries share (*_flags.cc: security, quotas, the log).
 bool IsMainFile(absl::string_view path) {
-  return absl::EndsWith(path, "_main.cc") || absl::EndsWith(path, "_bench.cc");
+  return absl::EndsWith(path, "_main.cc") || absl::EndsWith(path, "_bench.cc") ||
+         absl::EndsWith(path, "_flags.cc");
 }
 
 // "shard/shard_main.cc" for a file of this source tree, wherever it was built; other files as
@@ -49,6 +55,12 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usa
   if (absl::flags_internal::HandleUsageFlags(std::cout, absl::ProgramUsageMessage()) != -1) {
     std::exit(EXIT_SUCCESS);
   }
+  const std::string log_format = absl::GetFlag(FLAGS_log_format);
+  if (log_format != "text" && log_format != "json") {
+    std::cerr << "--log_format: expected text or json, got \"" << log_format << "\"\n";
+    std::exit(2);
+  }
+  SetLogFormat(log_format == "json" ? LogFormat::kJson : LogFormat::kText);
   return positional;
 }
 

@@ -12,7 +12,8 @@
 namespace kvtier {
 
 // Sets `usage` as the program's usage message and parses the flags. --help (and Abseil's other
-// usage flags) print to stdout and exit 0; a bad flag exits 1, as absl::ParseCommandLine does.
+// usage flags) print to stdout and exit 0; a bad flag exits 1, as absl::ParseCommandLine does,
+// and a bad --log_format 2. Sets the log's program name and format (--log_format).
 // Returns the positional arguments, argv[0] first.
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage);
 

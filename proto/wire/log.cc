@@ -18,6 +18,7 @@ namespace {
 struct LogState {
   absl::Mutex mu;
   std::string program ABSL_GUARDED_BY(mu) = "kvtier";
+  LogFormat format ABSL_GUARDED_BY(mu) = LogFormat::kText;
   LogSink sink ABSL_GUARDED_BY(mu);
 };
 
@@ -35,7 +36,38 @@ void WriteToStderr(absl::string_view line) {
   }
 }
 
+// `text` as a JSON string, quotes included.
+std::string JsonString(absl::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
 }  // namespace
+
+void SetLogFormat(LogFormat format) {
+  LogState& state = State();
+  absl::MutexLock lock(&state.mu);
+  state.format = format;
+}
 
 void SetLogProgramName(absl::string_view argv0) {
   const size_t slash = argv0.rfind('/');
@@ -55,7 +87,11 @@ void Log(absl::string_view message) {
       absl::FormatTime("%Y-%m-%d%ET%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
   LogState& state = State();
   absl::MutexLock lock(&state.mu);
-  const std::string line = absl::StrCat(time, " ", state.program, ": ", message, "\n");
+  const std::string line =
+      state.format == LogFormat::kJson
+          ? absl::StrCat("{\"time\":\"", time, "\",\"program\":", JsonString(state.program),
+                         ",\"message\":", JsonString(message), "}\n")
+          : absl::StrCat(time, " ", state.program, ": ", message, "\n");
   if (state.sink) {
     state.sink(line);
   } else {

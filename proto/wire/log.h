@@ -8,8 +8,12 @@
 // one write(2) to stderr, so the lines of concurrent threads never interleave. Cheap enough to
 // call under a lock (a format and a write); the binaries' stdout stays for what scripts read.
 //
-// Thread-safe: one mutex guards the program name and the sink, and is held while a line is
-// written, so a sink sees one line at a time.
+// With LogFormat::kJson (--log_format=json, for cluster log pipelines) each line is instead one
+// JSON object: {"time":"2026-12-01T10:12:36.123456Z","program":"kvtier-coordinator",
+// "message":"shard 2 joined: ..."}.
+//
+// Thread-safe: one mutex guards the program name, the format and the sink, and is held while a
+// line is written, so a sink sees one line at a time.
 #ifndef KVTIER_PROTO_WIRE_LOG_H_
 #define KVTIER_PROTO_WIRE_LOG_H_
 
@@ -24,6 +28,10 @@ using LogSink = std::function<void(absl::string_view line)>;
 
 // Names the program in every line from now on: `argv0`'s part after the last '/'.
 void SetLogProgramName(absl::string_view argv0);
+
+enum class LogFormat { kText, kJson };
+// How lines are written from now on (kText until then).
+void SetLogFormat(LogFormat format);
 
 // Sends lines to `sink` from now on (null: stderr again); returns the previous sink (null for
 // stderr). For tests that read the log.

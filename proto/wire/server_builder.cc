@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "grpc/grpc.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -21,8 +22,11 @@ namespace kvtier {
 namespace {
 
 // Health checking and reflection are process-wide switches of gRPC, read by every builder.
+// NOTE: naming the health messages' descriptor links them in, so that reflection describes the
+// health service gRPC runs (proto/grpc/health/v1/health.proto).
 void EnableHealthAndReflection() {
   static const bool enabled = [] {
+    (void)grpc::health::v1::HealthCheckRequest::descriptor();
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     return true;

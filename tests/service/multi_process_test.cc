@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kvtier/v1/registry.grpc.pb.h"
 #include "service/coordinator_server.h"
 #include "tests/child_process.h"
 #include "tests/log_capture.h"
@@ -161,7 +162,7 @@ TEST(MultiProcessTest, ServersGivenAPortInUseExitNamingIt) {
     EXPECT_THAT(process.ErrorOutput(),
                 HasSubstr(absl::StrCat("listen_address: ", address, " is already in use")));
   }
-  EXPECT_TRUE(CheckServing(address).ok());
+  EXPECT_TRUE(CheckServing(address, v1::ShardRegistryService::service_full_name()).ok());
 }
 
 }  // namespace

@@ -102,14 +102,14 @@ TEST(TierCudaTest, ShardsOnCudaMatchReference) {
 TEST(TierServersTest, AnswerHealthChecksAndReflection) {
   absl::StatusOr<Tier> tier = StartTier(FastTier(TestModel("m", 2, 4, 2)));
   ASSERT_TRUE(tier.ok()) << tier.status();
-  EXPECT_TRUE(CheckServing(tier->local->coordinator_address()).ok());
+  EXPECT_TRUE(WaitServing(tier->local->coordinator_address()).ok());
   absl::StatusOr<std::vector<std::string>> services =
       ListServices(tier->local->coordinator_address());
   ASSERT_TRUE(services.ok()) << services.status();
   EXPECT_THAT(*services, IsSupersetOf({"kvtier.v1.SessionService", "kvtier.v1.ShardRegistryService",
                                        "grpc.health.v1.Health"}));
   for (int i = 0; i < tier->local->num_shards(); ++i) {
-    EXPECT_TRUE(CheckServing(tier->local->shard_address(i)).ok());
+    EXPECT_TRUE(WaitServing(tier->local->shard_address(i)).ok());
     services = ListServices(tier->local->shard_address(i));
     ASSERT_TRUE(services.ok()) << services.status();
     EXPECT_THAT(*services, IsSupersetOf({"kvtier.v1.AttentionService", "grpc.health.v1.Health"}));

@@ -16,6 +16,9 @@
 #include "cache/kv/dtype.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kvtier/v1/attention.grpc.pb.h"
+#include "kvtier/v1/shard_control.grpc.pb.h"
+#include "kvtier/v1/transfer.grpc.pb.h"
 #include "proto/wire/error_reason.h"
 #include "proto/wire/lease_signature.h"
 #include "proto/wire/status_convert.h"
@@ -30,6 +33,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using Counts = FakeCoordinator::Counts;
 using test::CheckServing;
+using test::WaitServing;
 
 constexpr int kSlot = 0;
 
@@ -149,6 +153,26 @@ TEST_F(ShardServerTest, AdvertisesTheAddressItIsGiven) {
 
 TEST_F(ShardServerTest, AnswersHealthChecks) {
   EXPECT_TRUE(CheckServing(shard_.server->address()).ok());
+  EXPECT_TRUE(
+      CheckServing(shard_.server->address(), v1::AttentionService::service_full_name()).ok());
+}
+
+TEST_F(ShardServerTest, HealthIsServingOnlyOnceItsRangesAreHosted) {
+  FakeCoordinator coordinator(key_, {});  // registers the shard, assigns it nothing
+  ShardServerOptions options = TestShardOptions();
+  options.coordinator_address = coordinator.address();
+  absl::StatusOr<std::unique_ptr<ShardServer>> server = ShardServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitUntilRegistered(absl::Seconds(10)));
+  const std::string address = (*server)->address();
+  EXPECT_FALSE(CheckServing(address).ok());
+  EXPECT_FALSE(CheckServing(address, v1::AttentionService::service_full_name()).ok());
+  EXPECT_TRUE(CheckServing(address, v1::ShardControlService::service_full_name()).ok());
+  EXPECT_TRUE(CheckServing(address, v1::BlockTransferService::service_full_name()).ok());
+
+  coordinator.SetRanges({Range()});
+  EXPECT_TRUE(WaitServing(address).ok());
+  EXPECT_TRUE(CheckServing(address, v1::AttentionService::service_full_name()).ok());
 }
 
 TEST_F(ShardServerTest, ASecondShardOnItsPortFailsNamingItAndTheFirstServesOn) {

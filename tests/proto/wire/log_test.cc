@@ -1,5 +1,5 @@
-// The lifecycle log's lines: "<UTC time to the microsecond> <program>: <message>\n", handed
-// whole to the sink, one at a time, from any number of threads.
+// The lifecycle log's lines: "<UTC time to the microsecond> <program>: <message>\n" (or one
+// JSON object), handed whole to the sink, one at a time, from any number of threads.
 #include "proto/wire/log.h"
 
 #include <string>
@@ -33,6 +33,18 @@ TEST_F(LogTest, ALineIsTheTimeTheProgramAndTheMessage) {
   EXPECT_THAT(log_.lines()[0],
               MatchesRegex(absl::StrCat(kLogTimeRegex,
                                         " kvtier-shard: shard serving on 127.0.0.1:50061\n")));
+}
+
+TEST_F(LogTest, JsonLinesAreOneObjectWithTheMessageEscaped) {
+  SetLogProgramName("kvtier-coordinator");
+  SetLogFormat(LogFormat::kJson);
+  Log("tenant \"a\\b\"\nsaid\x01");
+  SetLogFormat(LogFormat::kText);
+  ASSERT_THAT(log_.lines(), SizeIs(1));
+  EXPECT_THAT(log_.lines()[0], MatchesRegex(absl::StrCat(
+                                   "\\{\"time\":\"", kLogTimeRegex,
+                                   "\",\"program\":\"kvtier-coordinator\",\"message\":\"tenant "
+                                   "\\\\\"a\\\\\\\\b\\\\\"\\\\nsaid\\\\u0001\"\\}\n")));
 }
 
 TEST_F(LogTest, ConcurrentLinesArriveWhole) {
