@@ -17,9 +17,11 @@
 //     and it is not read-only (wholly below writable_from) in both: two writers of one block.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -177,8 +179,14 @@ class CoordinatorFuzzer {
     return *std::move(answer);
   }
 
-  // Models, shards, sessions, tenants and tokens as requests name them.
+  // Models, shards, sessions, tenants and tokens as requests name them: mostly a registered
+  // model.
   v1::ModelId PickModel() {
+    if (!specs_.empty() && in_.ConsumeIntegralInRange(0, 7) != 0) {
+      auto it = specs_.begin();
+      std::advance(it, in_.ConsumeIntegralInRange<size_t>(0, specs_.size() - 1));
+      return it->second.id();
+    }
     v1::ModelId id;
     id.set_name(in_.PickValueInArray({"m", "n", ""}));
     id.set_version(in_.PickValueInArray({"", "v1"}));
@@ -268,12 +276,17 @@ class CoordinatorFuzzer {
     spec.set_num_kv_heads(in_.ConsumeIntegralInRange(1, 4));
     spec.set_num_q_heads(spec.num_kv_heads() * in_.ConsumeIntegralInRange(1, 2));
     spec.set_head_dim(in_.PickValueInArray({8, 64}));
-    spec.set_dtype(in_.PickValueInArray({v1::DTYPE_FP32, v1::DTYPE_BF16, v1::DTYPE_UNSPECIFIED}));
-    spec.set_block_size(in_.PickValueInArray({1, 2, 4, 4, 0, 513}));
+    spec.set_dtype(in_.ConsumeIntegralInRange(0, 15) == 0 ? v1::DTYPE_UNSPECIFIED
+                                                          : v1::DTYPE_BF16);
+    spec.set_block_size(in_.ConsumeIntegralInRange(0, 15) == 0
+                            ? in_.PickValueInArray({0, 513})
+                            : in_.PickValueInArray({1, 2, 4}));
     spec.set_num_blocks(in_.ConsumeIntegralInRange(0, 15) == 0
                             ? in_.PickValueInArray({0, 1 << 20, std::numeric_limits<int32_t>::max()})
                             : in_.ConsumeIntegralInRange(1, 24));
-    spec.set_num_shards(in_.ConsumeIntegralInRange(1, spec.num_kv_heads() + 1));
+    spec.set_num_shards(in_.ConsumeIntegralInRange(0, 7) == 0
+                            ? spec.num_kv_heads() + 1
+                            : in_.ConsumeIntegralInRange(1, std::min(2, spec.num_kv_heads())));
     request.set_retire_others(static_cast<v1::RetireMode>(in_.ConsumeIntegralInRange(0, 3)));
     return CallNow(&Coordinator::RegisterModel, request).status();
   }
@@ -289,7 +302,7 @@ class CoordinatorFuzzer {
     if (!assignment.ok()) return assignment.status();
     lease_key_ = assignment->lease_key();
     shards_.push_back(assignment->shard_id());
-    if (in_.ConsumeBool()) return absl::OkStatus();
+    if (in_.ConsumeIntegralInRange(0, 7) == 0) return absl::OkStatus();
     return ReportReady(*assignment);
   }
 

@@ -11,6 +11,7 @@
 set -euo pipefail
 mode=$1 fuzzer=$2 seeds=$3 work=$4
 mkdir -p "$work/corpus"
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 log=$work/$mode.log
 options=(-artifact_prefix="$work/" -timeout=20 -rss_limit_mb=2048)
 case $mode in

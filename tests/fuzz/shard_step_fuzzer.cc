@@ -273,18 +273,19 @@ class StepFuzzer {
 
   void Run() {
     for (int i = 0; i < kMaxActions && in_.remaining_bytes() > 0; ++i) {
-      switch (in_.ConsumeIntegralInRange(0, 4)) {
+      switch (in_.ConsumeIntegralInRange(0, 5)) {
         case 0:
         case 1:
           Open(streams_[in_.ConsumeIntegralInRange(0, 1)]);
           break;
         case 2:
+        case 3:
           Layer(streams_[in_.ConsumeIntegralInRange(0, 1)]);
           break;
-        case 3:
+        case 4:
           Revoke();
           break;
-        case 4:
+        case 5:
           Copy();
           break;
       }
