@@ -18,7 +18,8 @@ namespace {
 
 // NOTE: clang ignores GCC's target pragma; its own attribute pragma does the same.
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bf16,avx2,fma,f16c"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bf16,avx2,fma,f16c"))), \
+                             apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bf16,avx2,fma,f16c")

@@ -145,7 +145,10 @@ class CoordinatorFuzzer {
       case 20:
         return ScriptShardFailure();
       case 21:
-        return Call("GetStats", [&] { coordinator_.GetStats(); return absl::OkStatus(); });
+        return Call("GetStats", [&] {
+          coordinator_.GetStats();
+          return absl::OkStatus();
+        });
     }
   }
 
@@ -172,9 +175,8 @@ class CoordinatorFuzzer {
   absl::StatusOr<Response> CallNow(void (Coordinator::*method)(const Request&, Callback<Response>),
                                    const Request& request) {
     std::optional<absl::StatusOr<Response>> answer;
-    (coordinator_.*method)(request, [&answer](absl::StatusOr<Response> result) {
-      answer = std::move(result);
-    });
+    (coordinator_.*method)(
+        request, [&answer](absl::StatusOr<Response> result) { answer = std::move(result); });
     if (!answer.has_value()) Fail("a call's callback had not run when it returned");
     return *std::move(answer);
   }
@@ -276,14 +278,13 @@ class CoordinatorFuzzer {
     spec.set_num_kv_heads(in_.ConsumeIntegralInRange(1, 4));
     spec.set_num_q_heads(spec.num_kv_heads() * in_.ConsumeIntegralInRange(1, 2));
     spec.set_head_dim(in_.PickValueInArray({8, 64}));
-    spec.set_dtype(in_.ConsumeIntegralInRange(0, 15) == 0 ? v1::DTYPE_UNSPECIFIED
-                                                          : v1::DTYPE_BF16);
-    spec.set_block_size(in_.ConsumeIntegralInRange(0, 15) == 0
-                            ? in_.PickValueInArray({0, 513})
-                            : in_.PickValueInArray({1, 2, 4}));
-    spec.set_num_blocks(in_.ConsumeIntegralInRange(0, 15) == 0
-                            ? in_.PickValueInArray({0, 1 << 20, std::numeric_limits<int32_t>::max()})
-                            : in_.ConsumeIntegralInRange(1, 24));
+    spec.set_dtype(in_.ConsumeIntegralInRange(0, 15) == 0 ? v1::DTYPE_UNSPECIFIED : v1::DTYPE_BF16);
+    spec.set_block_size(in_.ConsumeIntegralInRange(0, 15) == 0 ? in_.PickValueInArray({0, 513})
+                                                               : in_.PickValueInArray({1, 2, 4}));
+    spec.set_num_blocks(
+        in_.ConsumeIntegralInRange(0, 15) == 0
+            ? in_.PickValueInArray({0, 1 << 20, std::numeric_limits<int32_t>::max()})
+            : in_.ConsumeIntegralInRange(1, 24));
     spec.set_num_shards(in_.ConsumeIntegralInRange(0, 7) == 0
                             ? spec.num_kv_heads() + 1
                             : in_.ConsumeIntegralInRange(1, std::min(2, spec.num_kv_heads())));
@@ -379,9 +380,9 @@ class CoordinatorFuzzer {
     KnownSession* session = NameWriter(request);
     request.set_expected_context_len(session != nullptr ? session->context_len : 0);
     for (int32_t token : PickTokens(6)) request.add_tokens(token);
-    *request.mutable_retain_for() = ToProtoDuration(in_.PickValueInArray(
-        {absl::ZeroDuration(), absl::Seconds(1), absl::Minutes(10), absl::Seconds(-1),
-         absl::Hours(25)}));
+    *request.mutable_retain_for() = ToProtoDuration(
+        in_.PickValueInArray({absl::ZeroDuration(), absl::Seconds(1), absl::Minutes(10),
+                              absl::Seconds(-1), absl::Hours(25)}));
     absl::StatusOr<v1::EndTurnResponse> ended = CallNow(&Coordinator::EndTurn, request);
     if (!ended.ok()) return ended.status();
     if (session == nullptr) Fail("EndTurn ended a turn of a session no one opened");
@@ -429,8 +430,8 @@ class CoordinatorFuzzer {
 
   // Moves the clock, the shards heartbeating first or not, then sweeps.
   void Advance() {
-    now_ += in_.PickValueInArray({absl::Seconds(1), absl::Seconds(6), absl::Minutes(11),
-                                  absl::Hours(25)});
+    now_ += in_.PickValueInArray(
+        {absl::Seconds(1), absl::Seconds(6), absl::Minutes(11), absl::Hours(25)});
     if (in_.ConsumeBool()) {
       for (uint64_t shard : shards_) {
         v1::HeartbeatRequest request;
@@ -466,8 +467,8 @@ class CoordinatorFuzzer {
               model.model().num_blocks()) {
         Fail(absl::StrCat("after ", call, ": model ", ModelIdString(model.model().id()),
                           "'s blocks do not add up: ", model.blocks_used(), " used + ",
-                          model.blocks_free(), " free + ", model.blocks_cached(), " cached != ",
-                          model.model().num_blocks()));
+                          model.blocks_free(), " free + ", model.blocks_cached(),
+                          " cached != ", model.model().num_blocks()));
       }
       specs_[ModelIdString(model.model().id())] = model.model();
     }

@@ -35,13 +35,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "cache/kv/cpu_kv_pool.h"
 #include "kvtier/v1/attention.pb.h"
 #include "proto/wire/layer_shapes.h"
 #include "proto/wire/lease_signature.h"
 #include "proto/wire/log.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/time_convert.h"
-#include "cache/kv/cpu_kv_pool.h"
 #include "shard/hosted_model.h"
 #include "shard/step_batch.h"
 
@@ -61,8 +61,8 @@ constexpr int kSessions = 3;
 // Mostly low..high; now and then an edge of int32.
 int32_t Draw(FuzzedDataProvider& in, int32_t low, int32_t high) {
   if (in.ConsumeIntegralInRange(0, 15) == 0) {
-    return in.PickValueInArray({std::numeric_limits<int32_t>::min(), -1,
-                                std::numeric_limits<int32_t>::max()});
+    return in.PickValueInArray(
+        {std::numeric_limits<int32_t>::min(), -1, std::numeric_limits<int32_t>::max()});
   }
   return in.ConsumeIntegralInRange(low, high);
 }
@@ -316,8 +316,8 @@ class StepFuzzer {
       sequence.set_num_new_tokens(Draw(in_, 1, std::max(1, sequence.context_len())));
       num_tokens += sequence.num_new_tokens();
     }
-    const int shape_tokens = static_cast<int>(
-        std::clamp<int64_t>(num_tokens, 0, std::numeric_limits<int32_t>::max()));
+    const int shape_tokens =
+        static_cast<int>(std::clamp<int64_t>(num_tokens, 0, std::numeric_limits<int32_t>::max()));
     *plan.mutable_shapes() = LayerShapesFor(spec_, range_.heads(), shape_tokens);
     switch (in_.ConsumeIntegralInRange(0, 15)) {
       case 0:
@@ -328,7 +328,7 @@ class StepFuzzer {
         break;
       case 2:
         plan.mutable_shapes()->set_dtype(spec_.dtype() == v1::DTYPE_FP32 ? v1::DTYPE_BF16
-                                                                          : v1::DTYPE_FP32);
+                                                                         : v1::DTYPE_FP32);
         break;
     }
 
@@ -348,10 +348,10 @@ class StepFuzzer {
       const absl::Status admitted =
           model_->AdmitLease(sequence.lease(), first_write, kLeaseKey, kNow);
       if (admitted.ok() != admissible) {
-        Fail(absl::StrCat("AdmitLease ", admitted.ok() ? "admitted" : "refused", " a lease the rules ",
-                          admissible ? "admit" : "refuse", " (forged: ", forged[i] ? "yes" : "no",
-                          ", first write ", first_write, "): ", admitted.ToString(), "\n",
-                          sequence.lease().DebugString()));
+        Fail(absl::StrCat("AdmitLease ", admitted.ok() ? "admitted" : "refused",
+                          " a lease the rules ", admissible ? "admit" : "refuse",
+                          " (forged: ", forged[i] ? "yes" : "no", ", first write ", first_write,
+                          "): ", admitted.ToString(), "\n", sequence.lease().DebugString()));
       }
       if (!admitted.ok()) return;  // the stream ends
       Admit(sequence.lease());
@@ -374,9 +374,9 @@ class StepFuzzer {
     const v1::LayerShapes want =
         LayerShapesFor(spec_, range_.heads(), static_cast<int>(num_tokens));
     const v1::LayerShapes& got = plan.shapes();
-    return got.num_tokens() == want.num_tokens() &&
-           got.num_q_heads() == want.num_q_heads() && got.num_kv_heads() == want.num_kv_heads() &&
-           got.head_dim() == want.head_dim() && got.dtype() == want.dtype();
+    return got.num_tokens() == want.num_tokens() && got.num_q_heads() == want.num_q_heads() &&
+           got.num_kv_heads() == want.num_kv_heads() && got.head_dim() == want.head_dim() &&
+           got.dtype() == want.dtype();
   }
 
   // The batch is the plan's: its block tables, positions and slots.
@@ -448,7 +448,8 @@ class StepFuzzer {
       if (lease.generations(i) < floor_[lease.blocks(i)]) return false;
     }
     auto it = writers_.find(lease.session_id());
-    return it == writers_.end() || (!it->second.revoked && lease.writer_epoch() >= it->second.epoch);
+    return it == writers_.end() ||
+           (!it->second.revoked && lease.writer_epoch() >= it->second.epoch);
   }
 
   void Admit(const v1::BlockLease& lease) {
@@ -474,9 +475,9 @@ class StepFuzzer {
     const int64_t q_bytes = batch.out_bytes();
     const int64_t kv_bytes = tokens * TokenBytes();
     const int64_t element = DTypeBytes(spec_.dtype());
-    for (auto [tensor, bytes] : {std::pair{layer.mutable_q(), q_bytes},
-                                 std::pair{layer.mutable_k(), kv_bytes},
-                                 std::pair{layer.mutable_v(), kv_bytes}}) {
+    for (auto [tensor, bytes] :
+         {std::pair{layer.mutable_q(), q_bytes}, std::pair{layer.mutable_k(), kv_bytes},
+          std::pair{layer.mutable_v(), kv_bytes}}) {
       const int64_t size = in_.PickValueInArray<int64_t>(
           {bytes, bytes, bytes, bytes, bytes - element, bytes + element, bytes - 1, 0});
       tensor->resize(std::max<int64_t>(0, size));
@@ -501,7 +502,8 @@ class StepFuzzer {
     }
     const PoolContents after = ReadPool(model_->pool());
     if (!status.ok()) {
-      if (!(after == before)) Fail(absl::StrCat("a refused layer changed the pool: ", status.ToString()));
+      if (!(after == before))
+        Fail(absl::StrCat("a refused layer changed the pool: ", status.ToString()));
       stream.batch.reset();  // the stream ends
       return;
     }
@@ -613,13 +615,14 @@ class StepFuzzer {
       copy.set_source_generation(in_.ConsumeIntegralInRange(0, 4));
       valid = valid && BlockInRange(copy.source()) && BlockInRange(copy.target()) &&
               copy.source() != copy.target() && copy.num_tokens() >= 1 &&
-              copy.num_tokens() <= BlockSize() && revoked_[copy.source()] <= copy.source_generation();
+              copy.num_tokens() <= BlockSize() &&
+              revoked_[copy.source()] <= copy.source_generation();
     }
     const PoolContents before = ReadPool(model_->pool());
     const absl::Status status = model_->CopyBlocks(copies);
     if (status.ok() != valid) {
-      Fail(absl::StrCat("CopyBlocks ", status.ok() ? "accepted" : "refused",
-                        " copies the rules ", valid ? "accept" : "refuse", ": ", status.ToString()));
+      Fail(absl::StrCat("CopyBlocks ", status.ok() ? "accepted" : "refused", " copies the rules ",
+                        valid ? "accept" : "refuse", ": ", status.ToString()));
     }
     PoolContents expected = before;
     if (status.ok()) {

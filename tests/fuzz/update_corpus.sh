@@ -17,5 +17,7 @@ mkdir -p "$work/grown" "$work/merged" "$seeds"
 "$fuzzer" -merge=1 "$work/merged" "$seeds" "$work/grown" >"$work/merge.log" 2>&1 ||
   { tail -n 40 "$work/merge.log"; exit 1; }
 rm -f "$seeds"/*
-ls -S "$work/merged" | head -n "$keep" | while read -r input; do cp "$work/merged/$input" "$seeds/"; done
+ls -S "$work/merged" | head -n "$keep" | while read -r input; do
+  cp "$work/merged/$input" "$seeds/"
+done
 echo "$seeds: $(ls "$seeds" | wc -l) seeds, $(cat "$seeds"/* | wc -c) bytes"
