@@ -12,7 +12,7 @@ seeds=tests/fuzz/corpus/$dir
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/grown" "$work/merged" "$seeds"
-"$fuzzer" -max_total_time="$seconds" -artifact_prefix="$work/" "$work/grown" "$seeds" \
+"$fuzzer" -max_total_time="$seconds" -entropic=0 -artifact_prefix="$work/" "$work/grown" "$seeds" \
   >"$work/fuzz.log" 2>&1 || { tail -n 40 "$work/fuzz.log"; exit 1; }
 "$fuzzer" -merge=1 "$work/merged" "$seeds" "$work/grown" >"$work/merge.log" 2>&1 ||
   { tail -n 40 "$work/merge.log"; exit 1; }
