@@ -478,11 +478,15 @@ class CoordinatorFuzzer {
     // (model, placement, block, generation) -> the session, and whether it may write the block.
     using BlockKey = std::tuple<std::string, std::string, int32_t, uint64_t>;
     absl::flat_hash_map<BlockKey, std::pair<const KnownSession*, bool>> holders;
-    for (const KnownSession& session : sessions_) {
+    for (KnownSession& session : sessions_) {
       if (!session.lease.has_value()) continue;
       const v1::BlockLease& lease = *session.lease;
       auto spec = specs_.find(ModelIdString(lease.model()));
-      if (spec == specs_.end()) continue;  // a version removed since
+      if (spec == specs_.end()) {
+        // The version was removed: a later one of the same name and version is another model.
+        session.lease.reset();
+        continue;
+      }
       CheckLease(call, session, lease, spec->second);
       const std::string placement = absl::StrJoin(lease.shard_incarnations(), ",");
       for (int i = 0; i < lease.blocks_size(); ++i) {
