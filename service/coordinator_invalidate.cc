@@ -172,6 +172,9 @@ absl::StatusOr<int64_t> Coordinator::Retire(ModelState* model, v1::RetireMode mo
                                             Invalidation& invalidation) {
   switch (mode) {
     case v1::RETIRE_MODE_IMMEDIATE:
+      // NOTE: no longer draining: its caller removes it, and RetireDrained must not first
+      // (once this invalidation fails its last session), leaving the caller a freed model.
+      model->draining = false;
       invalidation.AddModel(model);
       return 0;
     case v1::RETIRE_MODE_DRAIN: {

@@ -15,8 +15,13 @@
 namespace kvtier::attention_internal {
 namespace {
 
+// NOTE: clang ignores GCC's target pragma; its own attribute pragma does the same.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 static_assert(kTileRows == 4, "the AVX2 kernels hold 4 rows in registers");
 
@@ -194,7 +199,11 @@ class Avx2Ops {
 
 }  // namespace
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 TileKernel Avx2TileKernel(DType dtype, int head_dim) {
   if (head_dim % 16 != 0 || !CpuSupports(CpuIsa::kAvx2)) return nullptr;

@@ -16,13 +16,21 @@
 namespace kvtier::attention_internal {
 namespace {
 
+// NOTE: clang ignores GCC's target pragma; its own attribute pragma does the same.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bf16,avx2,fma,f16c"))), \
+                             apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bf16,avx2,fma,f16c")
+#endif
 // NOTE: GCC 12's own AVX-512 intrinsics trip -Wuninitialized through their _mm512_undefined_*
 // placeholders once inlined (GCC bug 105593, fixed in GCC 13); nothing here is uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 static_assert(kTileRows == 4, "the AVX-512 kernels hold 4 rows x 4 tokens in registers");
 
@@ -231,7 +239,11 @@ class Avx512Ops {
 };
 
 #pragma GCC diagnostic pop
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 }  // namespace
 

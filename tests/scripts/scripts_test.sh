@@ -2,8 +2,9 @@
 # scripts/build, scripts/test and scripts/demo, run in a scratch copy against stand-ins for
 # install-deps, cmake, ctest and the binaries (placed where the build puts the real ones):
 # build/ is configured once, and afresh only when KVTIER_CMAKE_ARGS changes; scripts/build's
-# arguments go to `cmake --build`, scripts/test's to ctest, scripts/demo's to both its
-# kvtier-generate runs, and the demo shows kvtier-local's stdout lines, not its log.
+# arguments go to `cmake --build`, scripts/test's to ctest (the fuzzers in build/fuzz run
+# only without arguments, or alone after --fuzz), scripts/demo's to both its kvtier-generate
+# runs, and the demo shows kvtier-local's stdout lines, not its log.
 #
 #   scripts_test.sh SOURCE_DIR KVTIER_LOCAL KVTIER_GENERATE   (binaries relative to build/)
 set -euo pipefail
@@ -24,7 +25,11 @@ stub() {  # stub PATH BODY: an executable that records its call, then runs BODY
   chmod +x "$1"
 }
 stub "$work/repo/scripts/install-deps" ""
-stub "$work/bin/cmake" '[ "$1" != --fresh ] || { mkdir -p build; touch build/CMakeCache.txt; }'
+stub "$work/bin/cmake" '
+if [ "$1" = --fresh ]; then
+  while [ "$1" != -B ]; do shift; done
+  mkdir -p "$2" && touch "$2/CMakeCache.txt"
+fi'
 stub "$work/bin/ctest" ""
 stub "$work/repo/build/$local_bin" '
 for arg; do
@@ -52,8 +57,12 @@ check() {
 
 configure="cmake --fresh -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release"
 ctest="ctest --test-dir build --output-on-failure --no-tests=error --parallel $(nproc) --timeout 600"
+configure_fuzz="cmake --fresh -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release \
+-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DKVTIER_FUZZ=ON -DKVTIER_CUDA=OFF \
+-DKVTIER_BUILD_TESTS=OFF -DKVTIER_BUILD_BENCHMARKS=OFF"
+ctest_fuzz="ctest --test-dir build/fuzz --verbose --no-tests=error --parallel $(nproc)"
 
-unset KVTIER_CMAKE_ARGS
+unset KVTIER_CMAKE_ARGS KVTIER_BUILD_DIR KVTIER_FUZZ_SECONDS
 scripts/test -R Prefix
 check "first run configures, ctest gets the arguments" \
   "install-deps " "$configure" "cmake --build build" "$ctest -R Prefix"
@@ -61,6 +70,17 @@ check "first run configures, ctest gets the arguments" \
 scripts/test -j1 --repeat until-fail:3
 check "same options: no configure" \
   "install-deps " "cmake --build build" "$ctest -j1 --repeat until-fail:3"
+
+scripts/test
+check "no arguments: the suite, then the fuzzers, built in build/fuzz" \
+  "install-deps " "cmake --build build" "$ctest" \
+  "install-deps " "$configure_fuzz" "cmake --build build/fuzz --target kvtier_fuzzers" \
+  "$ctest_fuzz --timeout 325"
+
+KVTIER_FUZZ_SECONDS=60 scripts/test --fuzz -R Coordinator
+check "--fuzz: the fuzzers alone, with the other arguments" \
+  "install-deps " "cmake --build build/fuzz --target kvtier_fuzzers" \
+  "$ctest_fuzz --timeout 360 -R Coordinator"
 
 KVTIER_CMAKE_ARGS="-DKVTIER_CUDA=OFF -DKVTIER_BUILD_BENCHMARKS=OFF" scripts/test -R Tier
 check "new KVTIER_CMAKE_ARGS: configured afresh with them" \

@@ -133,6 +133,24 @@ TEST_F(ModelVersionsTest, DrainingLetsActiveTurnsFinishAndThenRemovesTheVersion)
   EXPECT_TRUE(OpenStatus(ModelId("v2")).ok());
 }
 
+// Found by the coordinator fuzzer: the invalidation failed the draining version's last
+// session, which removed it as drained before the retirement removed it again.
+TEST_F(ModelVersionsTest, RetiringAtOnceAVersionThatIsDrainingRemovesItOnce) {
+  AddVersion("v2");
+  SessionDriver active = Prefilled(RandomTokens(10));
+  ASSERT_TRUE(Retire(ModelId(), v1::RETIRE_MODE_DRAIN).ok());
+
+  absl::StatusOr<v1::RetireModelResponse> retired = Retire(ModelId(), v1::RETIRE_MODE_IMMEDIATE);
+  ASSERT_TRUE(retired.ok()) << retired.status();
+  EXPECT_EQ(retired->result().sessions(), 1);
+  EXPECT_TRUE(IsInvalidated(active.Commit({1}).status()));
+  const v1::GetStatsResponse stats = Stats();
+  ASSERT_EQ(stats.models_size(), 1);
+  EXPECT_EQ(stats.models(0).model().id().version(), "v2");
+  EXPECT_EQ(stats.tier().models_retired(), 1);
+  EXPECT_TRUE(OpenStatus(ModelId("v2")).ok());
+}
+
 TEST_F(ModelVersionsTest, RetiringNeedsAModeAndChangesNothingWithout) {
   SessionDriver session = Prefilled(RandomTokens(6));
   const v1::GetStatsResponse before = Stats();
