@@ -15,7 +15,8 @@
 // echo_us are the medians over the blocks of the time per token, and the ratio is theirs.
 // CPU time per layer round trip (getrusage): the calling thread (the client library's work,
 // gRPC's client side included) and the whole process (client, shards, coordinator and gRPC's
-// threads), and the whole process's per echo round trip. The last line is one JSON object with the rows of the largest --layers.
+// threads), and the whole process's per echo round trip; and the process's context switches
+// (voluntary and not) per round trip of each. The last line is one JSON object with the rows of the largest --layers.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -73,6 +74,13 @@ double CpuSeconds(int who) {
   getrusage(who, &usage);
   return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
          1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+// Context switches of every thread of the process, voluntary or not.
+double ContextSwitches() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_nvcsw + usage.ru_nivcsw);
 }
 
 // (b), server side: answers each message with `out` bytes, in the reaction itself.
@@ -155,7 +163,7 @@ class EchoClient {
 
 struct Row {
   int layers, shards, batch;
-  double step_us, echo_us, client_cpu_us, cpu_us, echo_cpu_us;
+  double step_us, echo_us, client_cpu_us, cpu_us, echo_cpu_us, switches, echo_switches;
 };
 
 v1::ModelSpec BenchModel(int layers, int shards, int num_blocks) {
@@ -253,7 +261,8 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
   echo_request.mutable_layer()->set_q(q);
   echo_request.mutable_layer()->set_k(kv);
   echo_request.mutable_layer()->set_v(kv);
-  std::vector<double> step_us, echo_us, client_cpu, process_cpu, echo_process_cpu;
+  std::vector<double> step_us, echo_us, client_cpu, process_cpu, echo_process_cpu, switches,
+      echo_switches;
   {
     EchoClient echo(absl::StrCat("127.0.0.1:", echo_server->port), options.max_message_bytes);
     for (int round = -1; round < rounds; ++round) {  // round -1 warms up
@@ -264,6 +273,7 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
       }
       const double thread_before = CpuSeconds(RUSAGE_THREAD);
       const double process_before = CpuSeconds(RUSAGE_SELF);
+      const double switches_before = ContextSwitches();
       const auto start = Clock::now();
       for (int token = 0; token < kTokensPerBlock; ++token) {
         if (absl::Status status = RunStep(**client, sessions, 1, layers, q, kv, out);
@@ -274,7 +284,9 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
       const double elapsed = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
       const double thread_cpu = CpuSeconds(RUSAGE_THREAD) - thread_before;
       const double all_cpu = CpuSeconds(RUSAGE_SELF) - process_before;
+      const double step_switches = ContextSwitches() - switches_before;
       const double echo_cpu_before = CpuSeconds(RUSAGE_SELF);
+      const double echo_switches_before = ContextSwitches();
       const auto echo_start = Clock::now();
       for (int i = 0; i < kTokensPerBlock * layers; ++i) {
         if (!echo.RoundTrip(echo_request)) return absl::UnavailableError("echo stream broke");
@@ -282,12 +294,15 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
       const double echo_elapsed =
           std::chrono::duration<double, std::micro>(Clock::now() - echo_start).count();
       const double echo_cpu = CpuSeconds(RUSAGE_SELF) - echo_cpu_before;
+      const double echo_step_switches = ContextSwitches() - echo_switches_before;
       if (round < 0) continue;
       step_us.push_back(elapsed / kTokensPerBlock);
       echo_us.push_back(echo_elapsed / kTokensPerBlock);
       client_cpu.push_back(1e6 * thread_cpu / (kTokensPerBlock * layers));
       process_cpu.push_back(1e6 * all_cpu / (kTokensPerBlock * layers));
       echo_process_cpu.push_back(1e6 * echo_cpu / (kTokensPerBlock * layers));
+      switches.push_back(step_switches / (kTokensPerBlock * layers));
+      echo_switches.push_back(echo_step_switches / (kTokensPerBlock * layers));
     }
   }
   echo_server->server->Shutdown();
@@ -298,7 +313,9 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
              .echo_us = Median(echo_us),
              .client_cpu_us = Median(client_cpu),
              .cpu_us = Median(process_cpu),
-             .echo_cpu_us = Median(echo_process_cpu)};
+             .echo_cpu_us = Median(echo_process_cpu),
+             .switches = Median(switches),
+             .echo_switches = Median(echo_switches)};
 }
 
 int Fail(const absl::Status& status) {
@@ -333,20 +350,22 @@ int Main() {
       "data plane: whole decode steps (Extend, BeginStep, every layer's Attend, Finish) over %d "
       "generated tokens, %d/%d heads x %d, bf16, block %d, %d prompt tokens, loopback; echo = "
       "the same bytes, one round trip per layer, over one persistent stream; medians of %d "
-      "blocks; CPU us per layer round trip: client thread / whole process / whole process for the "
-      "echo\n",
+      "blocks; per layer round trip: CPU us of the client thread / the whole process / the whole "
+      "process for the echo, and the process's context switches for the tier and the echo\n",
       kTokensPerBlock, kQHeads, kKvHeads, kHeadDim, kBlockSize, kPromptTokens, rounds);
-  std::printf("%6s %6s %5s %10s %10s %7s %12s %12s %12s\n", "layers", "shards", "batch",
-              "step us", "echo us", "ratio", "client cpu", "process cpu", "echo cpu");
+  std::printf("%6s %6s %5s %10s %10s %7s %11s %11s %11s %9s %9s\n", "layers", "shards",
+              "batch", "step us", "echo us", "ratio", "client cpu", "process cpu", "echo cpu",
+              "switches", "echo sw");
   std::vector<Row> rows;
   for (int layers : *layer_counts) {
     for (int shards : *shard_counts) {
       for (int batch : *batches) {
         absl::StatusOr<Row> row = Measure(layers, shards, batch, rounds);
         if (!row.ok()) return Fail(row.status());
-        std::printf("%6d %6d %5d %10.1f %10.1f %7.2f %12.1f %12.1f %12.1f\n", layers, shards,
-                    batch, row->step_us, row->echo_us, row->step_us / row->echo_us,
-                    row->client_cpu_us, row->cpu_us, row->echo_cpu_us);
+        std::printf("%6d %6d %5d %10.1f %10.1f %7.2f %11.1f %11.1f %11.1f %9.1f %9.1f\n", layers,
+                    shards, batch, row->step_us, row->echo_us, row->step_us / row->echo_us,
+                    row->client_cpu_us, row->cpu_us, row->echo_cpu_us, row->switches,
+                    row->echo_switches);
         std::fflush(stdout);
         rows.push_back(*row);
       }
@@ -362,7 +381,9 @@ int Main() {
         ",\"ratio\":", absl::StrFormat("%.3f", row.step_us / row.echo_us),
         ",\"cpu_us_per_layer\":", absl::StrFormat("%.1f", row.cpu_us),
         ",\"client_cpu_us_per_layer\":", absl::StrFormat("%.1f", row.client_cpu_us),
-        ",\"echo_cpu_us_per_round_trip\":", absl::StrFormat("%.1f", row.echo_cpu_us), "}"));
+        ",\"echo_cpu_us_per_round_trip\":", absl::StrFormat("%.1f", row.echo_cpu_us),
+        ",\"switches_per_layer\":", absl::StrFormat("%.1f", row.switches),
+        ",\"echo_switches_per_round_trip\":", absl::StrFormat("%.1f", row.echo_switches), "}"));
   }
   std::printf("{\"bench\":\"data_plane\",\"layers\":%d,\"rows\":[%s]}\n", last_layers,
               absl::StrJoin(json, ",").c_str());

@@ -36,7 +36,7 @@ const std::map<std::string, Usage>& ExpectedUsage() {
       {"kvtier-shard",
        {"shard/shard_main.cc",
         {"listen", "advertise", "coordinator", "capacity_gib", "device", "threads",
-         "max_message_mib"}}},
+         "step_threads", "max_streams", "max_message_mib"}}},
       {"kvtier-local",
        {"service/local/local_main.cc",
         {"shards", "host", "port", "shard_port", "model", "capacity_mib", "device",
@@ -54,7 +54,7 @@ const std::map<std::string, Usage>& ExpectedUsage() {
        {"tests/bench/attention_bench.cc",
         {"device", "threads", "max_pool_gib", "min_seconds", "read_buffer_gib"}}},
       {"kvtier_bench_data_plane",
-       {"tests/bench/data_plane_bench.cc", {"context", "shards", "calls"}}},
+       {"tests/bench/data_plane_bench.cc", {"layers", "shards", "batch", "rounds"}}},
   };
   return *usage;
 }
