@@ -37,7 +37,7 @@ class VerifiedLeases {
   bool Verify(absl::string_view key, const v1::BlockLease& lease, absl::Time now)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // HMAC checks done so far (for tests and benchmarks).
+  // HMAC checks done so far (the tests count them).
   int64_t hmac_checks() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

@@ -16,7 +16,10 @@
 // CPU time per layer round trip (getrusage): the calling thread (the client library's work,
 // gRPC's client side included) and the whole process (client, shards, coordinator and gRPC's
 // threads), and the whole process's per echo round trip; and the process's context switches
-// (voluntary and not) per round trip of each. The last line is one JSON object with the rows of the largest --layers.
+// (voluntary and not) per round trip of each; and what attention alone costs one shard per
+// layer (the same heads, batch and mean context, on a pool of its own), the part of a step the
+// echo does not do; and per step (token), the wall time of the sessions' Extends (with the
+// coordinator calls among them), of BeginStep and of Finish. The last line is one JSON object with the rows of the largest --layers.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -40,8 +43,15 @@
 #include "grpcpp/security/credentials.h"
 #include "kvtier/v1/attention.grpc.pb.h"
 #include "proto/wire/command_line.h"
+#include "proto/wire/model_spec.h"
 #include "proto/wire/server_builder.h"
+#include "cache/kv/attention.h"
+#include "cache/kv/kv_pool.h"
+#include "cache/kv/thread_pool.h"
+#include "service/head_placement.h"
 #include "service/local/local_tier.h"
+#include "shard/pool_device.h"
+#include "shard/pool_shape.h"
 
 ABSL_FLAG(std::vector<std::string>, layers, std::vector<std::string>({"4", "32"}),
           "layer counts to measure");
@@ -163,7 +173,8 @@ class EchoClient {
 
 struct Row {
   int layers, shards, batch;
-  double step_us, echo_us, client_cpu_us, cpu_us, echo_cpu_us, switches, echo_switches;
+  double step_us, echo_us, client_cpu_us, cpu_us, echo_cpu_us, switches, echo_switches, attention_us;
+  double extend_us, begin_us, finish_us;  // per token
 };
 
 v1::ModelSpec BenchModel(int layers, int shards, int num_blocks) {
@@ -187,24 +198,90 @@ std::string RandomBytes(int64_t elements, std::mt19937& rng) {
   return bytes;
 }
 
+// The attention alone that one layer of a step asks of shard 0 (its heads, the batch, each
+// session at the blocks' mean context, as in (a)), timed on a pool of its own with one thread,
+// as LocalTier's shards run it: the median of 200 calls, in us.
+absl::StatusOr<double> AttentionAlone(const v1::ModelSpec& model, int batch, std::mt19937& rng) {
+  constexpr int kContext = kPromptTokens + kTokensPerBlock / 2;
+  const v1::HeadRange heads = HeadRangeForSlot(model, 0);
+  KvPoolShape shape = PoolShapeFor(model, heads);
+  const int blocks_per_session = (kContext + kBlockSize - 1) / kBlockSize;
+  shape.num_layers = 1;
+  shape.num_blocks = batch * blocks_per_session;
+  ThreadPool threads(1);
+  absl::StatusOr<std::unique_ptr<KvPool>> pool = PoolFactoryFor(PoolDevice{}, &threads)(shape);
+  if (!pool.ok()) return pool.status();
+  std::vector<int64_t> slots(int64_t{shape.num_blocks} * kBlockSize);
+  for (size_t i = 0; i < slots.size(); ++i) slots[i] = static_cast<int64_t>(i);
+  const std::string kv = RandomBytes(static_cast<int64_t>(slots.size()) * NumHeads(heads) * kHeadDim, rng);
+  if (absl::Status status = (*pool)->WriteKv(0, slots, kv, kv); !status.ok()) return status;
+  std::vector<int32_t> block_ids(shape.num_blocks);
+  for (int i = 0; i < shape.num_blocks; ++i) block_ids[i] = i;
+  std::vector<SequenceLayout> sequences;
+  for (int i = 0; i < batch; ++i) {
+    sequences.push_back(SequenceLayout{
+        .block_table = absl::MakeConstSpan(block_ids).subspan(i * blocks_per_session,
+                                                               blocks_per_session),
+        .context_len = kContext,
+        .num_queries = 1});
+  }
+  const int q_heads = NumHeads(heads) * (kQHeads / kKvHeads);
+  const std::string q = RandomBytes(int64_t{batch} * q_heads * kHeadDim, rng);
+  std::string out(q.size(), '\0');
+  std::vector<double> us;
+  for (int i = 0; i < 200; ++i) {
+    const auto start = Clock::now();
+    if (absl::Status status = (*pool)->Attend(0, sequences,
+                                              AttentionParams{.num_q_heads = q_heads,
+                                                              .scale = 0.0f,
+                                                              .kv_split_tokens = 0,
+                                                              .kv_heads_per_unit = 0},
+                                              q, absl::MakeSpan(out));
+        !status.ok()) {
+      return status;
+    }
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+  }
+  return Median(us);
+}
+
+// Time spent in a step's parts outside Attend, in us, summed over steps.
+struct StepParts {
+  double extend_us = 0;  // every session's Extend
+  double begin_us = 0;   // BeginStep
+  double finish_us = 0;  // Finish
+};
+
+double MicrosSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
 // One step over `sessions`, each extended by `tokens` tokens, every layer attended.
 absl::Status RunStep(Client& client, const std::vector<Session*>& sessions, int tokens,
-                     int layers, const std::string& q, const std::string& kv, std::string& out) {
+                     int layers, const std::string& q, const std::string& kv, std::string& out,
+                     StepParts& parts) {
+  auto start = Clock::now();
   for (Session* session : sessions) {
     if (absl::Status status = session->Extend(std::vector<int32_t>(tokens, 1)).status();
         !status.ok()) {
       return status;
     }
   }
+  parts.extend_us += MicrosSince(start);
+  start = Clock::now();
   absl::StatusOr<std::unique_ptr<Step>> step = client.BeginStep(sessions);
   if (!step.ok()) return step.status();
+  parts.begin_us += MicrosSince(start);
   for (int layer = 0; layer < layers; ++layer) {
     if (absl::Status status = (*step)->Attend(layer, q, kv, kv, absl::MakeSpan(out));
         !status.ok()) {
       return status;
     }
   }
-  return (*step)->Finish();
+  start = Clock::now();
+  absl::Status finished = (*step)->Finish();
+  parts.finish_us += MicrosSince(start);
+  return finished;
 }
 
 // `batch` fresh sessions of `client`, each with kPromptTokens tokens written.
@@ -226,7 +303,8 @@ absl::Status OpenSessions(Client& client, const v1::ModelId& model, int batch, i
   const std::string q = RandomBytes(int64_t{batch} * kPromptTokens * kQHeads * kHeadDim, rng);
   const std::string kv = RandomBytes(int64_t{batch} * kPromptTokens * kKvHeads * kHeadDim, rng);
   std::string out(q.size(), '\0');
-  return RunStep(client, sessions, kPromptTokens, layers, q, kv, out);
+  StepParts untimed;
+  return RunStep(client, sessions, kPromptTokens, layers, q, kv, out, untimed);
 }
 
 absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
@@ -262,7 +340,7 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
   echo_request.mutable_layer()->set_k(kv);
   echo_request.mutable_layer()->set_v(kv);
   std::vector<double> step_us, echo_us, client_cpu, process_cpu, echo_process_cpu, switches,
-      echo_switches;
+      echo_switches, extend_us, begin_us, finish_us;
   {
     EchoClient echo(absl::StrCat("127.0.0.1:", echo_server->port), options.max_message_bytes);
     for (int round = -1; round < rounds; ++round) {  // round -1 warms up
@@ -275,8 +353,9 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
       const double process_before = CpuSeconds(RUSAGE_SELF);
       const double switches_before = ContextSwitches();
       const auto start = Clock::now();
+      StepParts block_parts;
       for (int token = 0; token < kTokensPerBlock; ++token) {
-        if (absl::Status status = RunStep(**client, sessions, 1, layers, q, kv, out);
+        if (absl::Status status = RunStep(**client, sessions, 1, layers, q, kv, out, block_parts);
             !status.ok()) {
           return status;
         }
@@ -302,10 +381,15 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
       process_cpu.push_back(1e6 * all_cpu / (kTokensPerBlock * layers));
       echo_process_cpu.push_back(1e6 * echo_cpu / (kTokensPerBlock * layers));
       switches.push_back(step_switches / (kTokensPerBlock * layers));
+      extend_us.push_back(block_parts.extend_us / kTokensPerBlock);
+      begin_us.push_back(block_parts.begin_us / kTokensPerBlock);
+      finish_us.push_back(block_parts.finish_us / kTokensPerBlock);
       echo_switches.push_back(echo_step_switches / (kTokensPerBlock * layers));
     }
   }
   echo_server->server->Shutdown();
+  absl::StatusOr<double> attention_us = AttentionAlone(*options.model, batch, rng);
+  if (!attention_us.ok()) return attention_us.status();
   return Row{.layers = layers,
              .shards = shards,
              .batch = batch,
@@ -315,7 +399,11 @@ absl::StatusOr<Row> Measure(int layers, int shards, int batch, int rounds) {
              .cpu_us = Median(process_cpu),
              .echo_cpu_us = Median(echo_process_cpu),
              .switches = Median(switches),
-             .echo_switches = Median(echo_switches)};
+             .echo_switches = Median(echo_switches),
+             .attention_us = *attention_us,
+             .extend_us = Median(extend_us),
+             .begin_us = Median(begin_us),
+             .finish_us = Median(finish_us)};
 }
 
 int Fail(const absl::Status& status) {
@@ -351,21 +439,26 @@ int Main() {
       "generated tokens, %d/%d heads x %d, bf16, block %d, %d prompt tokens, loopback; echo = "
       "the same bytes, one round trip per layer, over one persistent stream; medians of %d "
       "blocks; per layer round trip: CPU us of the client thread / the whole process / the whole "
-      "process for the echo, and the process's context switches for the tier and the echo\n",
+      "process for the echo, the process's context switches for the tier and the echo, and "
+      "attention alone on one shard (its heads, the batch, 48 tokens of context); per step: "
+      "Extends, BeginStep, Finish\n",
       kTokensPerBlock, kQHeads, kKvHeads, kHeadDim, kBlockSize, kPromptTokens, rounds);
-  std::printf("%6s %6s %5s %10s %10s %7s %11s %11s %11s %9s %9s\n", "layers", "shards",
-              "batch", "step us", "echo us", "ratio", "client cpu", "process cpu", "echo cpu",
-              "switches", "echo sw");
+  std::printf("%6s %6s %5s %10s %10s %7s %11s %11s %11s %9s %9s %8s %9s %8s %9s\n", "layers",
+              "shards", "batch", "step us", "echo us", "ratio", "client cpu", "process cpu",
+              "echo cpu", "switches", "echo sw", "attn us", "extend us", "begin us",
+              "finish us");
   std::vector<Row> rows;
   for (int layers : *layer_counts) {
     for (int shards : *shard_counts) {
       for (int batch : *batches) {
         absl::StatusOr<Row> row = Measure(layers, shards, batch, rounds);
         if (!row.ok()) return Fail(row.status());
-        std::printf("%6d %6d %5d %10.1f %10.1f %7.2f %11.1f %11.1f %11.1f %9.1f %9.1f\n", layers,
-                    shards, batch, row->step_us, row->echo_us, row->step_us / row->echo_us,
-                    row->client_cpu_us, row->cpu_us, row->echo_cpu_us, row->switches,
-                    row->echo_switches);
+        std::printf(
+            "%6d %6d %5d %10.1f %10.1f %7.2f %11.1f %11.1f %11.1f %9.1f %9.1f %8.1f %9.1f %8.1f "
+            "%9.1f\n",
+            layers, shards, batch, row->step_us, row->echo_us, row->step_us / row->echo_us,
+            row->client_cpu_us, row->cpu_us, row->echo_cpu_us, row->switches, row->echo_switches,
+            row->attention_us, row->extend_us, row->begin_us, row->finish_us);
         std::fflush(stdout);
         rows.push_back(*row);
       }
@@ -383,7 +476,11 @@ int Main() {
         ",\"client_cpu_us_per_layer\":", absl::StrFormat("%.1f", row.client_cpu_us),
         ",\"echo_cpu_us_per_round_trip\":", absl::StrFormat("%.1f", row.echo_cpu_us),
         ",\"switches_per_layer\":", absl::StrFormat("%.1f", row.switches),
-        ",\"echo_switches_per_round_trip\":", absl::StrFormat("%.1f", row.echo_switches), "}"));
+        ",\"echo_switches_per_round_trip\":", absl::StrFormat("%.1f", row.echo_switches),
+        ",\"attention_us_per_layer\":", absl::StrFormat("%.1f", row.attention_us),
+        ",\"extend_us_per_step\":", absl::StrFormat("%.1f", row.extend_us),
+        ",\"begin_us_per_step\":", absl::StrFormat("%.1f", row.begin_us),
+        ",\"finish_us_per_step\":", absl::StrFormat("%.1f", row.finish_us), "}"));
   }
   std::printf("{\"bench\":\"data_plane\",\"layers\":%d,\"rows\":[%s]}\n", last_layers,
               absl::StrJoin(json, ",").c_str());
