@@ -96,10 +96,13 @@ grpc::Status FakeShard::Step(grpc::ServerContext* context,
     v1::StepResponse response;
     response.set_layer(request.layer().layer());
     response.set_out(request.layer().q());
+    {
+      // Counted before the write, so a client that has the answer sees it counted.
+      absl::MutexLock lock(&mu_);
+      ++answers_;
+    }
     if (!stream->Write(response)) return grpc::Status::OK;
     ++answered;
-    absl::MutexLock lock(&mu_);
-    ++answers_;
   }
   return grpc::Status::OK;
 }

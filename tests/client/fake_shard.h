@@ -45,7 +45,8 @@ class FakeShard final : public v1::AttentionService::Service {
   // Each answer waits until `ready()` is true (polled; empty: no wait).
   void HoldAnswersUntil(std::function<bool()> ready) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The steps served, in arrival order; the streams opened; the layers answered.
+  // The steps served, in arrival order; the streams opened; the layer answers sent (counted
+  // as each is about to be written).
   std::vector<RecordedStep> steps() const ABSL_LOCKS_EXCLUDED(mu_);
   int streams() const ABSL_LOCKS_EXCLUDED(mu_);
   int answers() const ABSL_LOCKS_EXCLUDED(mu_);
