@@ -112,4 +112,21 @@ void TierConnection::ForgetShard(const std::string& address) {
   shards_.erase(address);
 }
 
+std::unique_ptr<ShardStreams> TierConnection::TakeStreams() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!idle_streams_.empty()) {
+      std::unique_ptr<ShardStreams> streams = std::move(idle_streams_.back());
+      idle_streams_.pop_back();
+      return streams;
+    }
+  }
+  return std::make_unique<ShardStreams>(this);
+}
+
+void TierConnection::ReturnStreams(std::unique_ptr<ShardStreams> streams) {
+  absl::MutexLock lock(&mu_);
+  idle_streams_.push_back(std::move(streams));
+}
+
 }  // namespace kvtier

@@ -3,15 +3,18 @@
 // client/ includes this header.
 //
 // It holds the channel to the coordinator, with one function per SessionService and
-// AdminService rpc it uses (each under the control deadline, its status converted in one place), and one data-plane stub per shard,
-// its channel shared by every step.
+// AdminService rpc it uses (each under the control deadline, its status converted in one place), one data-plane stub per shard,
+// its channel shared by every step, and the idle sets of long-lived Step streams that it lends
+// to steps (shard_streams.h): a set for each step running at once, kept for the next.
 //
-// Thread-safe: mu_ guards the shard stubs; the coordinator stub is thread-safe itself.
+// Thread-safe: mu_ guards the shard stubs and the idle stream sets; the coordinator stub is
+// thread-safe itself.
 #ifndef KVTIER_CLIENT_CLIENT_INTERNAL_H_
 #define KVTIER_CLIENT_CLIENT_INTERNAL_H_
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -20,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
+#include "client/shard_streams.h"
 #include "grpcpp/client_context.h"
 #include "kvtier/v1/admin.grpc.pb.h"
 #include "kvtier/v1/attention.grpc.pb.h"
@@ -57,6 +61,11 @@ class TierConnection {
   // (a restarted shard) instead of waiting out the old channel's reconnect backoff.
   void ForgetShard(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A set of data-plane streams for one step: an idle one, or a new one.
+  std::unique_ptr<ShardStreams> TakeStreams() ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes a step's streams back for the next step.
+  void ReturnStreams(std::unique_ptr<ShardStreams> streams) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   TierConnection(const ClientOptions& options, std::shared_ptr<grpc::Channel> coordinator);
 
@@ -75,6 +84,7 @@ class TierConnection {
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<v1::AttentionService::Stub>> shards_
       ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<ShardStreams>> idle_streams_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kvtier

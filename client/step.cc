@@ -7,8 +7,7 @@
 #include "client/client.h"
 #include "client/client_internal.h"
 #include "client/session.h"
-#include "grpcpp/client_context.h"
-#include "grpcpp/support/sync_stream.h"
+#include "client/shard_streams.h"
 #include "proto/wire/layer_shapes.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/status_convert.h"
@@ -40,13 +39,6 @@ void ScatterHeads(const std::string& slice, int64_t rows, int64_t head_bytes, in
 
 }  // namespace
 
-struct Step::ShardStream {
-  v1::ShardEndpoint endpoint;
-  std::shared_ptr<v1::AttentionService::Stub> stub;  // keeps the channel alive for the stream
-  grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepResponse>> stream;
-};
-
 Step::Step(Client* client, std::vector<Session*> sessions)
     : client_(client), sessions_(std::move(sessions)), model_(sessions_[0]->model()) {
   *plan_.mutable_model() = model_.id();
@@ -57,35 +49,33 @@ Step::Step(Client* client, std::vector<Session*> sessions)
     sequence->set_num_new_tokens(session->pending_tokens());
     num_tokens_ += session->pending_tokens();
   }
+  head_bytes_ = int64_t{model_.head_dim()} * DTypeBytes(model_.dtype());
 }
 
 Step::~Step() {
   if (!finished_) {
     for (Session* session : sessions_) session->DropPending();
   }
-  for (auto& shard : shards_) {
-    if (shard->stream == nullptr) continue;
-    shard->context.TryCancel();
-    static_cast<void>(shard->stream->Finish());  // CANCELLED: it says nothing new
-  }
+  ReleaseStreams();
 }
 
 absl::Status Step::Open() {
-  const auto deadline = absl::ToChronoTime(absl::Now() + client_->options().step_deadline);
+  deadline_ = absl::Now() + client_->options().step_deadline;
   for (const v1::ShardEndpoint& endpoint : sessions_[0]->info().shards()) {
     if (endpoint.address().empty()) {
       return sessions_[0]->Explain(
           absl::UnavailableError(absl::StrCat("model ", ModelIdString(model_.id()), ": head range ",
                                               endpoint.slot(), " has no shard")));
     }
-    auto shard = std::make_unique<ShardStream>();
-    shard->endpoint = endpoint;
-    shard->context.set_deadline(deadline);
-    shard->stub = client_->connection().Shard(endpoint.address());
-    shard->stream = shard->stub->Step(&shard->context);
-    shards_.push_back(std::move(shard));
+    ShardExchange& exchange = exchanges_.emplace_back();
+    exchange.address = endpoint.address();
   }
+  streams_ = client_->connection().TakeStreams();
   return absl::OkStatus();
+}
+
+void Step::ReleaseStreams() {
+  if (streams_ != nullptr) client_->connection().ReturnStreams(std::move(streams_));
 }
 
 absl::Status Step::CheckSizes(int layer, absl::Span<const char> q, absl::Span<const char> k,
@@ -121,53 +111,65 @@ absl::Status Step::Attend(int layer, absl::Span<const char> q, absl::Span<const 
   if (absl::Status status = CheckSizes(layer, q, k, v, out); !status.ok()) return status;
 
   const int group = GqaGroupSize(model_);
-  const int64_t head_bytes = out.size() / (num_tokens_ * model_.num_q_heads());
-  // Send every shard its slice before waiting for any: the shards compute side by side.
-  for (auto& shard : shards_) {
-    const v1::HeadRange& heads = shard->endpoint.heads();
-    v1::StepRequest request;
+  const auto& shards = sessions_[0]->info().shards();
+  for (int i = 0; i < shards.size(); ++i) {
+    const v1::HeadRange& heads = shards[i].heads();
+    v1::StepRequest& request = exchanges_[i].request;
     if (!plan_sent_) {
       v1::StepPlan* plan = request.mutable_plan();
       *plan = plan_;
-      plan->set_slot(shard->endpoint.slot());
-      *plan->mutable_shapes() =
-          LayerShapesFor(model_, shard->endpoint.heads(), static_cast<int>(num_tokens_));
+      plan->set_slot(shards[i].slot());
+      *plan->mutable_shapes() = LayerShapesFor(model_, heads, static_cast<int>(num_tokens_));
+    } else if (request.has_plan()) {
+      request.clear_plan();
     }
     v1::LayerTensors* tensors = request.mutable_layer();
     tensors->set_layer(layer);
-    GatherHeads(q, num_tokens_, head_bytes, model_.num_q_heads(), heads.kv_head_begin() * group,
+    GatherHeads(q, num_tokens_, head_bytes_, model_.num_q_heads(), heads.kv_head_begin() * group,
                 heads.kv_head_end() * group, tensors->mutable_q());
-    GatherHeads(k, num_tokens_, head_bytes, model_.num_kv_heads(), heads.kv_head_begin(),
+    GatherHeads(k, num_tokens_, head_bytes_, model_.num_kv_heads(), heads.kv_head_begin(),
                 heads.kv_head_end(), tensors->mutable_k());
-    GatherHeads(v, num_tokens_, head_bytes, model_.num_kv_heads(), heads.kv_head_begin(),
+    GatherHeads(v, num_tokens_, head_bytes_, model_.num_kv_heads(), heads.kv_head_begin(),
                 heads.kv_head_end(), tensors->mutable_v());
-    if (!shard->stream->Write(request)) return Fail(ShardFailure(*shard));
   }
+  // Every shard's message is in flight at once; each answer is assembled as it arrives.
+  absl::Status assembled;
+  streams_->RoundTrip(absl::MakeSpan(exchanges_), /*step_begins=*/!plan_sent_, deadline_,
+                      [&](int index) {
+                        absl::Status status = Assemble(index, layer, out);
+                        if (assembled.ok()) assembled = std::move(status);
+                      });
   plan_sent_ = true;
-
-  for (auto& shard : shards_) {
-    const v1::HeadRange& heads = shard->endpoint.heads();
-    v1::StepResponse response;
-    if (!shard->stream->Read(&response)) return Fail(ShardFailure(*shard));
-    const int64_t expected = num_tokens_ * NumHeads(heads) * group * head_bytes;
-    if (response.layer() != layer || static_cast<int64_t>(response.out().size()) != expected) {
-      return Fail(absl::InternalError(absl::StrCat(
-          "shard ", shard->endpoint.address(), " answered layer ", response.layer(), " with ",
-          response.out().size(), " bytes; expected layer ", layer, ", ", expected, " bytes")));
-    }
-    ScatterHeads(response.out(), num_tokens_, head_bytes, model_.num_q_heads(),
-                 heads.kv_head_begin() * group, heads.kv_head_end() * group, out);
+  for (int i = 0; i < shards.size(); ++i) {
+    if (!exchanges_[i].answered) return Fail(ShardFailure(i));
   }
+  if (!assembled.ok()) return Fail(assembled);
   return absl::OkStatus();
 }
 
-absl::Status Step::ShardFailure(ShardStream& shard) {
-  const grpc::Status status = shard.stream->Finish();
-  shard.stream.reset();
-  absl::Status failure = FromGrpcStatus(
-      status, absl::StrCat("shard ", shard.endpoint.slot(), " (", shard.endpoint.address(), ")"));
+absl::Status Step::Assemble(int index, int layer, absl::Span<char> out) const {
+  const v1::ShardEndpoint& shard = sessions_[0]->info().shards(index);
+  const v1::HeadRange& heads = shard.heads();
+  const int group = GqaGroupSize(model_);
+  const v1::StepResponse& response = exchanges_[index].response;
+  const int64_t expected = num_tokens_ * NumHeads(heads) * group * head_bytes_;
+  if (response.layer() != layer || static_cast<int64_t>(response.out().size()) != expected) {
+    return absl::InternalError(absl::StrCat("shard ", shard.address(), " answered layer ",
+                                            response.layer(), " with ", response.out().size(),
+                                            " bytes; expected layer ", layer, ", ", expected,
+                                            " bytes"));
+  }
+  ScatterHeads(response.out(), num_tokens_, head_bytes_, model_.num_q_heads(),
+               heads.kv_head_begin() * group, heads.kv_head_end() * group, out);
+  return absl::OkStatus();
+}
+
+absl::Status Step::ShardFailure(int index) {
+  const v1::ShardEndpoint& shard = sessions_[0]->info().shards(index);
+  absl::Status failure = FromGrpcStatus(exchanges_[index].status,
+                                        absl::StrCat("shard ", shard.slot(), " (", shard.address(), ")"));
   if (IsReprefillRequired(failure)) return failure;
-  if (absl::IsUnavailable(failure)) client_->connection().ForgetShard(shard.endpoint.address());
+  if (absl::IsUnavailable(failure)) client_->connection().ForgetShard(shard.address());
   // The shard may be gone; if the coordinator dropped the session with it, say so.
   for (Session* session : sessions_) {
     absl::Status explained = session->Explain(failure);
@@ -179,24 +181,16 @@ absl::Status Step::ShardFailure(ShardStream& shard) {
 absl::Status Step::Fail(absl::Status failure) {
   failure_ = std::move(failure);
   for (Session* session : sessions_) session->DropPending();
+  ReleaseStreams();
   return failure_;
 }
 
 absl::Status Step::Finish() {
   if (!failure_.ok()) return failure_;
   if (finished_) return absl::OkStatus();
+  if (!plan_sent_) return Fail(absl::FailedPreconditionError("Finish: the step attended no layer"));
   finished_ = true;
-  absl::Status result;
-  for (auto& shard : shards_) {
-    shard->stream->WritesDone();
-    const grpc::Status status = shard->stream->Finish();
-    shard->stream.reset();
-    if (!status.ok() && result.ok()) {
-      result = FromGrpcStatus(status, absl::StrCat("shard ", shard->endpoint.slot(), " (",
-                                                   shard->endpoint.address(), ")"));
-    }
-  }
-  if (!result.ok()) return Fail(result);
+  ReleaseStreams();
   for (Session* session : sessions_) session->StepWritten();
   return absl::OkStatus();
 }

@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "proto/wire/error_reason.h"
-#include "proto/wire/lease_signature.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/time_convert.h"
 #include "shard/pool_shape.h"
@@ -61,7 +60,7 @@ bool HostedModel::Holds(const v1::HostedRange& range) const {
 
 absl::Status HostedModel::AdmitLease(const v1::BlockLease& lease, int32_t first_write,
                                      absl::string_view lease_key, absl::Time now) {
-  if (!LeaseSignatureValid(lease_key, lease)) {
+  if (!verified_.Verify(lease_key, lease, now)) {
     return absl::PermissionDeniedError("lease: bad signature");
   }
   if (!SameModel(lease.model(), spec().id())) {

@@ -3,8 +3,9 @@
 // block, the highest lease generation this shard has seen for it.
 //
 // Leases (v1::BlockLease) are the only way a step reaches the pool. AdmitLease checks one
-// against the lease key, this range's model and incarnation, the clock and the block ids, and
-// refuses
+// against the lease key (its HMAC once per lease: verified signatures are cached until the
+// lease expires, verified_leases.h), this range's model and incarnation, the clock and the
+// block ids, and refuses
 //   - a lease whose generation of a block is lower than one already seen (the block was freed
 //     and handed to another session), raising the known generations to the lease's otherwise;
 //   - a lease whose writer epoch is lower than one already seen for its session (another
@@ -24,7 +25,7 @@
 //
 // Thread-safe: the range and the pool's geometry are immutable; generations and revoked
 // generations are atomics (raised with compare-and-swap, never lowered); `fence_mu_` guards the per-session writer
-// fences; the pool is safe for concurrent steps on disjoint slots (kv_pool.h), which the
+// fences; the verified leases lock their own; the pool is safe for concurrent steps on disjoint slots (kv_pool.h), which the
 // coordinator's block ownership and the writable positions guarantee.
 #ifndef KVTIER_SHARD_HOSTED_MODEL_H_
 #define KVTIER_SHARD_HOSTED_MODEL_H_
@@ -48,6 +49,7 @@
 #include "kvtier/v1/registry.pb.h"
 #include "kvtier/v1/shard_control.pb.h"
 #include "shard/pool_device.h"
+#include "shard/verified_leases.h"
 
 namespace kvtier {
 
@@ -131,6 +133,7 @@ class HostedModel {
   const std::unique_ptr<KvPool> pool_;
   std::vector<std::atomic<uint64_t>> generations_;  // per block id, the highest seen
   std::vector<std::atomic<uint64_t>> revoked_;      // per block id, the highest revoked
+  VerifiedLeases verified_;
   mutable absl::Mutex fence_mu_;
   absl::flat_hash_map<std::string, WriterFence> fences_ ABSL_GUARDED_BY(fence_mu_);
   size_t prune_at_ ABSL_GUARDED_BY(fence_mu_) = 1024;  // fences_ size that triggers a prune

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -32,6 +33,10 @@ ABSL_FLAG(double, capacity_gib, 4.0,
 ABSL_FLAG(std::string, device, "cpu",
           "where K/V pools live and attention runs: cpu, or cuda:N for CUDA device N");
 ABSL_FLAG(int, threads, 0, "CPU attention threads (0: one per hardware thread)");
+ABSL_FLAG(int, step_threads, 2,
+          "threads that handle data-plane messages (checks, K/V writes, attention calls)");
+ABSL_FLAG(int, max_streams, 256,
+          "Step streams served at once; more are refused with RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_message_mib, 256, "largest gRPC message received or sent, in MiB (1..2047)");
 
 namespace kvtier {
@@ -58,6 +63,16 @@ absl::StatusOr<ShardServerOptions> OptionsFromFlags() {
   if (options.attention_threads < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--threads: expected 0 or more, got ", options.attention_threads));
+  }
+  for (const auto& [flag, value, target] :
+       {std::tuple<const char*, int, int*>{"--step_threads", absl::GetFlag(FLAGS_step_threads),
+                                           &options.step_threads},
+        std::tuple<const char*, int, int*>{"--max_streams", absl::GetFlag(FLAGS_max_streams),
+                                           &options.max_streams}}) {
+    if (value < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": expected 1 or more, got ", value));
+    }
+    *target = value;
   }
   const int max_message_mib = absl::GetFlag(FLAGS_max_message_mib);
   if (max_message_mib < 1 || max_message_mib > 2047) {

@@ -32,6 +32,14 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
     return absl::InvalidArgumentError(
         absl::StrCat("attention_threads: expected >= 0, got ", options.attention_threads));
   }
+  if (options.step_threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("step_threads: expected >= 1, got ", options.step_threads));
+  }
+  if (options.max_streams < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_streams: expected >= 1, got ", options.max_streams));
+  }
   if (absl::Status status = CheckPoolDevice("device", options.device); !status.ok()) {
     return status;
   }
@@ -78,7 +86,8 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
 ShardServer::ShardServer(const ShardServerOptions& options)
     : threads_(options.device.kind == PoolDevice::Kind::kCpu ? options.attention_threads : 1),
       state_(options.capacity_bytes, PoolFactoryFor(options.device, &threads_)),
-      service_(&state_),
+      executor_(options.step_threads),
+      service_(&state_, &executor_, options.max_streams),
       transfer_service_(&state_,
                         BlockTransferOptions{.max_message_bytes = options.max_message_bytes,
                                              .default_deadline = absl::Minutes(5),

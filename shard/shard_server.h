@@ -1,7 +1,8 @@
 // ShardServer: a running shard worker: the gRPC server with kvtier.v1.AttentionService,
-// kvtier.v1.BlockTransferService, kvtier.v1.ShardControlService, grpc.health.v1 and reflection, the
-// attention thread pool, the hosted state, and the registration with the coordinator. kvtier-shard
-// runs one; tests and kvtier-local run several in one process.
+// kvtier.v1.BlockTransferService, kvtier.v1.ShardControlService, grpc.health.v1 and reflection,
+// the attention thread pool, the data plane's step executor, the hosted state, and the
+// registration with the coordinator. kvtier-shard runs one; tests and kvtier-local run several
+// in one process.
 //
 // Health: the server and its AttentionService are SERVING once the shard is registered and
 // hosts its head ranges (ShardRegistration's on_readiness); ShardControlService and
@@ -34,6 +35,7 @@
 #include "shard/registration.h"
 #include "shard/shard_control_service.h"
 #include "shard/shard_state.h"
+#include "shard/step_executor.h"
 
 namespace kvtier {
 
@@ -50,6 +52,10 @@ struct ShardServerOptions {
   PoolDevice device;
   // CPU attention threads, the calling one included; 0: one per hardware thread.
   int attention_threads = 0;
+  // Threads that handle the data plane's messages (checks, K/V writes, attention calls).
+  int step_threads = 2;
+  // Step streams served at once; more are refused with RESOURCE_EXHAUSTED.
+  int max_streams = 256;
   // Largest message received or sent.
   int max_message_bytes = 256 << 20;
   // Registration retries wait initial_backoff, doubling up to max_backoff.
@@ -103,6 +109,7 @@ class ShardServer {
 
   ThreadPool threads_;  // outlives the pools that run attention on it
   ShardState state_;
+  StepExecutor executor_;  // outlives the server, whose streams post to it
   AttentionServiceImpl service_;
   BlockTransferServiceImpl transfer_service_;
   ShardControlServiceImpl control_service_;

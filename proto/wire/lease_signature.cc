@@ -26,6 +26,17 @@ void AppendString(absl::string_view value, std::string* out) {
 }
 
 std::string Mac(absl::string_view key, const v1::BlockLease& lease) {
+  const std::string message = LeaseSignedBytes(lease);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &mac_len);
+  return std::string(reinterpret_cast<const char*>(mac), mac_len);
+}
+
+}  // namespace
+
+std::string LeaseSignedBytes(const v1::BlockLease& lease) {
   std::string message;
   AppendString(lease.session_id(), &message);
   AppendString(lease.model().name(), &message);
@@ -40,15 +51,8 @@ std::string Mac(absl::string_view key, const v1::BlockLease& lease) {
   AppendU64(static_cast<uint32_t>(lease.writable_from()), &message);
   AppendU64(static_cast<uint64_t>(lease.expires_at().seconds()), &message);
   AppendU64(static_cast<uint32_t>(lease.expires_at().nanos()), &message);
-
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &mac_len);
-  return std::string(reinterpret_cast<const char*>(mac), mac_len);
+  return message;
 }
-
-}  // namespace
 
 std::string NewLeaseKey() {
   std::string key(32, '\0');

@@ -21,6 +21,10 @@ void SignLease(absl::string_view key, v1::BlockLease* lease);
 // True when the signature matches the other fields (compared in constant time).
 bool LeaseSignatureValid(absl::string_view key, const v1::BlockLease& lease);
 
+// The encoding of every field but the signature that the signature is computed over: two
+// leases with equal encodings and signatures are the same grant.
+std::string LeaseSignedBytes(const v1::BlockLease& lease);
+
 }  // namespace kvtier
 
 #endif  // KVTIER_PROTO_WIRE_LEASE_SIGNATURE_H_

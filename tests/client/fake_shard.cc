@@ -1,10 +1,10 @@
 #include "tests/client/fake_shard.h"
 
-#include <chrono>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "proto/wire/server_builder.h"
 
 namespace kvtier {
@@ -23,50 +23,88 @@ FakeShard::FakeShard() {
 
 FakeShard::~FakeShard() { server_->Shutdown(); }
 
-void FakeShard::FailNextStream(grpc::Status status, int after_layers) {
+void FakeShard::FailNextStep(grpc::Status status, int after_layers) {
   absl::MutexLock lock(&mu_);
   failures_.push_back({std::move(status), after_layers});
 }
 
-std::vector<FakeShard::Stream> FakeShard::streams() const {
+void FakeShard::HoldAnswersUntil(std::function<bool()> ready) {
+  absl::MutexLock lock(&mu_);
+  hold_ = std::move(ready);
+}
+
+std::vector<FakeShard::RecordedStep> FakeShard::steps() const {
+  absl::MutexLock lock(&mu_);
+  return steps_;
+}
+
+int FakeShard::streams() const {
   absl::MutexLock lock(&mu_);
   return streams_;
 }
 
-grpc::Status FakeShard::Step(grpc::ServerContext* context,
-                             grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
-  v1::StepRequest request;
-  if (!stream->Read(&request)) return grpc::Status::OK;  // abandoned before its first message
-  std::optional<Failure> failure;
-  size_t index = 0;
+int FakeShard::answers() const {
+  absl::MutexLock lock(&mu_);
+  return answers_;
+}
+
+bool FakeShard::WaitForHold(grpc::ServerContext& context) const {
+  std::function<bool()> ready;
   {
     absl::MutexLock lock(&mu_);
-    if (!failures_.empty()) {
-      failure = std::move(failures_.front());
-      failures_.pop_front();
-    }
-    index = streams_.size();
-    streams_.push_back({context->deadline() == std::chrono::system_clock::time_point::max()
-                            ? absl::InfiniteDuration()
-                            : absl::FromChrono(context->deadline()) - absl::Now(),
-                        {}});
+    ready = hold_;
   }
-  int answered = 0;
-  do {
+  while (ready && !ready()) {
+    if (context.IsCancelled()) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+grpc::Status FakeShard::Step(grpc::ServerContext* context,
+                             grpc::ServerReaderWriter<v1::StepResponse, v1::StepRequest>* stream) {
+  int stream_index = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    stream_index = streams_++;
+  }
+  v1::StepRequest request;
+  std::optional<Failure> failure;
+  std::optional<size_t> step;  // its index in steps_
+  int answered = 0;            // in the current step
+  while (stream->Read(&request)) {
+    if (!request.has_plan() && !step.has_value()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "plan: expected first");
+    }
     {
       absl::MutexLock lock(&mu_);
-      streams_[index].requests.push_back(request);
+      if (request.has_plan()) {
+        failure.reset();
+        if (!failures_.empty()) {
+          failure = std::move(failures_.front());
+          failures_.pop_front();
+        }
+        step = steps_.size();
+        steps_.push_back({stream_index, {}});
+        answered = 0;
+      }
+      steps_[*step].requests.push_back(request);
     }
     if (failure.has_value() && answered == failure->after_layers) return failure->status;
-    if (request.has_layer()) {
-      v1::StepResponse response;
-      response.set_layer(request.layer().layer());
-      response.set_out(request.layer().q());
-      if (!stream->Write(response)) return grpc::Status::OK;
-      ++answered;
+    if (!request.has_layer()) continue;
+    if (!WaitForHold(*context)) return grpc::Status::CANCELLED;
+    v1::StepResponse response;
+    response.set_layer(request.layer().layer());
+    response.set_out(request.layer().q());
+    {
+      // Counted before the write, so a client that has the answer sees it counted.
+      absl::MutexLock lock(&mu_);
+      ++answers_;
     }
-  } while (stream->Read(&request));
-  return failure.has_value() ? failure->status : grpc::Status::OK;
+    if (!stream->Write(response)) return grpc::Status::OK;
+    ++answered;
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace kvtier

@@ -113,7 +113,7 @@ TEST_F(SessionTest, PrefillsOnlyTheUncachedTail) {
   EXPECT_EQ((*step)->num_tokens(), 2);
   ASSERT_TRUE(test::RunStep(**step, tier_.model, rng_).ok());
   for (const FakeShard& shard : tier_.shards) {
-    const v1::SequenceStep& sequence = shard.streams()[0].requests[0].plan().sequences(0);
+    const v1::SequenceStep& sequence = shard.steps()[0].requests[0].plan().sequences(0);
     EXPECT_EQ(sequence.context_len(), 10);
     EXPECT_EQ(sequence.num_new_tokens(), 2);
   }
@@ -148,7 +148,7 @@ TEST_F(SessionTest, RenewsALeaseThatWouldExpireWithinTheStepDeadline) {
   EXPECT_EQ(seen.renew_lease[0].tenant(), kTenant);
   EXPECT_EQ(seen.renew_lease[0].writer(), 101u);
   for (const FakeShard& shard : tier_.shards) {
-    const std::vector<FakeShard::Stream> streams = shard.streams();
+    const std::vector<FakeShard::RecordedStep> streams = shard.steps();
     ASSERT_EQ(streams.size(), 1u);
     // lease-1 from OpenSession, lease-2 from Extend, lease-3 the renewal.
     EXPECT_EQ(streams[0].requests[0].plan().sequences(0).lease().signature(), "lease-3");
@@ -161,7 +161,7 @@ TEST_F(SessionTest, KeepsALeaseThatOutlivesTheStepDeadline) {
   ASSERT_TRUE(test::ExtendAndStep(*session_, {1, 2}, rng_).ok());
   EXPECT_THAT(calls().rpcs, ElementsAre("OpenSession", "Extend"));
   for (const FakeShard& shard : tier_.shards) {
-    const std::vector<FakeShard::Stream> streams = shard.streams();
+    const std::vector<FakeShard::RecordedStep> streams = shard.steps();
     ASSERT_EQ(streams.size(), 1u);
     EXPECT_EQ(streams[0].requests[0].plan().sequences(0).lease().signature(), "lease-2");
   }
@@ -176,7 +176,7 @@ TEST_F(SessionTest, RenewalThatFindsTheSessionAdvancedRefusesTheStep) {
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(ReasonOf(status), v1::ERROR_REASON_CONTEXT_CHANGED);
   EXPECT_EQ(session_->pending_tokens(), 0);
-  EXPECT_TRUE(tier_.shards[0].streams().empty());
+  EXPECT_TRUE(tier_.shards[0].steps().empty());
 }
 
 TEST_F(SessionTest, TokensCountAsWrittenOnlyWhenTheStepFinishedOnEveryShard) {
@@ -198,11 +198,11 @@ TEST_F(SessionTest, TokensCountAsWrittenOnlyWhenTheStepFinishedOnEveryShard) {
   EXPECT_EQ(session_->pending_tokens(), 0);
 }
 
-// Shard 1 answers every layer, then fails the stream's end: the step failed, nothing counts.
-TEST_F(SessionTest, AStepThatFailsOnOneShardAtFinishWritesNothing) {
+// Shard 1 answers every layer but the last, then fails: the step failed, nothing counts.
+TEST_F(SessionTest, AStepThatFailsOnOneShardAtItsLastLayerWritesNothing) {
   SCOPED_TRACE(absl::StrCat("seed ", seed_));
-  tier_.shards[1].FailNextStream(grpc::Status(grpc::StatusCode::INTERNAL, "disk on fire"),
-                                 tier_.model.num_layers());
+  tier_.shards[1].FailNextStep(grpc::Status(grpc::StatusCode::INTERNAL, "disk on fire"),
+                               tier_.model.num_layers() - 1);
   absl::Status status = test::ExtendAndStep(*session_, {1, 2, 3}, rng_);
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(status.message(), HasSubstr("shard 1"));
@@ -220,7 +220,7 @@ TEST_F(SessionTest, AStepThatFailsOnOneShardAtFinishWritesNothing) {
 TEST_F(SessionTest, AFailedStepDropsItsTokensAndExtendRetries) {
   SCOPED_TRACE(absl::StrCat("seed ", seed_));
   ASSERT_TRUE(test::ExtendAndStep(*session_, {1, 2}, rng_).ok());
-  tier_.shards[0].FailNextStream(grpc::Status(grpc::StatusCode::INTERNAL, "bad"), 1);
+  tier_.shards[0].FailNextStep(grpc::Status(grpc::StatusCode::INTERNAL, "bad"), 1);
   EXPECT_EQ(test::ExtendAndStep(*session_, {3, 4, 5}, rng_).code(), absl::StatusCode::kInternal);
   EXPECT_EQ(session_->context_len(), 2);
   EXPECT_EQ(session_->pending_tokens(), 0);

@@ -1,5 +1,6 @@
 // Step against fake shards (each answers out = its q) and a fake coordinator: the head split
-// and reassembly, the plan, the step deadline, size checks, and how shard failures are told.
+// and reassembly in any answer order, the plan, streams carried over from step to step, the
+// step deadline, size checks, and how shard failures are told.
 #include "client/step.h"
 
 #include <memory>
@@ -50,7 +51,7 @@ class StepTest : public ::testing::Test {
 
   int Requests(int shard) const {
     int requests = 0;
-    for (const FakeShard::Stream& stream : tier_.shards[shard].streams()) {
+    for (const FakeShard::RecordedStep& stream : tier_.shards[shard].steps()) {
       requests += static_cast<int>(stream.requests.size());
     }
     return requests;
@@ -91,7 +92,7 @@ TEST_F(StepTest, SplitsHeadsAcrossShardsAndAssemblesTheirAnswers) {
   const int kv_heads[2][2] = {{0, 2}, {2, 3}};
   for (int slot = 0; slot < 2; ++slot) {
     SCOPED_TRACE(absl::StrCat("shard ", slot));
-    const std::vector<FakeShard::Stream> streams = tier_.shards[slot].streams();
+    const std::vector<FakeShard::RecordedStep> streams = tier_.shards[slot].steps();
     ASSERT_EQ(streams.size(), 1u);
     const std::vector<v1::StepRequest>& requests = streams[0].requests;
     ASSERT_EQ(requests.size(), static_cast<size_t>(model.num_layers()));
@@ -131,29 +132,82 @@ TEST_F(StepTest, SplitsHeadsAcrossShardsAndAssemblesTheirAnswers) {
   }
 }
 
-// The next step's plan places the new token after what the last one wrote.
-TEST_F(StepTest, TheNextStepContinuesAfterTheWrittenTokens) {
+// The next step's plan places the new token after what the last one wrote, and both steps
+// travel over the one stream each shard's stream carries on.
+TEST_F(StepTest, TheNextStepContinuesAfterTheWrittenTokensOverTheSameStream) {
   SCOPED_TRACE(absl::StrCat("seed ", seed_));
   std::unique_ptr<Session> session = Open();
   ASSERT_TRUE(test::ExtendAndStep(*session, {1, 2, 3}, rng_).ok());
   ASSERT_TRUE(test::ExtendAndStep(*session, {4}, rng_).ok());
-  const std::vector<FakeShard::Stream> streams = tier_.shards[0].streams();
-  ASSERT_EQ(streams.size(), 2u);
-  const v1::SequenceStep& sequence = streams[1].requests[0].plan().sequences(0);
-  EXPECT_EQ(sequence.context_len(), 4);
-  EXPECT_EQ(sequence.num_new_tokens(), 1);
+  ASSERT_TRUE(test::ExtendAndStep(*session, {5}, rng_).ok());
+  for (const FakeShard& shard : tier_.shards) {
+    const std::vector<FakeShard::RecordedStep> steps = shard.steps();
+    ASSERT_EQ(steps.size(), 3u);
+    const v1::SequenceStep& sequence = steps[1].requests[0].plan().sequences(0);
+    EXPECT_EQ(sequence.context_len(), 4);
+    EXPECT_EQ(sequence.num_new_tokens(), 1);
+    EXPECT_EQ(shard.streams(), 1);
+    for (const FakeShard::RecordedStep& step : steps) EXPECT_EQ(step.stream, 0);
+  }
 }
 
-TEST_F(StepTest, ShardStreamsCarryTheStepDeadline) {
+// Shard 0 answers each layer only once shard 1 has answered it: the output is assembled from
+// answers in reverse shard order all the same.
+TEST_F(StepTest, AnswersInReverseShardOrderAreAssembled) {
   SCOPED_TRACE(absl::StrCat("seed ", seed_));
-  std::unique_ptr<Step> step = Begin(2);
-  ASSERT_TRUE(test::RunStep(*step, tier_.model, rng_).ok());
-  for (const FakeShard& shard : tier_.shards) {
-    const std::vector<FakeShard::Stream> streams = shard.streams();
-    ASSERT_EQ(streams.size(), 1u);
-    EXPECT_LE(streams[0].deadline, test::kStepDeadline + test::kDeadlineRounding);
-    EXPECT_GT(streams[0].deadline, test::kControlDeadline + test::kDeadlineRounding);
+  FakeShard& first = tier_.shards[0];
+  FakeShard& second = tier_.shards[1];
+  first.HoldAnswersUntil([&first, &second] { return second.answers() > first.answers(); });
+  std::unique_ptr<Step> step = Begin(3);
+  for (int layer = 0; layer < tier_.model.num_layers(); ++layer) {
+    test::LayerInputs tensors = test::RandomLayer(tier_.model, 3, rng_);
+    ASSERT_TRUE(Attend(*step, layer, tensors).ok());
+    EXPECT_EQ(tensors.out, tensors.q) << "layer " << layer;
   }
+  ASSERT_TRUE(step->Finish().ok());
+  EXPECT_EQ(first.answers(), tier_.model.num_layers());
+}
+
+// A shard that answers nothing within the step deadline: DEADLINE_EXCEEDED, and the next step
+// works over a new stream.
+TEST_F(StepTest, AShardPastTheStepDeadlineFailsTheStepAndTheNextOneReopens) {
+  SCOPED_TRACE(absl::StrCat("seed ", seed_));
+  ClientOptions options = tier_.options();
+  options.step_deadline = absl::Seconds(1);
+  std::unique_ptr<Client> client = *Client::Connect(options);
+  std::unique_ptr<Session> session = *client->OpenSession(tier_.model.id(), kTenant);
+  ASSERT_TRUE(test::ExtendAndStep(*session, {1, 2}, rng_).ok());
+  tier_.shards[1].HoldAnswersUntil([] { return false; });
+  absl::Status status = test::ExtendAndStep(*session, {3}, rng_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_THAT(status.message(), HasSubstr("shard 1"));
+  tier_.shards[1].HoldAnswersUntil(nullptr);
+  ASSERT_TRUE(test::ExtendAndStep(*session, {3}, rng_).ok());
+  EXPECT_EQ(session->context_len(), 3);
+  EXPECT_EQ(tier_.shards[0].streams(), 1);
+  EXPECT_EQ(tier_.shards[1].streams(), 2);
+}
+
+// A stream the shard ends in the middle of a step fails that step; the next opens a new one.
+TEST_F(StepTest, AStreamBrokenMidStepFailsItAndTheNextStepReopens) {
+  SCOPED_TRACE(absl::StrCat("seed ", seed_));
+  std::unique_ptr<Session> session = Open();
+  ASSERT_TRUE(test::ExtendAndStep(*session, {1, 2}, rng_).ok());
+  tier_.shards[0].FailNextStep(grpc::Status(grpc::StatusCode::UNAVAILABLE, "reset"), 1);
+  absl::Status status = test::ExtendAndStep(*session, {3}, rng_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("shard 0"));
+  EXPECT_EQ(session->context_len(), 2);
+  ASSERT_TRUE(test::ExtendAndStep(*session, {3}, rng_).ok());
+  EXPECT_EQ(session->context_len(), 3);
+  EXPECT_EQ(tier_.shards[0].streams(), 2);
+  EXPECT_EQ(tier_.shards[1].streams(), 1);
+}
+
+TEST_F(StepTest, FinishWithoutALayerIsRefused) {
+  std::unique_ptr<Step> step = Begin(1);
+  EXPECT_EQ(step->Finish().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(session_->pending_tokens(), 0);
 }
 
 // Each tensor one byte off in turn: refused naming it, nothing sent; the step still works.
@@ -201,7 +255,7 @@ TEST_F(StepTest, ALayerOutOfRangeIsRefusedAndSendsNothing) {
 TEST_F(StepTest, AShardFailureIsExplainedByTheCoordinator) {
   SCOPED_TRACE(absl::StrCat("seed ", seed_));
   std::unique_ptr<Step> step = Begin(2);
-  tier_.shards[1].FailNextStream(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"), 0);
+  tier_.shards[1].FailNextStep(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"), 0);
   tier_.coordinator.FailNext("GetSession",
                              ToGrpcStatus(ReprefillRequiredError("lost with shard 1")));
   absl::Status status = test::RunStep(*step, tier_.model, rng_);
@@ -217,7 +271,7 @@ TEST_F(StepTest, AShardFailureIsExplainedByTheCoordinator) {
 TEST_F(StepTest, AShardFailureTheCoordinatorCannotExplainKeepsTheShardsStatus) {
   SCOPED_TRACE(absl::StrCat("seed ", seed_));
   std::unique_ptr<Step> step = Begin(2);
-  tier_.shards[1].FailNextStream(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"), 0);
+  tier_.shards[1].FailNextStep(grpc::Status(grpc::StatusCode::UNAVAILABLE, "gone"), 0);
   absl::Status status = test::RunStep(*step, tier_.model, rng_);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("shard 1 (", tier_.shards[1].address())));
@@ -229,7 +283,7 @@ TEST_F(StepTest, AShardFailureTheCoordinatorCannotExplainKeepsTheShardsStatus) {
 TEST_F(StepTest, AShardsReprefillStatusNeedsNoCoordinator) {
   SCOPED_TRACE(absl::StrCat("seed ", seed_));
   std::unique_ptr<Step> step = Begin(2);
-  tier_.shards[0].FailNextStream(ToGrpcStatus(ReprefillRequiredError("new incarnation")), 1);
+  tier_.shards[0].FailNextStep(ToGrpcStatus(ReprefillRequiredError("new incarnation")), 1);
   absl::Status status = test::RunStep(*step, tier_.model, rng_);
   EXPECT_TRUE(IsReprefillRequired(status)) << status;
   EXPECT_THAT(status.message(), HasSubstr("shard 0"));
@@ -239,7 +293,7 @@ TEST_F(StepTest, AShardsReprefillStatusNeedsNoCoordinator) {
 TEST_F(StepTest, AFailedStepStaysFailed) {
   SCOPED_TRACE(absl::StrCat("seed ", seed_));
   std::unique_ptr<Step> step = Begin(2);
-  tier_.shards[0].FailNextStream(grpc::Status(grpc::StatusCode::INTERNAL, "bad"), 0);
+  tier_.shards[0].FailNextStep(grpc::Status(grpc::StatusCode::INTERNAL, "bad"), 0);
   test::LayerInputs tensors = test::RandomLayer(tier_.model, 2, rng_);
   const absl::Status failure = Attend(*step, 0, tensors);
   ASSERT_EQ(failure.code(), absl::StatusCode::kInternal);

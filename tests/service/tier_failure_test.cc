@@ -3,10 +3,12 @@
 // sessions work; other models' and tenants' sessions are unharmed.
 #include <memory>
 #include <random>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "client/step.h"
 #include "tests/service/tier_harness.h"
 
 namespace kvtier::test {
@@ -72,6 +74,34 @@ TEST_F(TierFailureTest, CrashedShardFailsSessionsWithReprefillThenRejoins) {
   // The old session stays lost; closing it is allowed.
   EXPECT_TRUE(IsReprefillRequired(CheckedStep(*tier_.client, {&session}, {1}, rng_)));
   EXPECT_TRUE(session.session->Close().ok());
+}
+
+// The shard dies between two layers of a step: the step in flight fails (UNAVAILABLE, or the
+// re-prefill status once the coordinator knows), never succeeds; after the shard restarts on
+// its address, the same client's next step re-opens the stream to it and succeeds.
+TEST_F(TierFailureTest, ShardKilledMidStepFailsTheStepAndTheNextStepReopens) {
+  CheckedSession session = Prefilled(5);
+  ASSERT_TRUE(session.session->Extend({1}).ok());
+  absl::StatusOr<std::unique_ptr<Step>> step = session.session->BeginStep();
+  ASSERT_TRUE(step.ok()) << step.status();
+  const v1::ModelSpec& model = session.session->model();
+  const size_t row = size_t{1} * model.head_dim() * 2;  // bf16
+  const std::string q(row * model.num_q_heads(), '\0');
+  const std::string kv(row * model.num_kv_heads(), '\0');
+  std::string out(q.size(), '\0');
+  ASSERT_TRUE((*step)->Attend(0, q, kv, kv, absl::MakeSpan(out)).ok());
+  tier_.local->KillShard(1);
+  const absl::Status failed = (*step)->Attend(1, q, kv, kv, absl::MakeSpan(out));
+  EXPECT_TRUE(absl::IsUnavailable(failed) || IsReprefillRequired(failed)) << failed;
+  EXPECT_NE(failed.message().find("shard 1"), absl::string_view::npos) << failed;
+  EXPECT_EQ((*step)->Finish(), failed);
+  EXPECT_EQ(session.session->context_len(), 5);
+
+  WaitForLostSessions(1);
+  ASSERT_TRUE(tier_.local->RestartShard(1).ok());
+  ASSERT_TRUE(tier_.local->WaitUntilReady("m", absl::Seconds(20)).ok());
+  CheckedSession fresh = Prefilled(6);
+  EXPECT_TRUE(CheckedStep(*tier_.client, {&fresh}, {1}, rng_).ok());
 }
 
 TEST_F(TierFailureTest, StoppedShardFailsSessionsAtOnce) {

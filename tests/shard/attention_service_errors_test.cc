@@ -160,10 +160,6 @@ TEST_F(AttentionServiceErrorsTest, RefusesBadStepsNamingTheFieldAndKeepsServing)
        "plan.model.version: this shard holds version \"1\" of model \"m\", not \"2\""},
       {"no plan", [](auto& requests) { requests[0].clear_plan(); }, StatusCode::INVALID_ARGUMENT,
        "plan: the first message of a step must carry a plan"},
-      {"no message at all", [](auto& requests) { requests.clear(); }, StatusCode::INVALID_ARGUMENT,
-       "plan: the first message of a step must carry a plan"},
-      {"a second plan", [](auto& requests) { *requests[1].mutable_plan() = requests[0].plan(); },
-       StatusCode::INVALID_ARGUMENT, "plan: only the first message of a step may carry one"},
       {"a layer past the model", layer(1, [](v1::LayerTensors& t) { t.set_layer(9); }),
        StatusCode::INVALID_ARGUMENT, "layer.layer: expected 0..1, got 9"},
       {"a negative layer", layer(0, [](v1::LayerTensors& t) { t.set_layer(-1); }),
@@ -315,6 +311,70 @@ TEST_F(AttentionServiceErrorsTest, RefusesASessionTwiceInOneStepAndChangesNothin
   }
   ExpectServes(*shard_.client, Step(older, 6, 6));
   ExpectServes(*shard_.client, GoodStep());
+}
+
+// Steps follow one another on one stream, each begun by its plan; a refused step ends the
+// stream, and a new stream serves the next.
+TEST_F(AttentionServiceErrorsTest, ServesSuccessiveStepsOverOneStream) {
+  std::vector<v1::StepRequest> requests = GoodStep();
+  for (const v1::StepRequest& request : Step(Lease({3, 9}), 6, 1)) requests.push_back(request);
+  for (const v1::StepRequest& request : Step(Lease({3, 9}), 7, 1)) requests.push_back(request);
+  const StepOutcome outcome = shard_.client->Send(requests);
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+  EXPECT_EQ(outcome.responses.size(), static_cast<size_t>(3 * kTestLayers));
+
+  std::vector<v1::StepRequest> spoiled = GoodStep();
+  for (const v1::StepRequest& request : Step(Lease({3, 9}), 9, 1)) spoiled.push_back(request);
+  const StepOutcome refused = shard_.client->Send(spoiled);
+  ExpectStatus(refused, grpc::StatusCode::INVALID_ARGUMENT,
+               "plan.sequences[0].context_len: 9 exceeds the lease's 2 blocks x 4 tokens");
+  EXPECT_EQ(refused.responses.size(), static_cast<size_t>(kTestLayers));
+  ExpectServes(*shard_.client, GoodStep());
+  // A stream may end without having carried a step (a front-end closing an idle stream).
+  EXPECT_TRUE(shard_.client->Send({}).status.ok());
+}
+
+// Past max_streams a stream is refused at once with RESOURCE_EXHAUSTED; the streams within the
+// limit step on, alternately, and a stream that ends frees its place.
+TEST_F(AttentionServiceErrorsTest, RefusesStreamsPastTheLimitAndServesThoseWithin) {
+  ShardServerOptions options = TestShardOptions();
+  options.max_streams = 2;
+  options.step_threads = 1;
+  TestShard limited;
+  ASSERT_NO_FATAL_FAILURE(StartShard(options, &limited));
+  struct Open {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::StepRequest, v1::StepResponse>> stream;
+  };
+  Open open[2];
+  for (Open& held : open) {
+    held.context.set_deadline(TestDeadline());
+    held.stream = limited.client->stub().Step(&held.context);
+  }
+  // Both streams step in turn, several times: neither waits on the other.
+  for (int round = 0; round < 3; ++round) {
+    for (Open& held : open) {
+      for (const v1::StepRequest& request : GoodStep()) {
+        ASSERT_TRUE(held.stream->Write(request));
+        v1::StepResponse response;
+        ASSERT_TRUE(held.stream->Read(&response));
+        EXPECT_EQ(response.layer(), request.layer().layer());
+      }
+    }
+  }
+  ExpectStatus(limited.client->Send(GoodStep()), grpc::StatusCode::RESOURCE_EXHAUSTED,
+               "Step: this shard serves at most 2 concurrent streams (max_streams)");
+  open[0].stream->WritesDone();
+  EXPECT_TRUE(open[0].stream->Finish().ok());
+  // The freed place is taken once the server has seen the stream end.
+  bool served = false;
+  for (int attempt = 0; attempt < 100 && !served; ++attempt) {
+    served = limited.client->Send(GoodStep()).status.ok();
+    if (!served) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(served);
+  open[1].stream->WritesDone();
+  EXPECT_TRUE(open[1].stream->Finish().ok());
 }
 
 TEST_F(AttentionServiceErrorsTest, RefusesMessagesOverTheSizeLimit) {

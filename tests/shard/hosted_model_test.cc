@@ -138,6 +138,55 @@ TEST_F(HostedModelTest, ARevokedSessionRefusesAllItsLeases) {
   EXPECT_TRUE(Admit(Lease("stays", {1, 2}, 1)).ok());
 }
 
+// The signatures of these leases are cached after their first step; revocation and take-over
+// are refused at the very next admission and the next layer's check all the same.
+TEST_F(HostedModelTest, ACachedLeaseIsRefusedOnceItsSessionIsRevoked) {
+  const v1::BlockLease lease = Lease("cached", {4, 5}, 1);
+  ASSERT_TRUE(Admit(lease).ok());
+  ASSERT_TRUE(Admit(lease).ok());
+  v1::RevokeRequest request;
+  request.add_sessions()->set_session_id("cached");
+  ASSERT_TRUE(model_->Revoke(request).ok());
+  EXPECT_TRUE(IsInvalidated(Admit(lease)));
+  EXPECT_TRUE(IsInvalidated(model_->CheckLeaseCurrent(lease)));
+}
+
+TEST_F(HostedModelTest, ACachedLeaseIsRefusedOnceItsBlockIsRevoked) {
+  const v1::BlockLease lease = Lease("cached", {6, 7}, 1);
+  ASSERT_TRUE(Admit(lease).ok());
+  ASSERT_TRUE(model_->Revoke(RevokeBlock(7, 2)).ok());
+  EXPECT_TRUE(IsInvalidated(Admit(lease)));
+  EXPECT_TRUE(IsInvalidated(model_->CheckLeaseCurrent(lease)));
+}
+
+TEST_F(HostedModelTest, ACachedLeaseIsRefusedOnceTheSessionWasTakenOver) {
+  const v1::BlockLease old_writer = Lease("taken", {8}, 1);
+  ASSERT_TRUE(Admit(old_writer).ok());
+  ASSERT_TRUE(Admit(old_writer).ok());
+  v1::BlockLease new_writer = old_writer;
+  new_writer.set_writer_epoch(2);
+  SignLease(kKey, &new_writer);
+  ASSERT_TRUE(Admit(new_writer).ok());
+  const absl::Status status = Admit(old_writer);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(status.message(), HasSubstr("lease.writer_epoch"));
+  EXPECT_EQ(model_->CheckLeaseCurrent(old_writer).code(), absl::StatusCode::kPermissionDenied);
+}
+
+// A cached signature vouches only for the exact lease it was verified with.
+TEST_F(HostedModelTest, ACachedSignatureDoesNotCoverAnEditedLease) {
+  const v1::BlockLease lease = Lease("edited", {9, 10}, 1);
+  ASSERT_TRUE(Admit(lease).ok());
+  v1::BlockLease edited = lease;
+  edited.set_blocks(1, 11);
+  absl::Status status = Admit(edited);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_THAT(status.message(), HasSubstr("lease: bad signature"));
+  status = model_->AdmitLease(lease, 0, "another key", now_);
+  EXPECT_THAT(status.message(), HasSubstr("lease: bad signature"));
+  EXPECT_TRUE(Admit(lease).ok());
+}
+
 TEST_F(HostedModelTest, ARevokeWithABadBlockRevokesNothing) {
   v1::RevokeRequest request = RevokeBlock(1, 5);
   request.add_blocks(kTestBlocks);

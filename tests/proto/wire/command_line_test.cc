@@ -38,7 +38,8 @@ const std::map<std::string, Usage>& ExpectedUsage() {
       {"kvtier-shard",
        {"shard/shard_main.cc",
         {"listen", "advertise", "coordinator", "capacity_gib", "device", "threads",
-         "max_message_mib", "credentials_file", "token_file", "tls_cert_file", "tls_ca_file"}}},
+         "step_threads", "max_streams", "max_message_mib", "credentials_file", "token_file",
+         "tls_cert_file", "tls_ca_file"}}},
       {"kvtier-local",
        {"service/local/local_main.cc",
         {"shards", "host", "port", "shard_port", "model", "capacity_mib", "device",
@@ -57,7 +58,7 @@ const std::map<std::string, Usage>& ExpectedUsage() {
        {"tests/bench/attention_bench.cc",
         {"device", "threads", "max_pool_gib", "min_seconds", "read_buffer_gib"}}},
       {"kvtier_bench_data_plane",
-       {"tests/bench/data_plane_bench.cc", {"context", "shards", "calls"}}},
+       {"tests/bench/data_plane_bench.cc", {"layers", "shards", "batch", "rounds"}}},
   };
   return *usage;
 }
