@@ -144,12 +144,8 @@ absl::StatusOr<v1::ExtendResponse> Coordinator::Extend(const v1::ExtendRequest& 
   const int64_t needed = (wanted + block_size - 1) / block_size;
   const int32_t fresh = static_cast<int32_t>(
       std::max<int64_t>(0, needed - kept - static_cast<int64_t>(matched.size())));
-  if (absl::Status status =
-          CheckQuota(session, matched, fresh, static_cast<int32_t>(session.blocks.size() - kept));
-      !status.ok()) {
-    return status;
-  }
-  absl::StatusOr<std::vector<SessionRecord*>> evict = RetainedToEvict(session, matched, fresh);
+  absl::StatusOr<std::vector<SessionRecord*>> evict =
+      RetainedToEvict(session, matched, fresh, static_cast<int32_t>(session.blocks.size() - kept));
   if (!evict.ok()) return evict.status();
 
   // Nothing can fail from here on: apply.
@@ -374,9 +370,9 @@ BlockQuota Coordinator::QuotaOf(const SessionRecord& session) const {
 
 absl::Status Coordinator::CheckQuota(const SessionRecord& session,
                                      absl::Span<const BlockId> matched, int32_t fresh,
-                                     int32_t releasing) const {
+                                     int32_t releasing, int32_t uncovering) const {
   absl::Status status =
-      session.model->blocks.CheckQuota(QuotaOf(session), matched, fresh, releasing);
+      session.model->blocks.CheckQuota(QuotaOf(session), matched, fresh, releasing, uncovering);
   if (status.ok()) return status;
   return absl::ResourceExhaustedError(
       absl::StrCat("tenant ", QuotedPrefix(session.tenant), ", model ",
@@ -392,7 +388,8 @@ std::vector<NamespaceId> Coordinator::MatchNamespaces(const SessionRecord& sessi
 }
 
 absl::StatusOr<std::vector<SessionRecord*>> Coordinator::RetainedToEvict(
-    const SessionRecord& session, absl::Span<const BlockId> matched, int32_t fresh) {
+    const SessionRecord& session, absl::Span<const BlockId> matched, int32_t fresh,
+    int32_t releasing) {
   const BlockManager& blocks = session.model->blocks;
   int64_t available = blocks.Available();
   for (BlockId block : matched) available -= blocks.refcount(block) == 0 ? 1 : 0;
@@ -400,22 +397,42 @@ absl::StatusOr<std::vector<SessionRecord*>> Coordinator::RetainedToEvict(
     // The unwritten blocks reserved past the history go back.
     available += static_cast<int64_t>(session.blocks.size()) - session.cached_blocks;
   }
+  // What evicting retained sessions would give back: blocks whose last reference they hold
+  // (not those this Extend takes), free again or left cached; of the tenant's own blocks, how
+  // many would be freed (`releasing`) and how many left cached for its quota to evict.
   std::vector<SessionRecord*> victims;
-  if (fresh <= available) return victims;
-  if (options_.evict_retained_sessions) {
-    // What evicting the retained sessions, oldest deadline first, would free: blocks whose
-    // last reference they hold (not those this Extend takes).
-    absl::flat_hash_map<BlockId, int32_t> dropped;
-    const absl::flat_hash_set<BlockId> taken(matched.begin(), matched.end());
-    for (SessionRecord* retained : sessions_.RetainedOldestFirst()) {
-      if (retained == &session || retained->model != session.model) continue;
-      victims.push_back(retained);
-      for (BlockId block : retained->blocks) {
-        if (++dropped[block] == blocks.refcount(block) && !taken.contains(block)) ++available;
-      }
-      if (fresh <= available) return victims;
+  absl::flat_hash_map<BlockId, int32_t> dropped;
+  const absl::flat_hash_set<BlockId> taken(matched.begin(), matched.end());
+  int32_t uncovering = 0;
+  const auto evict = [&](SessionRecord* retained) {
+    victims.push_back(retained);
+    for (BlockId block : retained->blocks) {
+      if (++dropped[block] != blocks.refcount(block) || taken.contains(block)) continue;
+      ++available;
+      if (blocks.owner(block) != session.ns) continue;
+      ++(blocks.cached(block) ? uncovering : releasing);
     }
+  };
+  const std::vector<SessionRecord*> retained = options_.evict_retained_sessions
+                                                   ? sessions_.RetainedOldestFirst()
+                                                   : std::vector<SessionRecord*>();
+  absl::Status quota = CheckQuota(session, matched, fresh, releasing, uncovering);
+  for (SessionRecord* candidate : retained) {
+    if (quota.ok()) break;
+    if (candidate == &session || candidate->ns != session.ns) continue;
+    evict(candidate);
+    quota = CheckQuota(session, matched, fresh, releasing, uncovering);
   }
+  if (!quota.ok()) return quota;
+  for (SessionRecord* candidate : retained) {
+    if (fresh <= available) return victims;
+    if (candidate == &session || candidate->model != session.model ||
+        std::find(victims.begin(), victims.end(), candidate) != victims.end()) {
+      continue;
+    }
+    evict(candidate);
+  }
+  if (fresh <= available) return victims;
   return absl::ResourceExhaustedError(absl::StrCat(
       "model ", ModelIdString(session.model->spec.id()), ": ", fresh,
       " more blocks needed, but only ", available,

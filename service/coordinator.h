@@ -85,7 +85,8 @@ struct CoordinatorOptions {
   // public unless a deployment says so.
   std::string public_tenant;
   // Tenant quotas: the most blocks of each model version a tenant's sessions may own
-  // (BlockQuota). A tenant at its cap has its own cached blocks evicted first, then gets
+  // (BlockQuota). A tenant at its cap has its own cached blocks evicted first, then its own
+  // retained sessions (oldest deadline first, if evict_retained_sessions), then gets
   // RESOURCE_EXHAUSTED; other tenants' blocks and sessions are untouched. Tenants not listed get
   // default_tenant_quota; 0: no cap.
   absl::flat_hash_map<std::string, int32_t> tenant_quotas;
@@ -158,19 +159,21 @@ class Coordinator {
                                               uint64_t writer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The cap on the blocks of the session's tenant in its model (CoordinatorOptions).
   BlockQuota QuotaOf(const SessionRecord& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // CheckQuota for `session`'s tenant, the message naming tenant and model.
+  // BlockManager::CheckQuota for `session`'s tenant, the message naming tenant and model.
   absl::Status CheckQuota(const SessionRecord& session, absl::Span<const BlockId> matched,
-                          int32_t fresh, int32_t releasing) const
+                          int32_t fresh, int32_t releasing, int32_t uncovering) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Where the session may match cached blocks: its own namespace, then the public one.
   std::vector<NamespaceId> MatchNamespaces(const SessionRecord& session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The retained sessions (oldest deadline first) whose eviction makes room for `fresh` blocks
-  // beside `matched` for `session`, none when there is room; RESOURCE_EXHAUSTED when even
-  // evicting all of them (or none, if configured so) leaves too few.
+  // The retained sessions whose eviction makes room for `fresh` blocks beside `matched` for
+  // `session` (which gives back `releasing` blocks it reserved first), none when there is
+  // room: first the tenant's own (oldest deadline first) while it would be over its quota,
+  // then any of the model's while the pool is short. RESOURCE_EXHAUSTED when even evicting all
+  // of them (or none, if configured so) leaves the tenant over its quota or the pool short.
   absl::StatusOr<std::vector<SessionRecord*>> RetainedToEvict(const SessionRecord& session,
                                                               absl::Span<const BlockId> matched,
-                                                              int32_t fresh)
+                                                              int32_t fresh, int32_t releasing)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends `tokens`, written by the session's writer, to its history, and caches the blocks
   // they fill while the session's history stays a chain of cached blocks.

@@ -30,11 +30,8 @@ void Coordinator::ForkSession(const v1::ForkSessionRequest& request,
     const int32_t block_size = model.spec.block_size();
     const int32_t full = source.context_len() / block_size;
     const int32_t tail = source.context_len() % block_size;
-    if (absl::Status status = CheckQuota(source, {}, tail > 0 ? 1 : 0, 0); !status.ok()) {
-      return status;
-    }
     absl::StatusOr<std::vector<SessionRecord*>> evict =
-        RetainedToEvict(source, {}, tail > 0 ? 1 : 0);
+        RetainedToEvict(source, {}, tail > 0 ? 1 : 0, 0);
     if (!evict.ok()) return evict.status();
 
     // Nothing can fail from here on: apply.

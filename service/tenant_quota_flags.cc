@@ -10,8 +10,8 @@
 
 ABSL_FLAG(std::string, tenant_quotas, "",
           "per-tenant caps on the blocks of each model version a tenant's sessions may own, as "
-          "tenant=blocks,...; a tenant at its cap has its own cached blocks evicted, then gets "
-          "RESOURCE_EXHAUSTED (README: Security)");
+          "tenant=blocks,...; a tenant at its cap has its own cached blocks and retained sessions "
+          "evicted, then gets RESOURCE_EXHAUSTED (README: Security)");
 ABSL_FLAG(int32_t, default_tenant_quota, 0,
           "the cap for tenants --tenant_quotas does not list (0: no cap)");
 

@@ -107,11 +107,11 @@ absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fr
 }
 
 absl::Status BlockManager::CheckQuota(const BlockQuota& quota, absl::Span<const BlockId> matched,
-                                      int32_t fresh, int32_t releasing) const {
+                                      int32_t fresh, int32_t releasing, int32_t uncovering) const {
   const int32_t owned = OwnedBy(quota.owner) - releasing;
   const int64_t over = int64_t{owned} + fresh - quota.max_blocks;
   if (over <= 0) return absl::OkStatus();
-  const int64_t own = static_cast<int64_t>(OwnEvictable(quota.owner, matched).size());
+  const int64_t own = static_cast<int64_t>(OwnEvictable(quota.owner, matched).size()) + uncovering;
   if (over <= own) return absl::OkStatus();
   return absl::ResourceExhaustedError(
       absl::StrCat("quota: ", fresh, " more blocks would make ", owned + fresh,

@@ -88,10 +88,11 @@ class BlockManager {
                        const BlockQuota& quota = {});
 
   // Whether Reserve(matched, fresh, ..., quota) keeps `quota.owner` within its cap, once
-  // `releasing` of the blocks it owns are released first: RESOURCE_EXHAUSTED saying by how
-  // much it does not, OK otherwise. Changes nothing.
+  // `releasing` of the blocks it owns are freed and `uncovering` more of them become
+  // unreferenced cached blocks (their holders released first): RESOURCE_EXHAUSTED saying by
+  // how much it does not, OK otherwise. Changes nothing.
   absl::Status CheckQuota(const BlockQuota& quota, absl::Span<const BlockId> matched, int32_t fresh,
-                          int32_t releasing = 0) const;
+                          int32_t releasing = 0, int32_t uncovering = 0) const;
   // Blocks `owner` owns now.
   int32_t OwnedBy(NamespaceId owner) const;
 
@@ -135,6 +136,8 @@ class BlockManager {
   uint64_t generation(BlockId block) const { return blocks_[block].generation; }
   int32_t refcount(BlockId block) const { return blocks_[block].refs; }
   bool cached(BlockId block) const { return index_.Contains(block); }
+  // The namespace that owns `block` (meaningful while it is not free).
+  NamespaceId owner(BlockId block) const { return blocks_[block].owner; }
   int32_t num_blocks() const { return static_cast<int32_t>(blocks_.size()); }
   int32_t block_size() const { return block_size_; }
   const EvictionPolicy& policy() const { return *policy_; }

@@ -1,5 +1,5 @@
-// Tenant quotas at the coordinator: a tenant filling its cap has its own cached blocks evicted
-// and then is refused with RESOURCE_EXHAUSTED, while another tenant's cached prefix, retained
+// Tenant quotas at the coordinator: a tenant filling its cap has its own cached blocks, then its
+// own retained sessions, evicted and then is refused with RESOURCE_EXHAUSTED, while another tenant's cached prefix, retained
 // session and new sessions are untouched; the flags that configure quotas refuse bad entries.
 #include <optional>
 #include <string>
@@ -103,6 +103,27 @@ TEST_F(TenantQuotaTest, ATenantAtItsCapEvictsOnlyItsOwnAndIsThenRefused) {
   EXPECT_TRUE(retained_->TakeOver().ok());
   EXPECT_EQ(BystanderCached(), 8 * kBlockSize);
   EXPECT_EQ(harness_.Stats().cache().sessions_evicted(), 0);
+}
+
+TEST_F(TenantQuotaTest, ATenantAtItsCapGivesUpItsOwnOldestRetainedSessionFirst) {
+  StartBystander();
+  // Two retained conversations of 5 blocks each: 10 of the greedy tenant's 12, all held.
+  std::vector<SessionDriver> retained;
+  for (int i = 0; i < 2; ++i) {
+    retained.push_back(Open("greedy"));
+    ASSERT_TRUE(retained.back().Prefill(Tokens(i * 1000, 5 * kBlockSize)).ok());
+    ASSERT_TRUE(retained.back().EndTurn({}, absl::Minutes(5 + i)).ok());
+  }
+  // A third needs 5 more: the oldest retained one goes, the tenant's own, not the bystander's.
+  SessionDriver third = Open("greedy");
+  ASSERT_TRUE(third.Prefill(Tokens(9000, 5 * kBlockSize)).ok());
+  const absl::Status lost = retained[0].TakeOver();
+  EXPECT_EQ(lost.code(), absl::StatusCode::kFailedPrecondition) << lost;
+  EXPECT_THAT(lost.message(), HasSubstr("evicted"));
+  EXPECT_TRUE(retained[1].TakeOver().ok());
+  EXPECT_TRUE(retained_->TakeOver().ok());
+  EXPECT_EQ(BystanderCached(), 8 * kBlockSize);
+  EXPECT_EQ(harness_.Stats().cache().sessions_evicted(), 1);
 }
 
 class NoQuotaTest : public TenantQuotaTest {
