@@ -1,6 +1,7 @@
 // Tenant quotas at the coordinator: a tenant filling its cap has its own cached blocks, then its
-// own retained sessions, evicted and then is refused with RESOURCE_EXHAUSTED, while another tenant's cached prefix, retained
-// session and new sessions are untouched; the flags that configure quotas refuse bad entries.
+// own retained sessions, evicted and then is refused with RESOURCE_EXHAUSTED, while another
+// tenant's cached prefix, retained session and new sessions are untouched; the flags that
+// configure quotas refuse bad entries.
 #include <optional>
 #include <string>
 #include <vector>
