@@ -401,11 +401,13 @@ absl::StatusOr<std::vector<SessionRecord*>> Coordinator::RetainedToEvict(
   // (not those this Extend takes), free again or left cached; of the tenant's own blocks, how
   // many would be freed (`releasing`) and how many left cached for its quota to evict.
   std::vector<SessionRecord*> victims;
+  absl::flat_hash_set<const SessionRecord*> chosen;
   absl::flat_hash_map<BlockId, int32_t> dropped;
   const absl::flat_hash_set<BlockId> taken(matched.begin(), matched.end());
   int32_t uncovering = 0;
   const auto evict = [&](SessionRecord* retained) {
     victims.push_back(retained);
+    chosen.insert(retained);
     for (BlockId block : retained->blocks) {
       if (++dropped[block] != blocks.refcount(block) || taken.contains(block)) continue;
       ++available;
@@ -416,21 +418,21 @@ absl::StatusOr<std::vector<SessionRecord*>> Coordinator::RetainedToEvict(
   const std::vector<SessionRecord*> retained = options_.evict_retained_sessions
                                                    ? sessions_.RetainedOldestFirst()
                                                    : std::vector<SessionRecord*>();
-  absl::Status quota = CheckQuota(session, matched, fresh, releasing, uncovering);
+  // The tenant's own retained sessions while it is over its quota (computed once: evicting them
+  // changes only what they release or uncover).
+  const int64_t shortfall = session.model->blocks.QuotaShortfall(QuotaOf(session), matched, fresh);
+  const auto over_quota = [&] { return shortfall - releasing - uncovering > 0; };
   for (SessionRecord* candidate : retained) {
-    if (quota.ok()) break;
-    if (candidate == &session || candidate->ns != session.ns) continue;
-    evict(candidate);
-    quota = CheckQuota(session, matched, fresh, releasing, uncovering);
+    if (!over_quota()) break;
+    if (candidate != &session && candidate->ns == session.ns) evict(candidate);
   }
-  if (!quota.ok()) return quota;
+  if (over_quota()) return CheckQuota(session, matched, fresh, releasing, uncovering);
+  // Then any of the model's while the pool is short.
   for (SessionRecord* candidate : retained) {
     if (fresh <= available) return victims;
-    if (candidate == &session || candidate->model != session.model ||
-        std::find(victims.begin(), victims.end(), candidate) != victims.end()) {
-      continue;
+    if (candidate != &session && candidate->model == session.model && !chosen.contains(candidate)) {
+      evict(candidate);
     }
-    evict(candidate);
   }
   if (fresh <= available) return victims;
   return absl::ResourceExhaustedError(absl::StrCat(

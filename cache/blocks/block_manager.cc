@@ -70,10 +70,10 @@ absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fr
                      " are free or evictable (", static_cast<int32_t>(free_.size()), " free, ",
                      cached_unreferenced_ - revived, " cached)"));
   }
-  if (absl::Status status = CheckQuota(quota, matched, fresh); !status.ok()) return status;
-  const int32_t over = OwnedBy(quota.owner) + fresh - quota.max_blocks;
+  const int64_t over = int64_t{OwnedBy(quota.owner)} + fresh - quota.max_blocks;
   const std::vector<BlockId> own =
       over > 0 ? OwnEvictable(quota.owner, matched) : std::vector<BlockId>();
+  if (over > static_cast<int64_t>(own.size())) return CheckQuota(quota, matched, fresh);
   for (BlockId block : matched) {
     Block& state = blocks_[block];
     if (state.refs++ == 0) {
@@ -84,7 +84,7 @@ absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fr
     policy_->Touch(block);
     blocks->push_back(block);
   }
-  for (int32_t i = 0; i < over; ++i) {
+  for (int64_t i = 0; i < over; ++i) {
     const NamespaceId ns = Evict(own[i]);
     if (evicted != nullptr) evicted->push_back(ns);
   }
@@ -108,15 +108,22 @@ absl::Status BlockManager::Reserve(absl::Span<const BlockId> matched, int32_t fr
 
 absl::Status BlockManager::CheckQuota(const BlockQuota& quota, absl::Span<const BlockId> matched,
                                       int32_t fresh, int32_t releasing, int32_t uncovering) const {
+  if (QuotaShortfall(quota, matched, fresh) - releasing - uncovering <= 0) {
+    return absl::OkStatus();
+  }
   const int32_t owned = OwnedBy(quota.owner) - releasing;
-  const int64_t over = int64_t{owned} + fresh - quota.max_blocks;
-  if (over <= 0) return absl::OkStatus();
   const int64_t own = static_cast<int64_t>(OwnEvictable(quota.owner, matched).size()) + uncovering;
-  if (over <= own) return absl::OkStatus();
   return absl::ResourceExhaustedError(
       absl::StrCat("quota: ", fresh, " more blocks would make ", owned + fresh,
                    ", over the cap of ", quota.max_blocks, ", and only ", own,
                    " of those held are cached ones that can be evicted; end or close sessions"));
+}
+
+int64_t BlockManager::QuotaShortfall(const BlockQuota& quota, absl::Span<const BlockId> matched,
+                                     int32_t fresh) const {
+  const int64_t over = int64_t{OwnedBy(quota.owner)} + fresh - quota.max_blocks;
+  if (over <= 0) return over;
+  return over - static_cast<int64_t>(OwnEvictable(quota.owner, matched).size());
 }
 
 int32_t BlockManager::OwnedBy(NamespaceId owner) const {

@@ -93,6 +93,11 @@ class BlockManager {
   // how much it does not, OK otherwise. Changes nothing.
   absl::Status CheckQuota(const BlockQuota& quota, absl::Span<const BlockId> matched, int32_t fresh,
                           int32_t releasing = 0, int32_t uncovering = 0) const;
+  // How many of `quota.owner`'s blocks Reserve(matched, fresh, ..., quota) would still be over
+  // its cap after evicting every cached block of its own it may: <= 0 when it fits. Each block
+  // released or uncovered first (CheckQuota) takes one off. Changes nothing.
+  int64_t QuotaShortfall(const BlockQuota& quota, absl::Span<const BlockId> matched,
+                         int32_t fresh) const;
   // Blocks `owner` owns now.
   int32_t OwnedBy(NamespaceId owner) const;
 
