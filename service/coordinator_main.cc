@@ -5,7 +5,8 @@
 //
 // Shards (kvtier-shard --coordinator=HOST:50051) join and are given head ranges; front-ends
 // connect with the client library. Runs until SIGTERM or SIGINT. --credentials_file turns
-// authentication on, --tls_cert_file TLS (README: Security).
+// authentication on, --tls_cert_file TLS (README: Security); --metrics_listen serves Prometheus
+// metrics.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -14,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
 #include "proto/wire/command_line.h"
+#include "proto/wire/metrics_flags.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/security_flags.h"
 #include "proto/wire/stop_signals.h"
@@ -64,6 +66,14 @@ int main(int argc, char** argv) {
   }
   options.coordinator.shard_channels = *std::move(shard_channels);
 
+  absl::StatusOr<std::unique_ptr<kvtier::Metrics>> metrics = kvtier::MetricsFromFlags();
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "kvtier-coordinator: %s\n",
+                 std::string(metrics.status().message()).c_str());
+    return 2;
+  }
+  options.metrics = metrics->get();
+
   std::vector<kvtier::v1::ModelSpec> models;
   if (const std::string text = absl::GetFlag(FLAGS_model); !text.empty()) {
     absl::StatusOr<kvtier::v1::ModelSpec> model = kvtier::ParseModelSpec(text);
@@ -90,6 +100,9 @@ int main(int argc, char** argv) {
   }
   std::printf("kvtier-coordinator: serving on %s, %zu model(s)\n", (*server)->address().c_str(),
               models.size());
+  if ((*metrics)->port() != 0) {
+    std::printf("kvtier-coordinator: metrics on port %d, at /metrics\n", (*metrics)->port());
+  }
   std::fflush(stdout);
 
   const int signal = stop_signals.Wait();

@@ -7,12 +7,27 @@
 #include "proto/wire/listen_address.h"
 #include "proto/wire/log.h"
 #include "proto/wire/server_builder.h"
+#include "service/coordinator_metrics.h"
 
 namespace kvtier {
+namespace {
+
+// The tenants the coordinator's metrics name: those with a quota of their own.
+absl::flat_hash_set<std::string> TenantLabels(const CoordinatorOptions& options) {
+  absl::flat_hash_set<std::string> tenants;
+  for (const auto& [tenant, quota] : options.tenant_quotas) tenants.insert(tenant);
+  return tenants;
+}
+
+}  // namespace
 
 CoordinatorServer::CoordinatorServer(const CoordinatorServerOptions& options)
     : options_(options),
+      own_metrics_(options.metrics == nullptr ? std::make_unique<Metrics>() : nullptr),
+      metrics_(options.metrics == nullptr ? own_metrics_.get() : options.metrics),
       coordinator_(options.coordinator),
+      collected_(metrics_->Collect(
+          std::make_shared<CoordinatorMetrics>(&coordinator_, TenantLabels(options.coordinator)))),
       session_service_(&coordinator_, Authorizer(options.security.principals)),
       admin_service_(&coordinator_, Authorizer(options.security.principals)),
       registry_service_(&coordinator_, Authorizer(options.security.principals)) {}
@@ -23,7 +38,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   absl::StatusOr<StartedServer> started =
       StartServer("listen_address", options.listen_address, options.max_message_bytes,
                   {&server->session_service_, &server->admin_service_, &server->registry_service_},
-                  options.security);
+                  options.security, server->metrics_);
   if (!started.ok()) return started.status();
   server->server_ = std::move(started->server);
   server->health_ = std::make_unique<ServingHealth>(

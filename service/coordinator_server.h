@@ -3,7 +3,9 @@
 // silent shards and expired sessions and keeps health current: the server and its
 // SessionService are SERVING once some model can open sessions, the registry and the admin
 // plane from the start, and nothing once Shutdown begins (readiness is looked at every sweep,
-// half a heartbeat interval). Used by kvtier-coordinator, kvtier-local and the tests.
+// half a heartbeat interval). Its calls are timed into its metrics, and its stats exported
+// there at every scrape (coordinator_metrics.h). Used by kvtier-coordinator, kvtier-local and the
+// tests.
 //
 // Thread-safe; Shutdown (also run by the destructor) stops serving and joins the sweeper.
 #ifndef KVTIER_SERVICE_COORDINATOR_SERVER_H_
@@ -16,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/server.h"
+#include "proto/wire/metrics.h"
 #include "proto/wire/security_config.h"
 #include "proto/wire/serving_health.h"
 #include "service/admin_service.h"
@@ -31,6 +34,8 @@ struct CoordinatorServerOptions {
   // coordinator.shard_channels.
   ServerSecurity security;
   CoordinatorOptions coordinator;
+  // Where its metrics go (it must outlive the server); null: metrics of its own, not served.
+  Metrics* metrics = nullptr;
 };
 
 class CoordinatorServer {
@@ -51,7 +56,10 @@ class CoordinatorServer {
   void SweepUntilShutdown();
 
   const CoordinatorServerOptions options_;
+  const std::unique_ptr<Metrics> own_metrics_;  // when options_.metrics is null
+  Metrics* const metrics_;
   Coordinator coordinator_;
+  const std::unique_ptr<Metrics::Collected> collected_;  // the coordinator's stats
   SessionServiceImpl session_service_;
   AdminServiceImpl admin_service_;
   ShardRegistryImpl registry_service_;

@@ -25,7 +25,11 @@ grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* AttentionServiceImpl
         absl::StrCat("Step: this shard serves at most ", max_streams_,
                      " concurrent streams (max_streams); try again later")));
   }
-  return new StepStream(state_, executor_, [this] { streams_.fetch_sub(1); });
+  metrics_->StreamOpened();
+  return new StepStream(state_, executor_, metrics_, [this] {
+    metrics_->StreamClosed();
+    streams_.fetch_sub(1);
+  });
 }
 
 }  // namespace kvtier

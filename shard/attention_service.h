@@ -2,7 +2,7 @@
 // on gRPC's callback API. Each Step stream is a StepStream (step_stream.h), whose attention
 // work runs on the shard's bounded StepExecutor: no thread per stream. At most `max_streams`
 // streams are served at once; one more is refused at once with RESOURCE_EXHAUSTED, naming the
-// limit, and the others carry on.
+// limit, and the others carry on. Streams and steps are counted in the shard's metrics.
 //
 // Thread-safe: the stream count is an atomic; the shared ShardState is thread-safe.
 #ifndef KVTIER_SHARD_ATTENTION_SERVICE_H_
@@ -12,6 +12,7 @@
 
 #include "grpcpp/grpcpp.h"
 #include "kvtier/v1/attention.grpc.pb.h"
+#include "shard/shard_metrics.h"
 #include "shard/shard_state.h"
 #include "shard/step_executor.h"
 
@@ -19,9 +20,10 @@ namespace kvtier {
 
 class AttentionServiceImpl final : public v1::AttentionService::CallbackService {
  public:
-  // `state` and `executor` must outlive the service and its streams.
-  AttentionServiceImpl(const ShardState* state, StepExecutor* executor, int max_streams)
-      : state_(state), executor_(executor), max_streams_(max_streams) {}
+  // `state`, `executor` and `metrics` must outlive the service and its streams.
+  AttentionServiceImpl(const ShardState* state, StepExecutor* executor, ShardMetrics* metrics,
+                       int max_streams)
+      : state_(state), executor_(executor), metrics_(metrics), max_streams_(max_streams) {}
 
   grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* Step(
       grpc::CallbackServerContext* context) override;
@@ -29,6 +31,7 @@ class AttentionServiceImpl final : public v1::AttentionService::CallbackService 
  private:
   const ShardState* const state_;
   StepExecutor* const executor_;
+  ShardMetrics* const metrics_;
   const int max_streams_;
   std::atomic<int> streams_{0};
 };

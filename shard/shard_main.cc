@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "proto/wire/command_line.h"
+#include "proto/wire/metrics_flags.h"
 #include "proto/wire/security_flags.h"
 #include "proto/wire/stop_signals.h"
 #include "shard/shard_server.h"
@@ -100,7 +101,8 @@ int Main(int argc, char** argv) {
       "the kvtier shard worker: holds K/V head ranges and serves kvtier.v1.AttentionService.\n"
       "Usage: kvtier-shard [--listen=host:port] [--advertise=host:port] "
       "[--coordinator=host:port] [--device=cpu|cuda:N] [--capacity_gib=G] [--threads=N] "
-      "[--max_message_mib=M] [--credentials_file=F --token_file=F] [--tls_*_file=F]");
+      "[--max_message_mib=M] [--credentials_file=F --token_file=F] [--tls_*_file=F] "
+      "[--metrics_listen=host:port]");
   if (positional.size() > 1) {
     return Fail(absl::InvalidArgumentError(
                     absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)")),
@@ -111,6 +113,9 @@ int Main(int argc, char** argv) {
 
   StopSignals stop_signals;  // before any thread starts
 
+  absl::StatusOr<std::unique_ptr<Metrics>> metrics = MetricsFromFlags();
+  if (!metrics.ok()) return Fail(metrics.status(), kExitBadUsage);
+  options->metrics = metrics->get();
   absl::StatusOr<std::unique_ptr<ShardServer>> server = ShardServer::Start(*options);
   if (!server.ok()) {
     return Fail(server.status(),
@@ -119,6 +124,9 @@ int Main(int argc, char** argv) {
   std::printf("kvtier-shard: serving on %s, pools on %s, coordinator %s\n",
               (*server)->address().c_str(), options->device.Name().c_str(),
               options->coordinator_address.c_str());
+  if ((*metrics)->port() != 0) {
+    std::printf("kvtier-shard: metrics on port %d, at /metrics\n", (*metrics)->port());
+  }
   std::fflush(stdout);
 
   const int signal = stop_signals.Wait();

@@ -49,9 +49,10 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
   }
 
   auto shard = std::unique_ptr<ShardServer>(new ShardServer(options));
-  absl::StatusOr<StartedServer> started = StartServer(
-      "listen_address", options.listen_address, options.max_message_bytes,
-      {&shard->service_, &shard->transfer_service_, &shard->control_service_}, options.security);
+  absl::StatusOr<StartedServer> started =
+      StartServer("listen_address", options.listen_address, options.max_message_bytes,
+                  {&shard->service_, &shard->transfer_service_, &shard->control_service_},
+                  options.security, shard->metrics_);
   if (!started.ok()) return started.status();
   shard->server_ = std::move(started->server);
   shard->health_ = std::make_unique<ServingHealth>(
@@ -84,10 +85,13 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
 }
 
 ShardServer::ShardServer(const ShardServerOptions& options)
-    : threads_(options.device.kind == PoolDevice::Kind::kCpu ? options.attention_threads : 1),
+    : own_metrics_(options.metrics == nullptr ? std::make_unique<Metrics>() : nullptr),
+      metrics_(options.metrics == nullptr ? own_metrics_.get() : options.metrics),
+      shard_metrics_(metrics_->registry()),
+      threads_(options.device.kind == PoolDevice::Kind::kCpu ? options.attention_threads : 1),
       state_(options.capacity_bytes, PoolFactoryFor(options.device, &threads_)),
       executor_(options.step_threads),
-      service_(&state_, &executor_, options.max_streams),
+      service_(&state_, &executor_, &shard_metrics_, options.max_streams),
       transfer_service_(&state_,
                         BlockTransferOptions{.max_message_bytes = options.max_message_bytes,
                                              .default_deadline = absl::Minutes(5),

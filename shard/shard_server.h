@@ -6,7 +6,8 @@
 //
 // Health: the server and its AttentionService are SERVING once the shard is registered and
 // hosts its head ranges (ShardRegistration's on_readiness); ShardControlService and
-// BlockTransferService from the start; nothing once Shutdown or Kill begins.
+// BlockTransferService from the start; nothing once Shutdown or Kill begins. Its calls are
+// timed, and its steps counted, in its metrics (shard_metrics.h).
 //
 // Shutdown leaves the tier cleanly (deregisters, so the coordinator fails the shard's sessions
 // at once); Kill stops serving and heartbeating without a word and drops the pools, which is
@@ -27,6 +28,7 @@
 #include "absl/time/time.h"
 #include "cache/kv/thread_pool.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/wire/metrics.h"
 #include "proto/wire/security_config.h"
 #include "proto/wire/serving_health.h"
 #include "shard/attention_service.h"
@@ -34,6 +36,7 @@
 #include "shard/pool_device.h"
 #include "shard/registration.h"
 #include "shard/shard_control_service.h"
+#include "shard/shard_metrics.h"
 #include "shard/shard_state.h"
 #include "shard/step_executor.h"
 
@@ -68,6 +71,8 @@ struct ShardServerOptions {
   ServerSecurity security;
   // How its calls (registration, pulls from other shards) are secured: its credential.
   ChannelSecurity channels;
+  // Where its metrics go (it must outlive the server); null: metrics of its own, not served.
+  Metrics* metrics = nullptr;
 };
 
 class ShardServer {
@@ -106,7 +111,9 @@ class ShardServer {
   // Set by Start, before the server is handed out.
   int port_ = 0;
   std::string address_;
-
+  const std::unique_ptr<Metrics> own_metrics_;  // when the options name none
+  Metrics* const metrics_;
+  ShardMetrics shard_metrics_;
   ThreadPool threads_;  // outlives the pools that run attention on it
   ShardState state_;
   StepExecutor executor_;  // outlives the server, whose streams post to it

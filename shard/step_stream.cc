@@ -16,9 +16,9 @@ std::string SequenceField(int index) { return absl::StrCat("plan.sequences[", in
 
 }  // namespace
 
-StepStream::StepStream(const ShardState* state, StepExecutor* executor,
+StepStream::StepStream(const ShardState* state, StepExecutor* executor, ShardMetrics* metrics,
                        absl::AnyInvocable<void()> on_done)
-    : state_(state), executor_(executor), on_done_(std::move(on_done)) {
+    : state_(state), executor_(executor), metrics_(metrics), on_done_(std::move(on_done)) {
   StartRead(&request_);
 }
 
@@ -34,6 +34,7 @@ void StepStream::OnWriteDone(bool ok) {
 }
 
 void StepStream::OnDone() {
+  EndStep();
   std::move(on_done_)();
   delete this;
 }
@@ -41,7 +42,7 @@ void StepStream::OnDone() {
 void StepStream::Handle() {
   bool answer = false;
   if (absl::Status status = HandleRequest(answer); !status.ok()) {
-    step_.reset();
+    EndStep();
     return Finish(ToGrpcStatus(status));
   }
   if (answer) return StartWrite(&response_);
@@ -58,13 +59,28 @@ absl::Status StepStream::HandleRequest(bool& answer) {
   }
   answer = request_.has_layer();
   if (!answer) return absl::OkStatus();
+  const absl::Time start = absl::Now();
   if (absl::Status status = RunLayer(request_.layer()); !status.ok()) return status;
+  StepTally& tally = step_->tally;
+  tally.busy += absl::Now() - start;
+  tally.layers += 1;
+  tally.kv_bytes += request_.layer().k().size() + request_.layer().v().size();
+  // The last layer completes a step: recorded now, before its answer is sent.
+  if (request_.layer().layer() == step_->hosted.model->spec().num_layers() - 1) {
+    metrics_->RecordStep(tally);
+    tally = {};
+  }
   response_.set_layer(request_.layer().layer());
   return absl::OkStatus();
 }
 
-absl::Status StepStream::Begin(v1::StepPlan plan) {
+void StepStream::EndStep() {
+  if (step_.has_value()) metrics_->RecordStep(step_->tally);  // what ran of a step cut short
   step_.reset();
+}
+
+absl::Status StepStream::Begin(v1::StepPlan plan) {
+  EndStep();
   absl::StatusOr<ShardState::Hosted> hosted = state_->Find("plan.model", plan.model());
   if (!hosted.ok()) return hosted.status();
   HostedModel& model = *hosted->model;

@@ -7,7 +7,10 @@
 //
 // Reactions never block: OnReadDone posts the message to the StepExecutor, whose thread does
 // the work and starts the write; OnWriteDone starts the next read. The stream deletes itself
-// when gRPC is done with it (OnDone), calling `on_done` first.
+// when gRPC is done with it (OnDone), calling `on_done` first. Each step's busy time, layers
+// and K/V bytes are summed as it runs and recorded in the shard's metrics when its last layer
+// is done (or, for a step cut short, when the next plan, an error or the stream's end drops
+// it).
 //
 // Thread-safe by construction: at most one of a read, a queued or running task, or a write is
 // outstanding at a time, each started by the one before, so the step state is touched by one
@@ -24,6 +27,7 @@
 #include "grpcpp/support/server_callback.h"
 #include "kvtier/v1/attention.pb.h"
 #include "shard/hosted_model.h"
+#include "shard/shard_metrics.h"
 #include "shard/shard_state.h"
 #include "shard/step_batch.h"
 #include "shard/step_executor.h"
@@ -32,8 +36,9 @@ namespace kvtier {
 
 class StepStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse> {
  public:
-  // `state` and `executor` must outlive the stream.
-  StepStream(const ShardState* state, StepExecutor* executor, absl::AnyInvocable<void()> on_done);
+  // `state`, `executor` and `metrics` must outlive the stream.
+  StepStream(const ShardState* state, StepExecutor* executor, ShardMetrics* metrics,
+             absl::AnyInvocable<void()> on_done);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -45,6 +50,7 @@ class StepStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::Ste
     ShardState::Hosted hosted;
     v1::StepPlan plan;
     StepBatch batch;
+    StepTally tally = {};
   };
 
   // On the executor: the message in request_.
@@ -53,9 +59,12 @@ class StepStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::Ste
   absl::Status Begin(v1::StepPlan plan);
   // One layer of the current step: checks, writes the new K/V, attends into response_.
   absl::Status RunLayer(const v1::LayerTensors& layer);
+  // Records the current step, if any, in the metrics and drops it.
+  void EndStep();
 
   const ShardState* const state_;
   StepExecutor* const executor_;
+  ShardMetrics* const metrics_;
   absl::AnyInvocable<void()> on_done_;
   v1::StepRequest request_;
   v1::StepResponse response_;

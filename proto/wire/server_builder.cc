@@ -6,7 +6,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -16,6 +19,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "proto/wire/listen_address.h"
+#include "proto/wire/rpc_metrics.h"
 #include "proto/wire/transport_security.h"
 
 namespace kvtier {
@@ -76,7 +80,7 @@ absl::Status BindFailure(absl::string_view field, const std::string& address,
 absl::StatusOr<StartedServer> StartServer(absl::string_view field,
                                           const std::string& listen_address, int max_message_bytes,
                                           absl::Span<grpc::Service* const> services,
-                                          const ServerSecurity& security) {
+                                          const ServerSecurity& security, Metrics* metrics) {
   absl::StatusOr<HostPort> listen = ParseHostPort(field, listen_address);
   if (!listen.ok()) return listen.status();
   if (absl::Status status = CheckServerSecurity(security); !status.ok()) return status;
@@ -88,6 +92,11 @@ absl::StatusOr<StartedServer> StartServer(absl::string_view field,
   builder.SetMaxReceiveMessageSize(max_message_bytes);
   builder.SetMaxSendMessageSize(max_message_bytes);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  if (metrics != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> timing;
+    timing.push_back(RpcMetricsInterceptors(metrics->registry()));
+    builder.experimental().SetInterceptorCreators(std::move(timing));
+  }
   started.server = builder.BuildAndStart();
   if (started.server == nullptr || started.port == 0) {
     return BindFailure(field, listen_address, *listen);

@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "proto/wire/command_line.h"
+#include "proto/wire/metrics_flags.h"
 #include "proto/wire/model_spec.h"
 #include "proto/wire/security_flags.h"
 #include "proto/wire/stop_signals.h"
@@ -82,6 +84,13 @@ int main(int argc, char** argv) {
       threads > 0 ? threads
                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / shards);
 
+  absl::StatusOr<std::unique_ptr<kvtier::Metrics>> metrics = kvtier::MetricsFromFlags();
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "kvtier-local: %s\n", std::string(metrics.status().message()).c_str());
+    return 2;
+  }
+  options.metrics = metrics->get();
+
   absl::StatusOr<std::unique_ptr<kvtier::LocalTier>> tier = kvtier::LocalTier::Start(options);
   if (!tier.ok()) {
     std::fprintf(stderr, "kvtier-local: %s\n", tier.status().ToString().c_str());
@@ -95,6 +104,10 @@ int main(int argc, char** argv) {
       device->Name().c_str());
   for (int i = 0; i < (*tier)->num_shards(); ++i) {
     std::printf("kvtier-local: shard %d %s\n", i, (*tier)->shard_address(i).c_str());
+  }
+  if ((*metrics)->port() != 0) {
+    std::printf("kvtier-local: metrics of the whole tier on port %d, at /metrics\n",
+                (*metrics)->port());
   }
   std::fflush(stdout);
   if (const std::string path = absl::GetFlag(FLAGS_address_file); !path.empty()) {

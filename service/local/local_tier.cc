@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<LocalTier>> LocalTier::Start(const LocalTierOptio
   coordinator.listen_address = absl::StrCat(options.host, ":", options.coordinator_port);
   coordinator.max_message_bytes = options.max_message_bytes;
   coordinator.security = tier->security_;
+  coordinator.metrics = options.metrics;
   coordinator.coordinator = options.coordinator;
   coordinator.coordinator.shard_channels = tier->coordinator_channels_;
   absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(coordinator);
@@ -87,6 +88,7 @@ absl::StatusOr<std::unique_ptr<ShardServer>> LocalTier::StartShard(
   shard.attention_threads = options_.attention_threads_per_shard;
   shard.max_message_bytes = options_.max_message_bytes;
   shard.security = security_;
+  shard.metrics = options_.metrics;
   shard.channels = shard_channels_;
   absl::StatusOr<std::unique_ptr<ShardServer>> server = ShardServer::Start(shard);
   if (!server.ok()) return server.status();

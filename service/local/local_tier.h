@@ -6,6 +6,7 @@
 // tokens of its own for its shards (role shard) and its coordinator (role coordinator) and adds
 // them to those principals, so the caller lists only front-ends and operators; with TLS, the
 // tier's own calls verify its servers with the same roots (the certificate must name the host).
+// With `metrics`, the coordinator and every shard count into it (one scrape shows the tier).
 //
 // Thread-compatible: one thread drives it (the servers inside are thread-safe).
 #ifndef KVTIER_SERVICE_LOCAL_LOCAL_TIER_H_
@@ -19,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kvtier/v1/common.pb.h"
+#include "proto/wire/metrics.h"
 #include "proto/wire/security_config.h"
 #include "service/coordinator_server.h"
 #include "shard/pool_device.h"
@@ -41,6 +43,8 @@ struct LocalTierOptions {
   int max_message_bytes = 256 << 20;
   absl::Duration start_timeout = absl::Seconds(30);
   ServerSecurity security;
+  // Where every server's metrics go (it must outlive the tier); null: each its own, not served.
+  Metrics* metrics = nullptr;
 };
 
 class LocalTier {

@@ -1,0 +1,53 @@
+// ShardMetrics: a shard's data-plane families.
+//   kvtier_shard_step_seconds             histogram: per step, the shard's busy time on it (its
+//                                         layers' checks, K/V writes and attention, summed)
+//   kvtier_shard_layers_total             counter: layer messages attended
+//   kvtier_shard_kv_bytes_written_total   counter: new K and V bytes written to the pools
+//   kvtier_shard_streams                  gauge: Step streams open
+// A step's figures are summed by the stream (StepTally) and recorded once, when the step's last
+// layer is done, so the hot path takes no lock per layer. Several shards in one process
+// (kvtier-local) share one set of series; a multi-process tier's scrape target tells its shards
+// apart.
+//
+// Thread-safe: prometheus-cpp's metrics are.
+#ifndef KVTIER_SHARD_SHARD_METRICS_H_
+#define KVTIER_SHARD_SHARD_METRICS_H_
+
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace kvtier {
+
+// One step's figures, so far.
+struct StepTally {
+  absl::Duration busy;
+  int64_t layers = 0;
+  int64_t kv_bytes = 0;
+};
+
+class ShardMetrics {
+ public:
+  // Counts into `registry`, which must outlive this object.
+  explicit ShardMetrics(prometheus::Registry& registry);
+
+  // A step that ended (a step with no layer is not counted).
+  void RecordStep(const StepTally& step);
+
+  void StreamOpened() { streams_.Increment(); }
+  void StreamClosed() { streams_.Decrement(); }
+
+ private:
+  prometheus::Histogram& step_seconds_;
+  prometheus::Counter& layers_;
+  prometheus::Counter& kv_bytes_;
+  prometheus::Gauge& streams_;
+};
+
+}  // namespace kvtier
+
+#endif  // KVTIER_SHARD_SHARD_METRICS_H_
