@@ -9,18 +9,9 @@
 // --namespace: the release's namespace; --monitoring: the render was given the monitoring.coreos.com/v1 API.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Failures, flag, importTool, loadManifests, matches, podTemplates } from './manifests.mjs';
+import { binary, Failures, flag, importTool, kHealth, loadManifests, matches, podTemplates } from './manifests.mjs';
 
 const { load } = await importTool('js-yaml/dist/js-yaml.mjs');
-
-// Health service names each server registers (proto/wire/serving_health.h): those that turn
-// SERVING only once ready, and those SERVING from the start.
-const kHealth = {
-  'kvtier-coordinator': { ready: ['', 'kvtier.v1.SessionService'],
-                          always: ['kvtier.v1.AdminService', 'kvtier.v1.ShardRegistryService'] },
-  'kvtier-shard': { ready: ['', 'kvtier.v1.AttentionService'],
-                    always: ['kvtier.v1.ShardControlService', 'kvtier.v1.BlockTransferService'] },
-};
 
 function merge(base, over) {
   if (typeof base !== 'object' || typeof over !== 'object' || !base || !over ||
@@ -51,7 +42,6 @@ const shard = podOf('shard');
 const smoke = podOf('smoke-load');
 const services = all.filter((d) => d.kind === 'Service');
 const secrets = all.filter((d) => d.kind === 'Secret');
-const binary = (pod, c) => c.command?.[0] ?? c.image.split('/').pop().split(':')[0];
 
 for (const [name, pod] of Object.entries({ coordinator, shard, smoke })) {
   f.check(pod, `no ${name} pod template rendered`);
@@ -109,7 +99,7 @@ for (const pod of pods) {
 // probes speak plaintext).
 for (const pod of [coordinator, shard]) {
   const c = pod.podSpec.containers[0];
-  const health = kHealth[binary(pod, c)];
+  const health = kHealth[binary(c)];
   const ports = c.ports ?? [];
   for (const [kind, names] of [['readinessProbe', health.ready], ['livenessProbe', health.always]]) {
     const probe = c[kind];
@@ -200,7 +190,7 @@ f.check(!JSON.stringify(coordinator.podSpec.containers[0].resources).includes(gp
 const smokeArgs = smoke.podSpec.containers[0].args;
 f.check(smoke.owner.metadata.annotations?.['helm.sh/hook'] === 'test', 'smoke pod: not a helm test');
 f.check(smoke.podSpec.restartPolicy === 'Never', 'smoke pod: restarts');
-f.check(binary(smoke, smoke.podSpec.containers[0]) === 'kvtier-load', 'smoke pod: not kvtier-load');
+f.check(binary(smoke.podSpec.containers[0]) === 'kvtier-load', 'smoke pod: not kvtier-load');
 const [api] = resolve(flag(smokeArgs, 'coordinator'), 'smoke --coordinator');
 f.check(api && !api.spec.publishNotReadyAddresses && matches(api.spec.selector, coordinator.labels),
         `smoke --coordinator: ${api?.metadata.name} must be the coordinator's ready-gated Service`);

@@ -1,6 +1,6 @@
 // Shared by the chart's node checks: loading the packages install_chart_tools.sh put in the
-// tools dir (KVTIER_CHART_TOOLS), reading rendered manifests (multi-document YAML), and the
-// label matching Kubernetes does.
+// tools dir (KVTIER_CHART_TOOLS), reading rendered manifests (multi-document YAML), the health
+// service names of each server, and the label matching Kubernetes does.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,6 +29,15 @@ export function loadManifests(file) {
   return docs;
 }
 
+// Health service names each server registers (proto/wire/serving_health.h): those that turn
+// SERVING only once ready, and those SERVING from the start.
+export const kHealth = {
+  'kvtier-coordinator': { ready: ['', 'kvtier.v1.SessionService'],
+                          always: ['kvtier.v1.AdminService', 'kvtier.v1.ShardRegistryService'] },
+  'kvtier-shard': { ready: ['', 'kvtier.v1.AttentionService'],
+                    always: ['kvtier.v1.ShardControlService', 'kvtier.v1.BlockTransferService'] },
+};
+
 // Whether `labels` satisfy a matchLabels map (a Service's selector is one too).
 export function matches(matchLabels, labels) {
   return Object.entries(matchLabels ?? {}).every(([key, value]) => labels?.[key] === value);
@@ -46,6 +55,12 @@ export function podTemplates(docs) {
     }
   }
   return pods;
+}
+
+// The binary a container runs: its command, or its image's entrypoint, named as the image is
+// (kvtier-coordinator:TAG runs kvtier-coordinator).
+export function binary(container) {
+  return container.command?.[0] ?? container.image.split('/').pop().split(':')[0];
 }
 
 // The value of --name=VALUE among a container's args (undefined if absent).
