@@ -6,12 +6,13 @@
 # Kubernetes older than the chart's kubeVersion refused; `helm template` of every set for
 # several Kubernetes versions, with and without the Prometheus Operator's API, each document
 # validated against the API types (validate_manifests.mjs) and checked for what it means
-# (check_semantics.mjs); and those checks shown to fail on manifests broken on purpose.
+# (check_semantics.mjs); NOTES.txt rendered for every set; and those checks shown to fail on
+# manifests broken on purpose.
 # Installs its tools first (install_chart_tools.sh). Exits non-zero on the first failure.
 #   helm_chart_test.sh [--help]
 set -euo pipefail
 if [ "${1:-}" = --help ]; then
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -90,6 +91,23 @@ for set in "$chart"/ci/*.yaml; do
 done
 node "$here/validate_manifests.mjs" "${rendered[@]}" || fail "validate_manifests"
 checks=$((checks + 1))
+
+echo "== NOTES.txt renders for every set and tells how to reach the tier"
+# helm template leaves NOTES.txt out: a copy of the chart renders it as a template's text.
+notes_chart=$work/notes-chart
+cp -r "$chart" "$notes_chart"
+mv "$notes_chart/templates/NOTES.txt" "$notes_chart/NOTES.render"
+printf 'notes: |\n{{ tpl (.Files.Get "NOTES.render") . | indent 2 }}\n' \
+  >"$notes_chart/templates/notes-render.yaml"
+for set in "$chart"/ci/*.yaml; do
+  "$helm" template kvtier "$notes_chart" --namespace "$namespace" -f "$set" \
+    --show-only templates/notes-render.yaml >"$work/notes" 2>&1 ||
+    { cat "$work/notes"; fail "NOTES.txt for ${set#"$root"/}"; }
+  grep -qF "kvtier-coordinator.$namespace.svc.cluster.local:50051" "$work/notes" ||
+    { cat "$work/notes"; fail "NOTES.txt for ${set#"$root"/}: no coordinator address"; }
+  grep -q "helm test kvtier" "$work/notes" || fail "NOTES.txt for ${set#"$root"/}: no helm test"
+  checks=$((checks + 1))
+done
 
 echo "== the checks fail on manifests broken on purpose"
 # mutate SET SED-SCRIPT CHECKER EXPECTED: SET's rendering edited by SED-SCRIPT must make
