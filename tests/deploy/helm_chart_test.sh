@@ -33,8 +33,9 @@ fail() {
   exit 1
 }
 
-echo "== helm lint --strict over $(ls "$chart"/ci/*.yaml | wc -l) value sets"
-for set in "$chart"/ci/*.yaml; do
+sets=("$chart"/ci/*.yaml)
+echo "== helm lint --strict over ${#sets[@]} value sets"
+for set in "${sets[@]}"; do
   for kube in "${kube_versions[@]}"; do
     "$helm" lint --strict "$chart" -f "$set" --kube-version "$kube" >"$work/lint" 2>&1 ||
       { cat "$work/lint"; fail "helm lint --strict -f ${set#"$root"/} --kube-version $kube"; }
@@ -68,7 +69,7 @@ checks=$((checks + 1))
 
 echo "== helm template x ${#kube_versions[@]} Kubernetes versions x with/without $monitoring_api"
 rendered=()
-for set in "$chart"/ci/*.yaml; do
+for set in "${sets[@]}"; do
   name=$(basename "$set" .yaml)
   for kube in "${kube_versions[@]}"; do
     for api in with without; do
@@ -99,7 +100,7 @@ cp -r "$chart" "$notes_chart"
 mv "$notes_chart/templates/NOTES.txt" "$notes_chart/NOTES.render"
 printf 'notes: |\n{{ tpl (.Files.Get "NOTES.render") . | indent 2 }}\n' \
   >"$notes_chart/templates/notes-render.yaml"
-for set in "$chart"/ci/*.yaml; do
+for set in "${sets[@]}"; do
   "$helm" template kvtier "$notes_chart" --namespace "$namespace" -f "$set" \
     --show-only templates/notes-render.yaml >"$work/notes" 2>&1 ||
     { cat "$work/notes"; fail "NOTES.txt for ${set#"$root"/}"; }
@@ -133,6 +134,7 @@ mutate default-values 's/service: kvtier.v1.AttentionService/service: kvtier.v1.
   semantics 'is not one of'
 mutate default-values 's/port: 50051$/port: 50052/' semantics 'is not a declared containerPort'
 mutate default-values 's/targetPort: grpc/targetPort: grcp/' semantics 'targetPort grcp not declared'
+# shellcheck disable=SC2016 # $(POD_NAME) is Kubernetes' expansion, not the shell's
 mutate default-values 's/--advertise=$(POD_NAME)/--advertise=$(HOSTNAME)/' semantics \
   'expected its stable DNS name'
 mutate default-values '/--fail_on_errors/d' semantics 'fail on any error'
