@@ -10,10 +10,11 @@
 //
 // Exit status: 0 the run completed (errors of the tier are counted in the report), 1 it could
 // not run (tier unreachable, no such model, a report not written), 2 bad flags, 3 --verify
-// found a wrong output.
+// found a wrong output, 4 --fail_on_errors and the tier answered some call with an error.
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -94,6 +95,9 @@ ABSL_FLAG(absl::Duration, slice, absl::Seconds(1), "the time series' step");
 ABSL_FLAG(double, verify, 0,
           "this fraction of the conversations has every output checked against a CPU reference "
           "(dense attention over its whole history, double precision); a wrong one exits 3");
+ABSL_FLAG(bool, fail_on_errors, false,
+          "exit 4 when the tier answered any call with an error (counted in the report either "
+          "way), as a smoke test wants");
 ABSL_FLAG(uint64_t, seed, 1, "the workload's seed (token ids, lengths, q/k/v, arrivals)");
 ABSL_FLAG(absl::Duration, progress, absl::Seconds(1), "how often the progress line updates");
 ABSL_FLAG(std::string, json, "", "write the JSON report here");
@@ -105,6 +109,7 @@ namespace {
 constexpr int kCannotRun = 1;
 constexpr int kBadFlags = 2;
 constexpr int kWrongOutput = 3;
+constexpr int kTierErrors = 4;
 
 int Fail(int code, const absl::Status& status) {
   std::fprintf(stderr, "kvtier-load: %s\n", status.ToString().c_str());
@@ -260,6 +265,15 @@ int Main() {
                  static_cast<long long>(result->counts.verified_outputs));
     return kWrongOutput;
   }
+  if (absl::GetFlag(FLAGS_fail_on_errors) && !result->counts.errors.empty()) {
+    std::vector<std::string> counts;
+    for (const auto& [code, count] : result->counts.errors) {
+      counts.push_back(absl::StrCat(count, " ", code));
+    }
+    std::fprintf(stderr, "kvtier-load: --fail_on_errors: the tier answered with errors (%s)\n",
+                 absl::StrJoin(counts, ", ").c_str());
+    return kTierErrors;
+  }
   return 0;
 }
 
@@ -278,6 +292,7 @@ int main(int argc, char** argv) {
       "[--tenants=M --tenant_skew=S] [--slo=token_p99=20ms] [--json=PATH] [--html=PATH]\n"
       "  kvtier-load --coordinator=127.0.0.1:50051 --trace=PATH [--speedup=X] "
       "[--trace_length_scale=S] [--max_requests=N]\n"
-      "Exit status: 0 done, 1 could not run, 2 bad flags, 3 --verify found a wrong output.");
+      "Exit status: 0 done, 1 could not run, 2 bad flags, 3 --verify found a wrong output, 4 "
+      "--fail_on_errors and the tier answered with errors.");
   return kvtier::Main();
 }

@@ -119,6 +119,25 @@ TEST_F(LoadToolTest, VerifyPassesOnTheTierAndCatchesAWrongAnswer) {
   EXPECT_EQ(Number(ReadJson(json), "summary.verify.mismatches"), 1);
 }
 
+TEST_F(LoadToolTest, FailOnErrorsExitsFourOnlyWhenTheTierAnsweredWithAnError) {
+  // 40000 tokens of system prompt are more than the model's 2048 blocks of 16 hold.
+  std::vector<std::string> refused = {coordinator_flag(), "--sessions=1", "--turns=1",
+                                      "--system_tokens=40000", "--decode_tokens=1"};
+  const ChildRun counted = RunLoadTool(refused);
+  EXPECT_EQ(counted.exit_code, 0) << counted.errors;
+  EXPECT_THAT(counted.output, HasSubstr("errors: RESOURCE_EXHAUSTED 1"));
+
+  refused.push_back("--fail_on_errors");
+  const ChildRun failed = RunLoadTool(refused);
+  EXPECT_EQ(failed.exit_code, 4) << failed.output << failed.errors;
+  EXPECT_THAT(failed.errors,
+              HasSubstr("--fail_on_errors: the tier answered with errors (1 RESOURCE_EXHAUSTED)"));
+
+  const ChildRun clean = RunLoadTool(
+      {coordinator_flag(), "--sessions=1", "--turns=1", "--decode_tokens=2", "--fail_on_errors"});
+  EXPECT_EQ(clean.exit_code, 0) << clean.output << clean.errors;
+}
+
 TEST_F(LoadToolTest, BadFlagsAreRefusedNamingTheFlag) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--sessions=0", "--sessions: expected >= 1, got 0"},
@@ -156,8 +175,9 @@ TEST(LoadToolBinaryTest, HelpSaysSecurityHasNotLanded) {
   const ChildRun run = RunLoadTool({"--help"});
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_THAT(run.output, HasSubstr("Credentials per tenant have not landed"));
-  for (const char* flag : {"--session_rate", "--trace", "--speedup", "--trace_length_scale",
-                           "--max_requests", "--tenants", "--tenant_skew", "--slo"}) {
+  for (const char* flag :
+       {"--session_rate", "--trace", "--speedup", "--trace_length_scale", "--max_requests",
+        "--tenants", "--tenant_skew", "--slo", "--fail_on_errors"}) {
     EXPECT_THAT(run.output, HasSubstr(flag));
   }
   EXPECT_THAT(run.output, testing::Not(HasSubstr("test_corrupt_output")));
