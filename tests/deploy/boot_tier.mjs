@@ -296,6 +296,24 @@ if (good.exited.code !== 0 || !/errors: none/.test(good.output)) {
 }
 log(`helm test pod passed: ${good.output.split('\n').find((l) => l.startsWith('sessions ')) ?? ''}`);
 
+// Every server's metrics port, as Prometheus would scrape it: the coordinator counted the
+// load's prompt tokens and every shard attended layers.
+for (const run of tier) {
+  const container = run.pod.podSpec.containers[0];
+  const declared = (container.ports ?? []).find((p) => p.name === 'metrics');
+  if (!declared) continue;
+  const url = `http://127.0.0.1:${run.pod.ports[declared.containerPort]}/metrics`;
+  const text = await (await fetch(url)).text();
+  const family = run.pod.headless ? 'kvtier_shard_layers_total' : 'kvtier_prefix_lookup_tokens_total';
+  const values = [...text.matchAll(new RegExp(`^${family}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))]
+    .map((m) => Number(m[1]));
+  const sum = values.reduce((a, b) => a + b, 0);
+  if (!/^kvtier_build_info\{/m.test(text) || !(sum > 0)) {
+    fail(`${run.pod.name} ${url}: expected kvtier_build_info and ${family} > 0, got ${sum}`);
+  }
+  log(`${run.pod.name} metrics: ${family} ${sum}`);
+}
+
 const lost = tier.find((run) => run.pod.headless);
 stop(lost, 'SIGKILL');
 await waitExit(lost, 10000);

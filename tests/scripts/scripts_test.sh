@@ -3,7 +3,8 @@
 # install-deps, cmake, ctest and the binaries (placed where the build puts the real ones):
 # build/ is configured once, and afresh only when KVTIER_CMAKE_ARGS changes; scripts/build's
 # arguments go to `cmake --build`, scripts/test's to ctest (the fuzzers in build/fuzz run
-# only without arguments, or alone after --fuzz), scripts/demo's to both its kvtier-generate
+# only without arguments, or alone after --fuzz; the deploy tests in a phase of their own, or
+# alone after --deploy), scripts/demo's to both its kvtier-generate
 # runs, and the demo shows kvtier-local's stdout lines, not its log.
 #
 #   scripts_test.sh SOURCE_DIR KVTIER_LOCAL KVTIER_GENERATE   (binaries relative to build/)
@@ -71,11 +72,15 @@ scripts/test -j1 --repeat until-fail:3
 check "same options: no configure" \
   "install-deps " "cmake --build build" "$ctest -j1 --repeat until-fail:3"
 
-scripts/test
-check "no arguments: the suite, then the fuzzers, built in build/fuzz" \
-  "install-deps " "cmake --build build" "$ctest" \
+scripts/test >/dev/null
+check "no arguments: the suite but for the deploy tests, the fuzzers (built in build/fuzz), then the deploy tests" \
+  "install-deps " "cmake --build build" "$ctest -LE deploy" \
   "install-deps " "$configure_fuzz" "cmake --build build/fuzz --target kvtier_fuzzers" \
-  "$ctest_fuzz --timeout 325"
+  "$ctest_fuzz --timeout 325" "$ctest -L deploy"
+
+scripts/test --deploy -R Helm
+check "--deploy: the deploy tests alone, with the other arguments" \
+  "install-deps " "cmake --build build" "$ctest -L deploy -R Helm"
 
 KVTIER_FUZZ_SECONDS=60 scripts/test --fuzz -R Coordinator
 check "--fuzz: the fuzzers alone, with the other arguments" \
