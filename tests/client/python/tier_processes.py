@@ -2,7 +2,7 @@
 and N CPU shards in one process); ``Coordinator`` and ``Shard`` are ``kvtier-coordinator`` and
 ``kvtier-shard`` processes, for tests that kill a shard. The binaries' paths come from the
 environment (KVTIER_LOCAL_BIN, KVTIER_COORDINATOR_BIN, KVTIER_SHARD_BIN), which CMake sets.
-Each process logs to a file in its own temporary folder; ``stop`` ends it with SIGTERM.
+Each process writes its output to a file in its own temporary folder; ``stop`` ends it with SIGTERM.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ def binary(name: str) -> str:
 
 
 class Process:
-    """A child process whose stderr goes to a file that ``wait_for`` reads."""
+    """A child process whose output goes to a file that ``wait_for`` reads."""
 
     def __init__(self, args: Sequence[str], name: str) -> None:
         self.dir = tempfile.mkdtemp(prefix=f"kvtier-{name}-")
-        self.log_path = os.path.join(self.dir, "stderr.log")
+        self.log_path = os.path.join(self.dir, "output.log")
         self._log = open(self.log_path, "wb")
         self.args = list(args)
-        self.popen = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self._log)
+        self.popen = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT)
 
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as file:
