@@ -33,7 +33,6 @@ from grpc import _common
 from grpc._cython import cygrpc
 
 from kvtier.errors import DeadlineExceeded, Error, error_from_status
-from kvtier.v1 import attention_pb2
 
 _METHOD = b"/kvtier.v1.AttentionService/Step"
 _RESEND_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
@@ -43,12 +42,13 @@ _STATUS, _INITIAL_METADATA, _WRITE, _READ = "status", "initial_metadata", "write
 
 @dataclass
 class ShardExchange:
-    """One shard's part of a round trip: its address and request, then its answer or error."""
+    """One shard's part of a round trip: its address and serialized StepRequest, then its
+    serialized StepResponse or the error (wire.py encodes and decodes them)."""
 
     address: str
     context: str  # names the shard in errors: "shard 0 (127.0.0.1:1234)"
-    request: Optional[attention_pb2.StepRequest] = None
-    response: Optional[attention_pb2.StepResponse] = None
+    request: bytes = b""
+    response: Optional[bytes] = None
     error: Optional[Error] = None
 
 
@@ -147,7 +147,7 @@ class ShardStreams:
         for exchange in exchanges:
             exchange.response = None
             exchange.error = None
-            payload = exchange.request.SerializeToString()
+            payload = exchange.request
             with self._lock:
                 stream = self._streams.get(exchange.address)
             carried = stream is not None
@@ -160,7 +160,7 @@ class ShardStreams:
             while True:
                 answer = stream.answer()
                 if answer is not None:
-                    exchange.response = attention_pb2.StepResponse.FromString(answer)
+                    exchange.response = answer
                     on_answer(index)
                     break
                 self._drop(exchange.address, stream)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, List, NoReturn, Optional, Sequence
 import grpc
 import numpy as np
 
-from kvtier import tensors
+from kvtier import tensors, wire
 from kvtier.errors import Error, FailedPrecondition, InvalidArgument, ReprefillRequired, \
     Unavailable, make_error
 from kvtier.shard_streams import ShardExchange
@@ -32,6 +32,10 @@ from kvtier.v1 import attention_pb2
 if TYPE_CHECKING:
     from kvtier.client import _Connection
     from kvtier.session import Session
+
+
+def _contiguous(x: np.ndarray) -> np.ndarray:
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 class _Shard:
@@ -43,15 +47,17 @@ class _Shard:
         self.kv = slice(heads.kv_head_begin, heads.kv_head_end)
         self.q = slice(heads.kv_head_begin * group, heads.kv_head_end * group)
         self.out_shape = (num_tokens, self.q.stop - self.q.start, head_dim)
-        self.plan = attention_pb2.StepPlan()
-        self.plan.CopyFrom(plan)
-        self.plan.slot = endpoint.slot
-        shapes = self.plan.shapes
+        self.out_bytes = int(np.prod(self.out_shape)) * tensors.element_dtype(dtype).itemsize
+        own = attention_pb2.StepPlan()
+        own.CopyFrom(plan)
+        own.slot = endpoint.slot
+        shapes = own.shapes
         shapes.num_tokens = num_tokens
         shapes.num_kv_heads = self.kv.stop - self.kv.start
         shapes.num_q_heads = shapes.num_kv_heads * group
         shapes.head_dim = head_dim
         shapes.dtype = dtype
+        self.plan = wire.plan_field(own)  # sent with the step's first layer
 
 
 class Step:
@@ -127,16 +133,18 @@ class Step:
         v_elements = tensors.elements("v", v, dtype, self._kv_shape,
                                       "tokens, kv heads, head_dim")
         result, out_elements, deliver = tensors.output_like(q, dtype, self._q_shape, out)
+        layer = int(layer)
         for shard, exchange in zip(self._shards, self._exchanges):
-            tensors_ = attention_pb2.LayerTensors(
-                layer=int(layer), q=q_elements[:, shard.q].tobytes(),
-                k=k_elements[:, shard.kv].tobytes(), v=v_elements[:, shard.kv].tobytes())
-            exchange.request = attention_pb2.StepRequest(
-                plan=None if self._plan_sent else shard.plan, layer=tensors_)
+            # The shard's heads, gathered into the message (one copy; none before it when
+            # they are contiguous already, as in decode).
+            exchange.request = wire.step_request(
+                b"" if self._plan_sent else shard.plan, layer,
+                _contiguous(q_elements[:, shard.q]), _contiguous(k_elements[:, shard.kv]),
+                _contiguous(v_elements[:, shard.kv]))
         failures: List[Error] = []
 
         def assemble(index: int) -> None:
-            failure = self._assemble(index, int(layer), out_elements)
+            failure = self._assemble(index, layer, out_elements)
             if failure is not None:
                 failures.append(failure)
 
@@ -152,14 +160,19 @@ class Step:
     def _assemble(self, index: int, layer: int, out: np.ndarray) -> Optional[Error]:
         """Shard ``index``'s answer into its heads of ``out``."""
         shard = self._shards[index]
-        response = self._exchanges[index].response
-        expected = int(np.prod(shard.out_shape)) * self._element.itemsize
-        if response.layer != layer or len(response.out) != expected:
+        exchange = self._exchanges[index]
+        answer = exchange.response
+        try:
+            answered, offset, size = wire.step_response(answer)
+        except ValueError as error:
             return make_error(grpc.StatusCode.INTERNAL,
-                              f"{self._exchanges[index].context} answered layer "
-                              f"{response.layer} with {len(response.out)} bytes; expected layer "
-                              f"{layer}, {expected} bytes")
-        out[:, shard.q] = np.frombuffer(response.out, self._element).reshape(shard.out_shape)
+                              f"{exchange.context} answered a malformed message ({error})")
+        if answered != layer or size != shard.out_bytes:
+            return make_error(grpc.StatusCode.INTERNAL,
+                              f"{exchange.context} answered layer {answered} with {size} bytes; "
+                              f"expected layer {layer}, {shard.out_bytes} bytes")
+        out[:, shard.q] = np.frombuffer(answer, self._element, size // self._element.itemsize,
+                                        offset).reshape(shard.out_shape)
         return None
 
     def _shard_failure(self, index: int) -> Error:
