@@ -13,8 +13,8 @@ dropped, and the next round trip to its address opens a new one. A step's first 
 stream carried over from an earlier step is sent once more over a fresh stream when the old one
 proves broken before answering (UNAVAILABLE or CANCELLED: the connection was reset, or the
 shard restarted, while the stream was idle); that is safe because its K/V writes and attention
-repeat exactly. Past the step's deadline the watchdog cancels the set's streams, and the
-answers still owed fail with DEADLINE_EXCEEDED.
+repeat exactly. Past the step's deadline the watchdog cancels the streams still owing an
+answer, which then fail with DEADLINE_EXCEEDED (and are dropped).
 
 Not thread-safe: one step (one thread) at a time; only the watchdog calls ``cancel``.
 """
@@ -67,6 +67,7 @@ class _Stream:
         self._answer: Optional[bytes] = None
         self.broken = False    # an operation failed, or the shard ended the call
         self.cancelled = False  # by the deadline
+        self._closed = False
         self.status: Optional[Tuple[grpc.StatusCode, str, tuple]] = None
 
     def send(self, request: bytes) -> None:
@@ -76,6 +77,11 @@ class _Stream:
         self._call.operate((cygrpc.ReceiveMessageOperation(0),), _READ)
         self._outstanding += 2
         self._owed = 2
+
+    @property
+    def owed(self) -> bool:
+        """Whether a round trip waits for this stream's answer."""
+        return self._owed > 0
 
     def answer(self) -> Optional[bytes]:
         """Waits for the answer; None when the stream broke (``status`` says why)."""
@@ -110,7 +116,10 @@ class _Stream:
         self._call.cancel(cygrpc.StatusCode.cancelled, "the step's deadline passed")
 
     def close(self) -> None:
-        """Cancels the call and waits for its operations, so it is released."""
+        """Cancels the call and waits for its operations, so it is released. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._call.cancel(cygrpc.StatusCode.cancelled, "stream closed")
         while self._outstanding > 0:
             self._take_event()
@@ -124,7 +133,8 @@ class ShardStreams:
         self._channel_for = channel_for  # address -> its channel
         self._metadata = tuple(metadata)
         self._streams: Dict[str, _Stream] = {}
-        self._lock = threading.Lock()  # guards _streams against the watchdog's cancel
+        self._cancelled: List[_Stream] = []  # by the watchdog, to be closed by the step's thread
+        self._lock = threading.Lock()  # guards both against the watchdog's cancel
 
     def _open(self, address: str) -> _Stream:
         stream = _Stream(self._channel_for(address), self._metadata)
@@ -143,6 +153,7 @@ class ShardStreams:
         """Sends every exchange's request at once, then takes each answer (calling
         ``on_answer(i)``) or records why there is none in ``exchange.error``.
         ``step_begins``: the requests begin a step (see the module on resending)."""
+        self._close_cancelled()
         sent: List[Tuple[_Stream, bool, bytes]] = []
         for exchange in exchanges:
             exchange.response = None
@@ -180,15 +191,25 @@ class ShardStreams:
                 break
 
     def cancel(self) -> None:
-        """Cancels every stream (the step's deadline passed): its answers fail."""
+        """Cancels the streams that owe an answer (the step's deadline passed): the answers
+        fail, and the streams are dropped. Called by the watchdog's thread."""
         with self._lock:
-            streams = list(self._streams.values())
-        for stream in streams:
-            stream.cancelled = True
-            stream.cancel()
+            for address, stream in list(self._streams.items()):
+                if stream.owed:
+                    stream.cancelled = True
+                    stream.cancel()
+                    del self._streams[address]
+                    self._cancelled.append(stream)
+
+    def _close_cancelled(self) -> None:
+        with self._lock:
+            cancelled, self._cancelled = self._cancelled, []
+        for stream in cancelled:
+            stream.close()
 
     def close(self) -> None:
         """Ends every stream."""
+        self._close_cancelled()
         with self._lock:
             streams, self._streams = list(self._streams.values()), {}
         for stream in streams:

@@ -5,6 +5,7 @@ their gRPC code and reason; a shard killed mid-session raises ReprefillRequired.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import grpc
@@ -172,38 +173,68 @@ def test_server_errors_keep_their_code_and_reason(tiers, rng) -> None:
         assert session.pending_tokens == 0
 
 
-def test_a_lost_shard_raises_reprefill_required(rng) -> None:
+@pytest.fixture
+def processes():
+    """A tier of kvtier-coordinator and two kvtier-shard processes, and its first session."""
     coordinator = Coordinator(shards=2)
     shards = [Shard(coordinator.address), Shard(coordinator.address)]
-    try:
-        with kvtier.Client(coordinator.address) as client:
-            deadline = time.monotonic() + 20
-            while True:  # until every head range is served
-                try:
-                    session = client.open_session("toy", "acme")
-                    break
-                except kvtier.Unavailable:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.02)
-            conversation = Conversation(session, "fp32", "torch")
-            session.extend([1, 2, 3, 4, 5])
+    yield coordinator, shards
+    for process in [*shards, coordinator]:
+        process.popen.send_signal(signal.SIGCONT)
+        process.stop()
+
+
+def open_when_served(client: kvtier.Client) -> kvtier.Session:
+    deadline = time.monotonic() + 20
+    while True:  # until every head range is served
+        try:
+            return client.open_session("toy", "acme")
+        except kvtier.Unavailable:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+
+def test_a_lost_shard_raises_reprefill_required(processes, rng) -> None:
+    coordinator, shards = processes
+    with kvtier.Client(coordinator.address) as client:
+        session = open_when_served(client)
+        conversation = Conversation(session, "fp32", "torch")
+        session.extend([1, 2, 3, 4, 5])
+        checked_step(client, [conversation], rng)
+        shards[1].kill()
+        deadline = time.monotonic() + 20
+        while True:  # UNAVAILABLE until the coordinator drops the shard
+            session.extend([6])
+            try:
+                checked_step(client, [conversation], rng)
+            except kvtier.Unavailable:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+                continue
+            except kvtier.ReprefillRequired as error:
+                assert error.reason == kvtier.Reason.REPREFILL_REQUIRED
+                assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+                assert "missed heartbeats" in error.message
+                break
+            pytest.fail("a step over a killed shard succeeded")
+
+
+def test_a_step_past_its_deadline_fails_and_the_next_one_works(processes, rng) -> None:
+    coordinator, shards = processes
+    with kvtier.Client(coordinator.address, step_deadline=0.5) as client:
+        session = open_when_served(client)
+        conversation = Conversation(session, "fp32", "numpy")
+        session.extend([1, 2, 3])
+        checked_step(client, [conversation], rng)
+        shards[0].popen.send_signal(signal.SIGSTOP)  # it answers nothing
+        session.extend([4])
+        began = time.monotonic()
+        with pytest.raises(kvtier.DeadlineExceeded, match=r"shard [01] .*deadline passed"):
             checked_step(client, [conversation], rng)
-            shards[1].kill()
-            deadline = time.monotonic() + 20
-            while True:  # UNAVAILABLE until the coordinator drops the shard
-                session.extend([6])
-                try:
-                    checked_step(client, [conversation], rng)
-                except kvtier.Unavailable:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
-                    continue
-                except kvtier.ReprefillRequired as error:
-                    assert error.reason == kvtier.Reason.REPREFILL_REQUIRED
-                    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
-                    assert "missed heartbeats" in error.message
-                    break
-                pytest.fail("a step over a killed shard succeeded")
-    finally:
-        for process in [*shards, coordinator]:
-            process.stop()
+        assert time.monotonic() - began < 5
+        shards[0].popen.send_signal(signal.SIGCONT)
+        for layer in range(len(conversation.k)):  # the failed step wrote nothing to keep
+            conversation.k[layer] = conversation.k[layer][:3]
+            conversation.v[layer] = conversation.v[layer][:3]
+        session.extend([4])  # again, over fresh streams
+        checked_step(client, [conversation], rng)
