@@ -37,7 +37,7 @@ from kvtier.errors import DeadlineExceeded, Error, error_from_status
 _METHOD = b"/kvtier.v1.AttentionService/Step"
 _RESEND_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 # Completion tags: which batch of operations of a stream completed.
-_STATUS, _INITIAL_METADATA, _WRITE, _READ = "status", "initial_metadata", "write", "read"
+_STATUS, _INITIAL_METADATA, _EXCHANGE = "status", "initial_metadata", "exchange"
 
 
 @dataclass
@@ -63,7 +63,7 @@ class _Stream:
                    ((cygrpc.ReceiveInitialMetadataOperation(0),), _INITIAL_METADATA)),
             cygrpc.build_census_context())
         self._outstanding = 2  # batches started and not completed
-        self._owed = 0         # of this round trip's write and read
+        self._owed = False     # this round trip's batch (the write and the read) is
         self._answer: Optional[bytes] = None
         self.broken = False    # an operation failed, or the shard ended the call
         self.cancelled = False  # by the deadline
@@ -71,17 +71,17 @@ class _Stream:
         self.status: Optional[Tuple[grpc.StatusCode, str, tuple]] = None
 
     def send(self, request: bytes) -> None:
-        """Starts the write of ``request`` and the read of its answer."""
+        """Starts the write of ``request`` and the read of its answer, as one batch."""
         self._answer = None
-        self._call.operate((cygrpc.SendMessageOperation(request, 0),), _WRITE)
-        self._call.operate((cygrpc.ReceiveMessageOperation(0),), _READ)
-        self._outstanding += 2
-        self._owed = 2
+        self._call.operate((cygrpc.SendMessageOperation(request, 0),
+                            cygrpc.ReceiveMessageOperation(0)), _EXCHANGE)
+        self._outstanding += 1
+        self._owed = True
 
     @property
     def owed(self) -> bool:
         """Whether a round trip waits for this stream's answer."""
-        return self._owed > 0
+        return self._owed
 
     def answer(self) -> Optional[bytes]:
         """Waits for the answer; None when the stream broke (``status`` says why)."""
@@ -96,8 +96,8 @@ class _Stream:
     def _take_event(self) -> None:
         event = self._call.next_event()
         self._outstanding -= 1
-        if event.tag in (_WRITE, _READ):
-            self._owed -= 1
+        if event.tag is _EXCHANGE:
+            self._owed = False
         if not event.success:
             self.broken = True
         for operation in event.batch_operations:
