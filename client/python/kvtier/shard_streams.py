@@ -234,7 +234,11 @@ class Watchdog:
         with self._cond:
             token = next(self._ids)
             self._armed[token] = (deadline, callback)
-            heapq.heappush(self._heap, (deadline, token))
+            if len(self._heap) > 2 * len(self._armed) + 64:  # mostly disarmed: compact
+                self._heap = [(d, t) for t, (d, _) in self._armed.items()]
+                heapq.heapify(self._heap)
+            else:
+                heapq.heappush(self._heap, (deadline, token))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="kvtier-watchdog",
                                                 daemon=True)

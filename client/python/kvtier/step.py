@@ -18,7 +18,8 @@ Not thread-safe: one thread at a time.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, List, NoReturn, Optional, Sequence
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, List, NoReturn, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -32,6 +33,16 @@ from kvtier.v1 import attention_pb2
 if TYPE_CHECKING:
     from kvtier.client import _Connection
     from kvtier.session import Session
+
+
+def _on_deadline(step: "weakref.ref[Step]") -> Callable[[], None]:
+    """The watchdog's callback: it holds the step weakly, so a step dropped unfinished is
+    closed at once."""
+    def passed() -> None:
+        alive = step()
+        if alive is not None:
+            alive._deadline_passed()
+    return passed
 
 
 def _contiguous(x: np.ndarray) -> np.ndarray:
@@ -95,7 +106,7 @@ class Step:
         self._failure: Optional[Error] = None
         self._streams = connection.take_streams()
         deadline = time.monotonic() + connection.step_deadline
-        self._watch = connection.watchdog.arm(deadline, self._deadline_passed)
+        self._watch = connection.watchdog.arm(deadline, _on_deadline(weakref.ref(self)))
 
     def __enter__(self) -> "Step":
         return self
@@ -227,7 +238,11 @@ class Step:
 
     def close(self) -> None:
         """Leaves the step: when it did not finish, the sessions' pending tokens are dropped
-        (extend them again to retry)."""
+        (extend them again to retry). A step dropped unfinished is closed."""
         if not self._finished and self._failure is None:
             self._failure = FailedPrecondition("the step was closed before it finished")
             self._drop()
+
+    def __del__(self) -> None:
+        if getattr(self, "_streams", None) is not None:
+            self.close()

@@ -238,3 +238,24 @@ def test_a_step_past_its_deadline_fails_and_the_next_one_works(processes, rng) -
             conversation.v[layer] = conversation.v[layer][:3]
         session.extend([4])  # again, over fresh streams
         checked_step(client, [conversation], rng)
+
+
+def test_a_step_left_unfinished_drops_its_tokens(client) -> None:
+    session = client.open_session("toy", "acme")
+    session.extend([1, 2])
+    step = session.step()
+    step.attend(0, good(Q, tokens=2), good(KV, tokens=2), good(KV, tokens=2))
+    del step  # never finished: its tokens are dropped, its streams go back to the client
+    assert session.pending_tokens == 0 and session.context_len == 0
+    session.extend([1, 2])
+    with pytest.raises(RuntimeError, match="boom"):
+        with session.step() as step:
+            step.attend(0, good(Q, tokens=2), good(KV, tokens=2), good(KV, tokens=2))
+            raise RuntimeError("boom")
+    assert session.pending_tokens == 0
+    session.extend([1, 2])
+    with session.step() as step:
+        for layer in range(2):
+            step.attend(layer, good(Q, tokens=2), good(KV, tokens=2), good(KV, tokens=2))
+    assert session.context_len == 2
+    session.close()
