@@ -1,8 +1,9 @@
 """Test support: real tiers as child processes. ``LocalTier`` is ``kvtier-local`` (a coordinator
 and N CPU shards in one process); ``Coordinator`` and ``Shard`` are ``kvtier-coordinator`` and
 ``kvtier-shard`` processes, for tests that kill a shard. The binaries' paths come from the
-environment (KVTIER_LOCAL_BIN, KVTIER_COORDINATOR_BIN, KVTIER_SHARD_BIN), which CMake sets.
-Each process writes its output to a file in its own temporary folder; ``stop`` ends it with SIGTERM.
+environment (KVTIER_LOCAL_BIN, KVTIER_COORDINATOR_BIN, KVTIER_SHARD_BIN, KVTIER_LOAD_BIN), which
+CMake sets. Each process writes its output to a file in its own temporary folder; ``stop`` ends
+it with SIGTERM.
 """
 
 from __future__ import annotations
