@@ -2,8 +2,9 @@
 """Lays out the importable ``kvtier`` package: generates the protobuf and gRPC stubs of proto/
 (Debian's protoc with grpc_python_plugin) into OUT/kvtier/v1/ and OUT/kvtier/_status_pb2.py
 (google.rpc.Status, kept inside the package so it does not claim the shared ``google``
-namespace), and with --copy_sources also copies the package's sources (paths relative to client/python/) into
-OUT/. --list_protos prints the proto files it compiles (relative to proto/), for CMake.
+namespace), and with --copy_sources also copies the package's sources (paths relative to
+client/python/) into OUT/. --list_protos prints the proto files it compiles (relative to
+proto/), for CMake.
 
   build_package.py --proto_dir=proto --out=build/client/python [--copy_sources FILE...]
   build_package.py --list_protos

@@ -37,20 +37,35 @@ def good(heads: int, dtype=np.float16, tokens: int = 1) -> np.ndarray:
     return np.ones((tokens, heads, D), dtype)
 
 
-@pytest.mark.parametrize("name,q,k,v,message", [
-    ("q", good(Q, tokens=2), good(KV), good(KV), r"q: expected shape \[1, 12, 16\] \(tokens, q heads"),
-    ("k", good(Q), good(KV - 1), good(KV), r"k: expected shape \[1, 6, 16\] \(tokens, kv heads"),
-    ("v", good(Q), good(KV), np.ones((1, KV * D), np.float16), r"v: expected shape \[1, 6, 16\]"),
-    ("q", good(Q, np.float32), good(KV), good(KV), r"q: expected a numpy float16 array \(the model is fp16\), got float32"),
-    ("k", good(Q), good(KV, np.float64), good(KV), "k: expected a numpy float16 array"),
-    ("v", good(Q), good(KV), good(KV).astype(">f2"), "v: expected a numpy float16 array"),
-    ("q", np.ones((1, D, Q), np.float16).transpose(0, 2, 1), good(KV), good(KV), "q: expected a C-contiguous array"),
-    ("k", good(Q), [[[0.0] * D] * KV], good(KV), "k: expected a numpy array or a torch tensor, got list"),
-    ("q", torch.ones(1, Q, D, dtype=torch.bfloat16), good(KV), good(KV), r"q: expected a torch.float16 tensor \(the model is fp16\), got torch.bfloat16"),
-    ("k", torch.ones(1, Q, D, dtype=torch.float16), torch.ones(1, D, KV, dtype=torch.float16).transpose(1, 2), good(KV), r"k: expected a contiguous tensor \(call .contiguous\(\)\)"),
-    ("v", good(Q), good(KV), torch.ones(1, KV, D, dtype=torch.int32), "v: expected a torch.float16 tensor"),
-])
-def test_bad_tensors_are_refused_before_any_rpc(client, name, q, k, v, message) -> None:
+def torch_ones(*shape: int, dtype=torch.float16) -> torch.Tensor:
+    return torch.ones(*shape, dtype=dtype)
+
+
+# (q, k, v, the error's message): one bad argument each.
+BAD_TENSORS = [
+    (good(Q, tokens=2), good(KV), good(KV),
+     r"q: expected shape \[1, 12, 16\] \(tokens, q heads, head_dim\), got \[2, 12, 16\]"),
+    (good(Q), good(KV - 1), good(KV), r"k: expected shape \[1, 6, 16\] \(tokens, kv heads"),
+    (good(Q), good(KV), np.ones((1, KV * D), np.float16), r"v: expected shape \[1, 6, 16\]"),
+    (good(Q, np.float32), good(KV), good(KV),
+     r"q: expected a numpy float16 array \(the model is fp16\), got float32"),
+    (good(Q), good(KV, np.float64), good(KV), "k: expected a numpy float16 array"),
+    (good(Q), good(KV), good(KV).astype(">f2"), "v: expected a numpy float16 array"),
+    (np.ones((1, D, Q), np.float16).transpose(0, 2, 1), good(KV), good(KV),
+     "q: expected a C-contiguous array"),
+    (good(Q), [[[0.0] * D] * KV], good(KV),
+     "k: expected a numpy array or a torch tensor, got list"),
+    (torch_ones(1, Q, D, dtype=torch.bfloat16), good(KV), good(KV),
+     r"q: expected a torch.float16 tensor \(the model is fp16\), got torch.bfloat16"),
+    (torch_ones(1, Q, D), torch_ones(1, D, KV).transpose(1, 2), good(KV),
+     r"k: expected a contiguous tensor \(call .contiguous\(\)\)"),
+    (good(Q), good(KV), torch_ones(1, KV, D, dtype=torch.int32),
+     "v: expected a torch.float16 tensor"),
+]
+
+
+@pytest.mark.parametrize("q,k,v,message", BAD_TENSORS)
+def test_bad_tensors_are_refused_before_any_rpc(client, q, k, v, message) -> None:
     step = one_token_step(client)
     with pytest.raises(kvtier.InvalidArgument, match=message) as raised:
         step.attend(0, q, k, v)

@@ -34,7 +34,8 @@ def make_pki(dir_: str) -> None:
     for ca in ("ca", "stranger-ca"):
         openssl("req", "-x509", *ec, "-days", "2", "-subj", f"/CN={ca}", "-keyout",
                 f"{dir_}/{ca}.key", "-out", f"{dir_}/{ca}.pem")
-    server_ext = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
+    server_ext = ("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                  "extendedKeyUsage=serverAuth,clientAuth\n")
     client_ext = "extendedKeyUsage=clientAuth\n"
     for name, ca, common_name, ext in (("server", "ca", "kvtier-server", server_ext),
                                        ("client", "ca", "frontend-acme", client_ext),
