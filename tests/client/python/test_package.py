@@ -9,14 +9,13 @@ import pydoc
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import kvtier
 
 
-def test_pip_installs_the_package_offline() -> None:
+def test_pip_installs_the_package_offline(tmp_path) -> None:
     source = os.environ["KVTIER_SOURCE_DIR"]
-    work = tempfile.mkdtemp(prefix="kvtier-py-pip-")
+    work = str(tmp_path)
     # A copy, so pip's in-place build leaves the source tree alone.
     shutil.copytree(os.path.join(source, "proto"), os.path.join(work, "proto"))
     shutil.copytree(os.path.join(source, "client", "python"),
