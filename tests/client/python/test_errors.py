@@ -1,7 +1,9 @@
 """Errors from Python: bad arguments (shapes, dtypes, layouts, types, layers, tokens, closed
 sessions, steps out of order) raise kvtier.InvalidArgument or FailedPrecondition naming the
 argument before any RPC (the step goes on working, and no server saw them); server errors keep
-their gRPC code and reason; a shard killed mid-session raises ReprefillRequired."""
+their gRPC code and reason; a shard killed mid-session raises ReprefillRequired; a shard
+restarted at its address serves the next session (the step's first message resent over a fresh
+stream); a stopped shard fails the step with DeadlineExceeded, and the next step works."""
 
 from __future__ import annotations
 
@@ -232,6 +234,27 @@ def test_a_lost_shard_raises_reprefill_required(processes, rng) -> None:
                 assert "missed heartbeats" in error.message
                 break
             pytest.fail("a step over a killed shard succeeded")
+
+
+def test_a_shard_restarted_at_its_address_serves_over_a_fresh_stream(processes, rng) -> None:
+    coordinator, shards = processes
+    with kvtier.Client(coordinator.address) as client:
+        session = open_when_served(client)
+        conversation = Conversation(session, "fp32", "numpy")
+        session.extend([1, 2, 3])
+        checked_step(client, [conversation], rng)  # the client keeps a stream to each shard
+        address = shards[1].address
+        shards[1].kill()
+        shards[1] = Shard(coordinator.address, listen=address)
+        # Once the coordinator dropped the killed one, the new one (the third) takes its range.
+        coordinator.wait_for(f"assigned to shard 3 at {address}")
+        fresh = Conversation(open_when_served(client), "fp32", "numpy")
+        fresh.session.extend([4, 5, 6])
+        # The idle stream to that address is broken: the step's first message goes again over
+        # a fresh one.
+        checked_step(client, [fresh], rng)
+        fresh.session.extend([7])
+        checked_step(client, [fresh], rng)
 
 
 def test_a_step_past_its_deadline_fails_and_the_next_one_works(processes, rng) -> None:

@@ -109,10 +109,10 @@ class Coordinator(Process):
 
 
 class Shard(Process):
-    """kvtier-shard joining ``coordinator``."""
+    """kvtier-shard joining ``coordinator``, serving on ``listen``."""
 
-    def __init__(self, coordinator: str) -> None:
-        super().__init__([binary("KVTIER_SHARD_BIN"), "--listen=127.0.0.1:0",
+    def __init__(self, coordinator: str, listen: str = "127.0.0.1:0") -> None:
+        super().__init__([binary("KVTIER_SHARD_BIN"), f"--listen={listen}",
                           f"--coordinator={coordinator}", "--threads=1", "--capacity_gib=0.02"],
                          "shard")
         self.address = self.wait_for("kvtier-shard: serving on ").split(",")[0].strip()
