@@ -17,9 +17,7 @@ shard_image=kvtier-shard:$tag
 label=kvtier-docker-images-test=$$
 
 cleanup() {
-  local containers
-  containers=$(docker ps -aq --filter "label=$label" 2>/dev/null) || return 0
-  [ -z "$containers" ] || docker rm -f $containers >/dev/null
+  docker ps -aq --filter "label=$label" 2>/dev/null | xargs -r docker rm -f >/dev/null || true
 }
 trap cleanup EXIT
 fail() {
@@ -46,9 +44,11 @@ inside() {
 for image in "$coordinator_image" "$shard_image"; do
   ids=$(inside "$image" id -u):$(inside "$image" id -g)
   [ "$ids" = 10001:10001 ] || fail "$image runs as uid:gid $ids, expected 10001:10001"
-  compilers=$(inside "$image" sh -c 'for c in cc gcc g++ c++ clang clang++; do command -v $c; done' ||
-    true)
+  # shellcheck disable=SC2016 # $c is the container's
+  compilers=$(inside "$image" sh -c \
+    'for c in cc gcc g++ c++ clang clang++; do command -v $c; done' || true)
   [ -z "$compilers" ] || fail "$image holds compilers: $compilers"
+  # shellcheck disable=SC2016 # dpkg-query's format
   dev=$(inside "$image" dpkg-query -W -f='${Package}\n' | grep -- '-dev$' || true)
   [ -z "$dev" ] || fail "$image holds -dev packages: $dev"
   missing=$(inside "$image" sh -c 'ldd /usr/local/bin/*' | grep 'not found' || true)
@@ -121,7 +121,9 @@ out=$(docker run --rm --label "$label" --network host --read-only --entrypoint k
   --system_tokens=32 --prompt_tokens=16 --decode_tokens=8 --think_ms=0 --warmup=0s \
   --duration=0 --verify=1 2>&1) || fail "kvtier-load exited $?: $out"
 echo "$out"
-grep -q 'sessions 2 started, 2 completed' <<<"$out" || fail "kvtier-load did not complete 2 sessions"
+grep -q 'sessions 2 started, 2 completed' <<<"$out" ||
+  fail "kvtier-load did not complete its 2 sessions"
 grep -q '^errors: none' <<<"$out" || fail "kvtier-load saw errors"
-grep -Eq '^verify: [1-9][0-9]* layer outputs checked against the reference, 0 wrong' <<<"$out" || fail "kvtier-load verified nothing"
+grep -Eq '^verify: [1-9][0-9]* layer outputs checked against the reference, 0 wrong' <<<"$out" ||
+  fail "kvtier-load did not verify its outputs as all right"
 echo "PASS: images, a tier of three containers, and kvtier-load through it"
