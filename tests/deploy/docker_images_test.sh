@@ -6,7 +6,8 @@
 # host, read-only root file systems): a coordinator and two CPU shards on free ports, waits
 # for each to report SERVING by grpc.health.v1 (buf curl), and runs a short kvtier-load from
 # the coordinator image that must complete every session without an error, its outputs
-# verified against dense attention. Containers are removed on exit.
+# verified against dense attention; then each server's --metrics_listen serves Prometheus
+# text that counts what the load did. Containers are removed on exit.
 #   docker_images_test.sh SOURCE_DIR BUF [TAG]   (TAG default dev)
 set -euo pipefail
 source_dir=$1
@@ -82,6 +83,7 @@ free_port() {
 }
 coordinator_port=$(free_port)
 shard_ports=("$(free_port)" "$(free_port)")
+metrics_ports=("$(free_port)" "$(free_port)" "$(free_port)")  # coordinator, shard 0, shard 1
 # serve NAME IMAGE ARGS...: a detached server container on the host's network, read-only
 # root file system (as in a cluster), /tmp writable.
 serve() {
@@ -89,9 +91,11 @@ serve() {
     --tmpfs /tmp "${@:2}" >/dev/null
 }
 serve coordinator "$coordinator_image" --listen="127.0.0.1:$coordinator_port" \
+  --metrics_listen="127.0.0.1:${metrics_ports[0]}" \
   --model=name=m,layers=2,kv_heads=2,q_heads=4,head_dim=64,blocks=256,shards=2
 for i in 0 1; do
   serve "shard$i" "$shard_image" --listen="127.0.0.1:${shard_ports[$i]}" \
+    --metrics_listen="127.0.0.1:${metrics_ports[$((i + 1))]}" \
     --coordinator="127.0.0.1:$coordinator_port" --capacity_gib=0.25 --threads=1
 done
 
@@ -126,4 +130,29 @@ grep -q 'sessions 2 started, 2 completed' <<<"$out" ||
 grep -q '^errors: none' <<<"$out" || fail "kvtier-load saw errors"
 grep -Eq '^verify: [1-9][0-9]* layer outputs checked against the reference, 0 wrong' <<<"$out" ||
   fail "kvtier-load did not verify its outputs as all right"
-echo "PASS: images, a tier of three containers, and kvtier-load through it"
+
+# scrape PORT: the body of GET /metrics at 127.0.0.1:PORT.
+scrape() {
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || fail "nothing serves metrics at 127.0.0.1:$1"
+  printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
+# metric PORT PATTERN: the sum of the samples whose line starts with PATTERN (a regex).
+metric() {
+  scrape "$1" | awk -v p="^$2" '$0 ~ p { sum += $NF; n++ } END { if (n) print sum + 0 }'
+}
+ready=$(metric "${metrics_ports[0]}" 'kvtier_model_ready[{ ]')
+looked_up=$(metric "${metrics_ports[0]}" 'kvtier_prefix_lookup_tokens_total[{ ]')
+echo "coordinator /metrics: kvtier_model_ready ${ready:-absent}," \
+  "kvtier_prefix_lookup_tokens_total ${looked_up:-absent}"
+[ "$ready" = 1 ] || fail "the coordinator's kvtier_model_ready is ${ready:-absent}, expected 1"
+# kvtier-load's 4 turns: a 32-token system prompt and 16 tokens, then 16 tokens, per session.
+[ "$looked_up" = 128 ] ||
+  fail "the coordinator looked up ${looked_up:-no} prompt tokens, expected 128"
+for i in 0 1; do
+  layers=$(metric "${metrics_ports[$((i + 1))]}" 'kvtier_shard_layers_total[{ ]')
+  echo "shard $i /metrics: kvtier_shard_layers_total ${layers:-absent}"
+  [ "${layers:-0}" -gt 0 ] 2>/dev/null || fail "shard $i counted ${layers:-no} layers"
+done
+echo "PASS: images, a tier of three containers, kvtier-load through it, their metrics"
