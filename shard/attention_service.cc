@@ -21,6 +21,7 @@ grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* AttentionServiceImpl
     grpc::CallbackServerContext* /*context*/) {
   if (streams_.fetch_add(1) >= max_streams_) {
     streams_.fetch_sub(1);
+    metrics_->StreamFailed(absl::StatusCode::kResourceExhausted);
     return new RefusedStream(absl::ResourceExhaustedError(
         absl::StrCat("Step: this shard serves at most ", max_streams_,
                      " concurrent streams (max_streams); try again later")));

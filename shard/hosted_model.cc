@@ -99,9 +99,9 @@ absl::Status HostedModel::CheckLeaseCurrent(const v1::BlockLease& lease) const {
 
 absl::Status HostedModel::FenceRefuses(const WriterFence& fence, const v1::BlockLease& lease) {
   if (fence.revoked) {
-    return WithReason(absl::FailedPreconditionError(absl::StrCat(
-                          "lease.session_id: session ", lease.session_id(),
-                          " was invalidated; open a new session and re-prefill")),
+    return WithReason(absl::FailedPreconditionError(
+                          absl::StrCat("lease.session_id: session ", lease.session_id(),
+                                       " was invalidated; open a new session and re-prefill")),
                       v1::ERROR_REASON_INVALIDATED);
   }
   if (fence.epoch > lease.writer_epoch()) {
@@ -112,8 +112,8 @@ absl::Status HostedModel::FenceRefuses(const WriterFence& fence, const v1::Block
   return absl::OkStatus();
 }
 
-absl::Status HostedModel::StaleBlockError(absl::string_view field, int32_t block,
-                                          uint64_t known, uint64_t leased) const {
+absl::Status HostedModel::StaleBlockError(absl::string_view field, int32_t block, uint64_t known,
+                                          uint64_t leased) const {
   if (revoked_[block].load() > leased) {
     return WithReason(absl::FailedPreconditionError(absl::StrCat(
                           field, ": block ", block, " was invalidated (revoked at generation ",
@@ -121,8 +121,8 @@ absl::Status HostedModel::StaleBlockError(absl::string_view field, int32_t block
                           "); open a new session and re-prefill")),
                       v1::ERROR_REASON_INVALIDATED);
   }
-  return absl::PermissionDeniedError(
-      absl::StrCat(field, ": block ", block, " was reassigned (generation ", known, " > lease's ", leased, ")"));
+  return absl::PermissionDeniedError(absl::StrCat(
+      field, ": block ", block, " was reassigned (generation ", known, " > lease's ", leased, ")"));
 }
 
 absl::Status HostedModel::CheckBlockId(absl::string_view field, int32_t block) const {
@@ -177,9 +177,8 @@ absl::Status HostedModel::CopyBlocks(
           absl::StrCat(field, "target: the source block ", copy.source(), " itself"));
     }
     if (copy.num_tokens() < 1 || copy.num_tokens() > shape.block_size) {
-      return absl::InvalidArgumentError(absl::StrCat(field, "num_tokens: expected 1..",
-                                                     shape.block_size, ", got ",
-                                                     copy.num_tokens()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, "num_tokens: expected 1..", shape.block_size, ", got ", copy.num_tokens()));
     }
     if (revoked_[copy.source()].load() > copy.source_generation()) {
       return StaleBlockError(absl::StrCat(field, "source"), copy.source(),

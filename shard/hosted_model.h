@@ -24,9 +24,10 @@
 // fork's private copy of its source's partial tail block).
 //
 // Thread-safe: the range and the pool's geometry are immutable; generations and revoked
-// generations are atomics (raised with compare-and-swap, never lowered); `fence_mu_` guards the per-session writer
-// fences; the verified leases lock their own; the pool is safe for concurrent steps on disjoint slots (kv_pool.h), which the
-// coordinator's block ownership and the writable positions guarantee.
+// generations are atomics (raised with compare-and-swap, never lowered); `fence_mu_` guards the
+// per-session writer fences; the verified leases lock their own; the pool is safe for concurrent
+// steps on disjoint slots (kv_pool.h), which the coordinator's block ownership and the writable
+// positions guarantee.
 #ifndef KVTIER_SHARD_HOSTED_MODEL_H_
 #define KVTIER_SHARD_HOSTED_MODEL_H_
 

@@ -26,13 +26,22 @@ ShardMetrics::ShardMetrics(prometheus::Registry& registry)
                    .Name("kvtier_shard_streams")
                    .Help("Step streams open")
                    .Register(registry)
-                   .Add({})) {}
+                   .Add({})),
+      stream_errors_(prometheus::BuildCounter()
+                         .Name("kvtier_shard_stream_errors_total")
+                         .Help("Step streams ended by an error, by status code: refused past "
+                               "max_streams, or a step that failed")
+                         .Register(registry)) {}
 
 void ShardMetrics::RecordStep(const StepTally& step) {
   if (step.layers == 0) return;
   step_seconds_.Observe(absl::ToDoubleSeconds(step.busy));
   layers_.Increment(static_cast<double>(step.layers));
   kv_bytes_.Increment(static_cast<double>(step.kv_bytes));
+}
+
+void ShardMetrics::StreamFailed(absl::StatusCode code) {
+  stream_errors_.Add({{"code", absl::StatusCodeToString(code)}}).Increment();
 }
 
 }  // namespace kvtier

@@ -4,6 +4,8 @@
 //   kvtier_shard_layers_total             counter: layer messages attended
 //   kvtier_shard_kv_bytes_written_total   counter: new K and V bytes written to the pools
 //   kvtier_shard_streams                  gauge: Step streams open
+//   kvtier_shard_stream_errors_total      counter, by code: Step streams ended by an error
+//                                         (refused past max_streams, or a step that failed)
 // A step's figures are summed by the stream (StepTally) and recorded once, when the step's last
 // layer is done, so the hot path takes no lock per layer. Several shards in one process
 // (kvtier-local) share one set of series; a multi-process tier's scrape target tells its shards
@@ -15,6 +17,7 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -40,12 +43,15 @@ class ShardMetrics {
 
   void StreamOpened() { streams_.Increment(); }
   void StreamClosed() { streams_.Decrement(); }
+  // A stream that ends with `code` (not OK).
+  void StreamFailed(absl::StatusCode code);
 
  private:
   prometheus::Histogram& step_seconds_;
   prometheus::Counter& layers_;
   prometheus::Counter& kv_bytes_;
   prometheus::Gauge& streams_;
+  prometheus::Family<prometheus::Counter>& stream_errors_;
 };
 
 }  // namespace kvtier

@@ -27,9 +27,8 @@ void StepExecutor::WorkerMain() {
     absl::AnyInvocable<void() &&> task;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !tasks_.empty() || stopping_;
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !tasks_.empty() || stopping_; };
       mu_.Await(absl::Condition(&ready));
       if (tasks_.empty()) return;
       task = std::move(tasks_.front());

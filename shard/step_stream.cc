@@ -43,6 +43,7 @@ void StepStream::Handle() {
   bool answer = false;
   if (absl::Status status = HandleRequest(answer); !status.ok()) {
     EndStep();
+    metrics_->StreamFailed(status.code());
     return Finish(ToGrpcStatus(status));
   }
   if (answer) return StartWrite(&response_);

@@ -1,6 +1,7 @@
 #include "proto/wire/rpc_metrics.h"
 
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_replace.h"
@@ -17,16 +18,11 @@ namespace {
 
 using grpc::experimental::InterceptionHookPoints;
 
-// The method label of a call to `path` ("/package.Service/Method"): the path without its
-// slash when the process links such a method, "unknown" otherwise.
-std::string MethodLabel(const char* path) {
-  absl::string_view method = path == nullptr ? "" : path;
-  absl::ConsumePrefix(&method, "/");
-  const std::string full_name = absl::StrReplaceAll(method, {{"/", "."}});
-  if (google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name) == nullptr) {
-    return "unknown";
-  }
-  return std::string(method);
+// The method of a call to `path` ("/package.Service/Method"), when the process links it.
+const google::protobuf::MethodDescriptor* FindMethod(absl::string_view path) {
+  absl::ConsumePrefix(&path, "/");
+  return google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+      absl::StrReplaceAll(path, {{"/", "."}}));
 }
 
 class TimingInterceptor final : public grpc::experimental::Interceptor {
@@ -72,7 +68,11 @@ class TimingInterceptorFactory final
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new TimingInterceptor(durations_, MethodLabel(info->method()));
+    const absl::string_view path = info->method() == nullptr ? "" : info->method();
+    const google::protobuf::MethodDescriptor* method = FindMethod(path);
+    if (method == nullptr) return new TimingInterceptor(durations_, "unknown");
+    if (method->client_streaming() || method->server_streaming()) return nullptr;
+    return new TimingInterceptor(durations_, std::string(absl::StripPrefix(path, "/")));
   }
 
  private:

@@ -1,9 +1,10 @@
 // Metrics through a real tier (LocalTier: a coordinator and 2 shards over gRPC, counting into
 // one served Metrics, scraped over HTTP as Prometheus does): the coordinator's families agree
 // with its own stats after a random workload, with tenant labels only for the configured
-// tenants; the shards count exactly the layers and K/V bytes the steps sent; every call is
-// timed by method and status code, with names the server does not have folded into
-// "unknown"; a metrics address that is malformed or taken is refused, naming the field.
+// tenants; the shards count exactly the layers and K/V bytes the steps sent, and the streams
+// an error ended; every unary call is timed by method and status code, with names the server
+// does not have folded into "unknown"; a metrics address that is malformed or taken is refused,
+// naming the field.
 #include <cstdint>
 #include <iostream>
 #include <map>
@@ -16,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "kvtier/v1/attention.grpc.pb.h"
 #include "proto/wire/metrics.h"
 #include "tests/metrics_scrape.h"
 #include "tests/service/prefix_kv_conversation.h"
@@ -174,6 +176,26 @@ TEST_F(TierMetricsTest, CallsAreTimedByMethodAndCodeWithUnknownNamesFolded) {
     EXPECT_THAT(sample.labels.at("method"), testing::Not(HasSubstr("MadeUp")));
   }
   EXPECT_EQ(Sum(samples, count, {{"method", "unknown"}, {"code", "UNIMPLEMENTED"}}), 1);
+  // Streams are not intercepted: the client's Step streams are not in the histogram.
+  EXPECT_EQ(Sum(samples, count, {{"method", "kvtier.v1.AttentionService/Step"}}), 0);
+}
+
+TEST_F(TierMetricsTest, ShardsCountStepStreamsEndedByAnError) {
+  // A layer with no plan before it: the stream ends with INVALID_ARGUMENT.
+  auto stub = v1::AttentionService::NewStub(
+      grpc::CreateChannel(tier_.local->shard_address(0), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  auto stream = stub->Step(&context);
+  v1::StepRequest request;
+  request.mutable_layer()->set_layer(0);
+  ASSERT_TRUE(stream->Write(request));
+  v1::StepResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  const std::vector<MetricSample> samples = Scrape();
+  EXPECT_EQ(Sum(samples, "kvtier_shard_stream_errors_total", {{"code", "INVALID_ARGUMENT"}}), 1);
+  EXPECT_EQ(Sum(samples, "kvtier_shard_stream_errors_total"), 1);
 }
 
 TEST(MetricsServeTest, RefusesMalformedAndTakenAddressesNamingTheField) {
