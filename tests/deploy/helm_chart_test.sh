@@ -15,12 +15,8 @@ if [ "${1:-}" = --help ]; then
   sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
-root=$(cd "$(dirname "$0")/../.." && pwd)
-here=$root/tests/deploy
-chart=$root/deploy/helm/kvtier
-export KVTIER_CHART_TOOLS=$root/build/tools/chart
-"$here/install_chart_tools.sh" "$KVTIER_CHART_TOOLS"
-helm=$KVTIER_CHART_TOOLS/bin/helm
+# shellcheck source=tests/deploy/chart_env.sh
+source "$(dirname "$0")/chart_env.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 namespace=kvtier-test
