@@ -18,9 +18,10 @@
 namespace kvtier::test {
 namespace {
 
-absl::Status Unavailable(int port, absl::string_view what) {
+// `error`: the errno of the failed call, taken before close() may change it.
+absl::Status Unavailable(int port, absl::string_view what, int error) {
   return absl::UnavailableError(
-      absl::StrCat("GET http://127.0.0.1:", port, "/metrics: ", what, ": ", strerror(errno)));
+      absl::StrCat("GET http://127.0.0.1:", port, "/metrics: ", what, ": ", strerror(error)));
 }
 
 // `labels` is the text between the braces: name="value",... (values escape \, " and \n).
@@ -51,20 +52,22 @@ absl::Status ParseLabels(absl::string_view labels, std::map<std::string, std::st
 
 absl::StatusOr<std::string> ScrapeText(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return Unavailable(port, "socket");
+  if (fd < 0) return Unavailable(port, "socket", errno);
   sockaddr_in address = {};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string response;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    const int error = errno;
     close(fd);
-    return Unavailable(port, "connect");
+    return Unavailable(port, "connect", error);
   }
   const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    const int error = errno;
     close(fd);
-    return Unavailable(port, "write");
+    return Unavailable(port, "write", error);
   }
   char buffer[1 << 16];
   for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
