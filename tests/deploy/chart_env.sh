@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # its variables are for the scripts that source it
 # Sourced by the chart's tests: installs their tools when missing (install_chart_tools.sh) and
 # sets root (the repository), here (tests/deploy), chart (deploy/helm/kvtier), helm, and
 # KVTIER_CHART_TOOLS (exported, for the node scripts).

@@ -11,8 +11,15 @@ load_bin=$2
 ctl_bin=$3
 work=$(mktemp -d)
 pids=()
-trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
-      rm -rf "$work"' EXIT
+clean_up() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  rm -rf "$work"
+}
+trap clean_up EXIT
 
 fail() { echo "FAIL: $*"; exit 1; }
 wait_for() {  # wait_for WHAT COMMAND...: polls COMMAND for up to 20 s
@@ -88,12 +95,12 @@ tenants=$(promql 'count(count by (tenant) (kvtier_prefix_lookup_tokens_total))')
 [ "$tenants" = 2 ] || fail "expected the tenant label to hold acme-0 and other, got $tenants values"
 for tenant in acme-0 other; do
   value=$(promql "sum(kvtier_prefix_lookup_tokens_total{tenant=\"$tenant\"})")
-  [ -n "$value" ] && [ "$value" != 0 ] || fail "no lookups under tenant=\"$tenant\""
+  if [ -z "$value" ] || [ "$value" = 0 ]; then fail "no lookups under tenant=\"$tenant\""; fi
   echo "tenant=\"$tenant\": $value prompt tokens looked up"
 done
 
 extend='method="kvtier.v1.SessionService/Extend",code="OK"'
 calls=$(promql "sum(kvtier_rpc_server_duration_seconds_count{$extend})")
-[ -n "$calls" ] && [ "$calls" != 0 ] || fail "no Extend calls timed"
+if [ -z "$calls" ] || [ "$calls" = 0 ]; then fail "no Extend calls timed"; fi
 p99=$(promql "histogram_quantile(0.99, sum by (le) (kvtier_rpc_server_duration_seconds_bucket{$extend}))")
 echo "Extend: $calls calls timed, p99 under $p99 s (histogram_quantile)"
