@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "cache/kv/attention_tile.h"
@@ -95,18 +96,25 @@ class Avx2Ops {
   }
 
   // Two tokens at a time: 8 accumulators (4 rows x 2 tokens), each K chunk loaded once.
-  void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
+  void Scores(const float* q, const Elem* k, int n, const int* visible, const Elem* k_ahead,
+              float* scores, float* block_max) const {
     const int d = d_;
     const __m256 scale = _mm256_set1_ps(scale_);
-    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 1) / 2);
+    const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    // Lane 4 * i + r holds token t + i of row r.
+    const __m128i visible4 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(visible));
+    const __m256i visible8 = _mm256_set_m128i(visible4, visible4);
+    const __m256i lane_token = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    __m256 running_max = neg_inf;
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 1) / 2 * (d / 16));
     for (int t = 0; t < n; t += 2) {
-      prefetch.Step();
       const Elem* k0 = k + int64_t{t} * d;
-      // An odd last token pairs with itself; only its first half is stored.
+      // An odd last token pairs with itself; its second scores are masked.
       const Elem* k1 = t + 1 < n ? k0 + d : k0;
       __m256 acc[8];
       for (__m256& a : acc) a = _mm256_setzero_ps();
       for (int j = 0; j < d; j += 16) {
+        prefetch.Step();
         __m256 key0[2], key1[2];
         Load16<kDType>(k0 + j, key0[0], key0[1]);
         Load16<kDType>(k1 + j, key1[0], key1[1]);
@@ -118,33 +126,28 @@ class Avx2Ops {
           }
         }
       }
-      const __m256 sums = _mm256_mul_ps(HorizontalSums(acc), scale);
-      if (t + 1 < n) {
-        _mm256_storeu_ps(scores + t * kTileRows, sums);
-      } else {
-        _mm_storeu_ps(scores + t * kTileRows, _mm256_castps256_ps128(sums));
-      }
+      const __m256 seen = _mm256_castsi256_ps(
+          _mm256_cmpgt_epi32(visible8, _mm256_add_epi32(lane_token, _mm256_set1_epi32(t))));
+      const __m256 sums =
+          _mm256_blendv_ps(neg_inf, _mm256_mul_ps(HorizontalSums(acc), scale), seen);
+      _mm256_storeu_ps(scores + t * kTileRows, sums);
+      running_max = _mm256_max_ps(running_max, sums);
     }
+    _mm_storeu_ps(block_max, _mm_max_ps(_mm256_castps256_ps128(running_max),
+                                        _mm256_extractf128_ps(running_max, 1)));
   }
 
+  // Whole vectors of 2 tokens: the scores past n are -inf, so they add 0.
   void Exp2(float* x, const float* shift, int n, float* sum) const {
     const __m128 shift4 = _mm_loadu_ps(shift);
     const __m256 shift8 = _mm256_set_m128(shift4, shift4);
     __m256 total = _mm256_setzero_ps();
-    const int count = n * kTileRows;
-    int i = 0;
-    for (; i + 8 <= count; i += 8) {
+    for (int i = 0; i < n * kTileRows; i += 8) {
       const __m256 e = Exp2NonPositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift8));
       _mm256_storeu_ps(x + i, e);
       total = _mm256_add_ps(total, e);
     }
-    __m128 rows = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
-    if (i < count) {  // one token left: 4 lanes (the upper 4 of the cast are undefined)
-      const __m256 tail = _mm256_castps128_ps256(_mm_sub_ps(_mm_loadu_ps(x + i), shift4));
-      const __m128 e = _mm256_castps256_ps128(Exp2NonPositive(tail));
-      _mm_storeu_ps(x + i, e);
-      rows = _mm_add_ps(rows, e);
-    }
+    const __m128 rows = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
     _mm_storeu_ps(sum, _mm_add_ps(_mm_loadu_ps(sum), rows));
   }
 
@@ -153,15 +156,15 @@ class Avx2Ops {
   void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
                         float* acc) const {
     const int d = d_;
-    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 16);
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 16 * n);
     for (int j = 0; j < d; j += 16) {
-      prefetch.Step();
       __m256 a[8];
       for (int r = 0; r < kTileRows; ++r) {
         a[2 * r] = _mm256_loadu_ps(acc + r * d + j);
         a[2 * r + 1] = _mm256_loadu_ps(acc + r * d + j + 8);
       }
       for (int t = 0; t < n; ++t) {
+        prefetch.Step();
         __m256 v0, v1;
         Load16<kDType>(v + int64_t{t} * d + j, v0, v1);
         const float* pt = p + t * kTileRows;

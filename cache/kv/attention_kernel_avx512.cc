@@ -1,12 +1,15 @@
-// AVX-512 tile kernels (AVX-512F + AVX512-BF16), for head_dim a multiple of 32. For bf16, Q.K
-// uses vdpbf16ps: bf16 products are exact in fp32 and the sums are fp32, so it is as accurate
-// as converting K and using FMAs, with half the instructions. The softmax and P.V are fp32.
+// AVX-512F tile kernels, for head_dim a multiple of 32. bf16 is widened to fp32 (even-odd
+// order, attention_tile.h) and multiplied with FMAs, in Q.K as in P.V.
+// NOTE: not vdpbf16ps (AVX512-BF16) for Q.K, although it takes half the instructions: on the
+// Sapphire Rapids VMs this was tuned on it retires 0.45 a cycle against 1.86 for vfmadd231ps,
+// and the Q.K loop ran 41 cycles a token and KV head with it against 30 with FMAs.
 // Compiled for these extensions by the pragma below only (see attention_kernel_avx2.cc), and
 // chosen at run time only on CPUs that have them.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "cache/kv/attention_tile.h"
@@ -18,11 +21,10 @@ namespace {
 
 // NOTE: clang ignores GCC's target pragma; its own attribute pragma does the same.
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bf16,avx2,fma,f16c"))), \
-                             apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bf16,avx2,fma,f16c")
+#pragma GCC target("avx512f,avx2,fma,f16c")
 #endif
 // NOTE: GCC 12's own AVX-512 intrinsics trip -Wuninitialized through their _mm512_undefined_*
 // placeholders once inlined (GCC bug 105593, fixed in GCC 13); nothing here is uninitialized.
@@ -37,7 +39,7 @@ static_assert(kTileRows == 4, "the AVX-512 kernels hold 4 rows x 4 tokens in reg
 template <DType kDType>
 using ElemOf = std::conditional_t<kDType == DType::kF32, float, uint16_t>;
 
-// Sixteen fp32 or fp16 elements (bf16 goes by Load32 or vdpbf16ps).
+// Sixteen fp32 or fp16 elements (bf16 goes by Load32).
 template <DType kDType>
 inline __m512 Load16(const ElemOf<kDType>* p) {
   static_assert(kDType != DType::kBF16);
@@ -111,75 +113,67 @@ class Avx512Ops {
 
   Avx512Ops(int d, float scale) : d_(d), scale_(scale) {}
 
-  // bf16 keeps its queries in bf16 for vdpbf16ps: the fp32 values came from bf16, so the
-  // conversion back is exact.
+  // bf16 queries go to even-odd order, to match the keys as Load32 widens them.
   void PrepareQueries(const float* q, float* prepared) const {
     if constexpr (kDType == DType::kBF16) {
-      for (int i = 0; i < kTileRows * d_; i += 32) {
-        const __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(q + i + 16),
-                                                  _mm512_loadu_ps(q + i));
-        _mm512_storeu_si512(reinterpret_cast<uint16_t*>(prepared) + i, (__m512i)pair);
-      }
+      ToEvenOddOrder(q, kTileRows * d_, 32, prepared);
     } else {
       std::copy(q, q + kTileRows * d_, prepared);
     }
   }
 
   // Four tokens at a time: 16 accumulators (4 tokens x 4 rows), each K chunk loaded once.
-  void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
+  void Scores(const float* q, const Elem* k, int n, const int* visible, const Elem* k_ahead,
+              float* scores, float* block_max) const {
     const int d = d_;
     const __m512 scale = _mm512_set1_ps(scale_);
-    const uint16_t* q_bf16 = reinterpret_cast<const uint16_t*>(q);
-    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 3) / 4);
+    const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    // Lane 4 * i + r holds token t + i of row r.
+    const __m512i visible16 =
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(visible)));
+    const __m512i lane_token = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m512 running_max = neg_inf;
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 3) / 4 * (d / 32));
     for (int t = 0; t < n; t += 4) {
-      prefetch.Step();
-      // Past the last token, repeat it; only the real tokens' scores are stored.
+      // Past the last token, repeat it; its scores are masked.
       const Elem* keys[4];
       for (int i = 0; i < 4; ++i) keys[i] = k + int64_t{t + (t + i < n ? i : 0)} * d;
       __m512 acc[16];
       for (__m512& a : acc) a = _mm512_setzero_ps();
-      if constexpr (kDType == DType::kBF16) {
-        for (int j = 0; j < d; j += 32) {
-          __m512bh query[kTileRows];
-          for (int r = 0; r < kTileRows; ++r) {
-            query[r] = (__m512bh)_mm512_loadu_si512(q_bf16 + r * d + j);
-          }
-          for (int i = 0; i < 4; ++i) {
-            const __m512bh key = (__m512bh)_mm512_loadu_si512(keys[i] + j);
-            for (int r = 0; r < kTileRows; ++r) {
-              acc[i * kTileRows + r] = _mm512_dpbf16_ps(acc[i * kTileRows + r], query[r], key);
-            }
-          }
+      for (int j = 0; j < d; j += 32) {
+        prefetch.Step();
+        __m512 query[2 * kTileRows];
+        for (int r = 0; r < kTileRows; ++r) {
+          query[2 * r] = _mm512_loadu_ps(q + r * d + j);
+          query[2 * r + 1] = _mm512_loadu_ps(q + r * d + j + 16);
         }
-      } else {
-        for (int j = 0; j < d; j += 16) {
-          __m512 query[kTileRows];
-          for (int r = 0; r < kTileRows; ++r) query[r] = _mm512_loadu_ps(q + r * d + j);
-          for (int i = 0; i < 4; ++i) {
-            const __m512 key = Load16<kDType>(keys[i] + j);
-            for (int r = 0; r < kTileRows; ++r) {
-              acc[i * kTileRows + r] = _mm512_fmadd_ps(query[r], key, acc[i * kTileRows + r]);
-            }
+        for (int i = 0; i < 4; ++i) {
+          __m512 key0, key1;
+          Load32<kDType>(keys[i] + j, key0, key1);
+          for (int r = 0; r < kTileRows; ++r) {
+            __m512& a = acc[i * kTileRows + r];
+            a = _mm512_fmadd_ps(query[2 * r + 1], key1, _mm512_fmadd_ps(query[2 * r], key0, a));
           }
         }
       }
-      const __m512 sums = _mm512_mul_ps(HorizontalSums16(acc), scale);
-      const int tokens = n - t < 4 ? n - t : 4;
-      _mm512_mask_storeu_ps(scores + t * kTileRows,
-                            static_cast<__mmask16>((1u << (tokens * kTileRows)) - 1), sums);
+      const __mmask16 seen =
+          _mm512_cmplt_epi32_mask(_mm512_add_epi32(lane_token, _mm512_set1_epi32(t)), visible16);
+      const __m512 sums = _mm512_mask_mul_ps(neg_inf, seen, HorizontalSums16(acc), scale);
+      _mm512_storeu_ps(scores + t * kTileRows, sums);
+      running_max = _mm512_max_ps(running_max, sums);
     }
+    running_max = _mm512_max_ps(running_max, _mm512_shuffle_f32x4(running_max, running_max, 0x4e));
+    running_max = _mm512_max_ps(running_max, _mm512_shuffle_f32x4(running_max, running_max, 0xb1));
+    _mm_storeu_ps(block_max, _mm512_castps512_ps128(running_max));
   }
 
+  // Whole vectors of 4 tokens: the scores past n are -inf, so they add 0.
   void Exp2(float* x, const float* shift, int n, float* sum) const {
     const __m512 shift16 = _mm512_broadcast_f32x4(_mm_loadu_ps(shift));
     __m512 total = _mm512_setzero_ps();
-    const int count = n * kTileRows;
-    for (int i = 0; i < count; i += 16) {
-      const __mmask16 lanes =
-          count - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (count - i)) - 1);
-      const __m512 e = _mm512_maskz_mov_ps(
-          lanes, Exp2NonPositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, x + i), shift16)));
-      _mm512_mask_storeu_ps(x + i, lanes, e);
+    for (int i = 0; i < n * kTileRows; i += 16) {
+      const __m512 e = Exp2NonPositive(_mm512_sub_ps(_mm512_loadu_ps(x + i), shift16));
+      _mm512_storeu_ps(x + i, e);
       total = _mm512_add_ps(total, e);
     }
     const __m256 half =
@@ -194,15 +188,15 @@ class Avx512Ops {
   void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
                         float* acc) const {
     const int d = d_;
-    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 32);
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 32 * n);
     for (int j = 0; j < d; j += 32) {
-      prefetch.Step();
       __m512 a[8];
       for (int r = 0; r < kTileRows; ++r) {
         a[2 * r] = _mm512_loadu_ps(acc + r * d + j);
         a[2 * r + 1] = _mm512_loadu_ps(acc + r * d + j + 16);
       }
       for (int t = 0; t < n; ++t) {
+        prefetch.Step();
         __m512 v0, v1;
         Load32<kDType>(v + int64_t{t} * d + j, v0, v1);
         const float* pt = p + t * kTileRows;
@@ -222,7 +216,8 @@ class Avx512Ops {
   // bf16: each 32 dims from even-odd back to natural order.
   void FinishValues(float* acc) const {
     if constexpr (kDType == DType::kBF16) {
-      const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const __m512i first =
+          _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
       const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
       for (int i = 0; i < kTileRows * d_; i += 32) {
         const __m512 even = _mm512_loadu_ps(acc + i);

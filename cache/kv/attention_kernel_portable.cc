@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "cache/kv/attention_tile.h"
@@ -21,8 +22,10 @@ class PortableOps {
     std::copy(q, q + kTileRows * d_, prepared);
   }
 
-  void Scores(const float* q, const Elem* k, int n, const Elem* k_ahead, float* scores) const {
+  void Scores(const float* q, const Elem* k, int n, const int* visible, const Elem* k_ahead,
+              float* scores, float* block_max) const {
     PrefetchSpreader prefetch(k_ahead, int64_t{n} * d_ * sizeof(Elem), n);
+    for (int r = 0; r < kTileRows; ++r) block_max[r] = -std::numeric_limits<float>::infinity();
     for (int t = 0; t < n; ++t) {
       prefetch.Step();
       float dots[kTileRows] = {};
@@ -30,7 +33,12 @@ class PortableOps {
         const float key = Load(k[int64_t{t} * d_ + j]);
         for (int r = 0; r < kTileRows; ++r) dots[r] += q[r * d_ + j] * key;
       }
-      for (int r = 0; r < kTileRows; ++r) scores[t * kTileRows + r] = dots[r] * scale_;
+      for (int r = 0; r < kTileRows; ++r) {
+        const float score =
+            t < visible[r] ? dots[r] * scale_ : -std::numeric_limits<float>::infinity();
+        scores[t * kTileRows + r] = score;
+        block_max[r] = std::max(block_max[r], score);
+      }
     }
   }
 

@@ -13,7 +13,7 @@ namespace kvtier {
 enum class CpuIsa {
   kPortable,  // plain C++
   kAvx2,      // AVX2 + FMA + F16C
-  kAvx512,    // AVX-512F + AVX512-BF16 (Cooper Lake, Sapphire Rapids, Zen 4 and later)
+  kAvx512,  // AVX-512F, with the AVX2 set (Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4 and later)
 };
 
 // The best ISA this CPU runs.

@@ -16,7 +16,8 @@
 // minute, so each case alternates attention runs with passes of (a) on the same threads, and
 // its ratio is the median over those pairs of attention bandwidth / read bandwidth; "spread"
 // is the interquartile range of those per-pair ratios.
-// The last line is one JSON object for batch 8, context 16k, all threads.
+// The last line is one JSON object for batch 8, context 16k, all threads (when --batches and
+// --contexts include it).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -24,12 +25,14 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "cache/kv/cpu_kv_pool.h"
 #include "cache/kv/thread_pool.h"
@@ -49,6 +52,11 @@ ABSL_FLAG(double, min_seconds, 2.0, "Minimum time spent timing each case");
 ABSL_FLAG(int, min_samples, 15, "Minimum timed runs (pairs, where interleaved) per case");
 ABSL_FLAG(std::string, isa, "",
           "Attention kernel ISA ceiling: portable, avx2 or avx512; empty = the best this CPU runs");
+ABSL_FLAG(std::vector<std::string>, batches, std::vector<std::string>({"1", "8", "32"}),
+          "Batch sizes (sequences per step) to measure, comma-separated");
+ABSL_FLAG(std::vector<std::string>, contexts,
+          std::vector<std::string>({"1024", "4096", "16384", "32768"}),
+          "Context lengths (tokens per sequence) to measure, comma-separated");
 ABSL_FLAG(int, resident_context, 256,
           "Tokens of shared context in the compute-ceiling case, 4 KiB of K+V each: keep it "
           "within L2 (256: 1 MiB)");
@@ -105,6 +113,21 @@ std::pair<std::vector<double>, std::vector<double>> InterleavedSeconds(RunA a, R
   return {std::move(a_times), std::move(b_times)};
 }
 
+// `values` as positive ints; exits with status 2 naming `flag` otherwise.
+std::vector<int> PositiveInts(const char* flag, const std::vector<std::string>& values) {
+  std::vector<int> ints;
+  for (const std::string& value : values) {
+    int parsed = 0;
+    if (!absl::SimpleAtoi(value, &parsed) || parsed <= 0) {
+      std::fprintf(stderr, "kvtier_bench_attention: %s: expected positive integers, got \"%s\"\n",
+                   flag, value.c_str());
+      std::exit(2);
+    }
+    ints.push_back(parsed);
+  }
+  return ints;
+}
+
 // Chooses the reader's widest-reading load width: each width this CPU has, interleaved pass
 // by pass, median GB/s each. Prints them; leaves the best set.
 void ChooseReadWidth(MemoryReader& reader, int threads) {
@@ -123,8 +146,9 @@ void ChooseReadWidth(MemoryReader& reader, int threads) {
       seconds[w].push_back(Seconds(t0));
     }
   }
-  std::printf("memory read, %.1f GiB (%.0f%% in huge pages), %d thread%s:", reader.bytes() / 1073741824.0,
-              100 * reader.huge_page_fraction(), threads, threads == 1 ? "" : "s");
+  std::printf(
+      "memory read, %.1f GiB (%.0f%% in huge pages), %d thread%s:", reader.bytes() / 1073741824.0,
+      100 * reader.huge_page_fraction(), threads, threads == 1 ? "" : "s");
   int best = widths.front();
   double best_gbps = 0;
   for (size_t w = 0; w < widths.size(); ++w) {
@@ -221,10 +245,9 @@ double CacheResidentGbps(const KvPool& pool, const std::vector<int32_t>& shuffle
   const int context = absl::GetFlag(FLAGS_resident_context);
   const absl::Span<const int32_t> blocks =
       absl::MakeConstSpan(shuffled_blocks).subspan(0, (context + kBlockSize - 1) / kBlockSize);
-  DecodeStep step(pool, std::vector<SequenceLayout>(kBatch, {blocks, context, 1}), kBatch,
-                  context);
-  return step.bytes() / Median(SampleSeconds([&] { step.Run(); }, absl::GetFlag(FLAGS_min_seconds))) /
-         1e9;
+  DecodeStep step(pool, std::vector<SequenceLayout>(kBatch, {blocks, context, 1}), kBatch, context);
+  return step.bytes() /
+         Median(SampleSeconds([&] { step.Run(); }, absl::GetFlag(FLAGS_min_seconds))) / 1e9;
 }
 
 int Main() {
@@ -235,7 +258,8 @@ int Main() {
   if (!absl::GetFlag(FLAGS_isa).empty()) {
     const absl::StatusOr<CpuIsa> asked = ParseCpuIsa(absl::GetFlag(FLAGS_isa));
     if (!asked.ok()) {
-      std::fprintf(stderr, "kvtier_bench_attention: --%s\n", std::string(asked.status().message()).c_str());
+      std::fprintf(stderr, "kvtier_bench_attention: --%s\n",
+                   std::string(asked.status().message()).c_str());
       std::exit(2);
     }
     if (!CpuSupports(*asked)) {
@@ -255,8 +279,8 @@ int Main() {
   ChooseReadWidth(read_one, 1);
   ChooseReadWidth(read_all, all);
 
-  const std::vector<int> batches = {1, 8, 32};
-  const std::vector<int> contexts = {1024, 4096, 16384, 32768};
+  const std::vector<int> batches = PositiveInts("--batches", absl::GetFlag(FLAGS_batches));
+  const std::vector<int> contexts = PositiveInts("--contexts", absl::GetFlag(FLAGS_contexts));
   const int64_t max_pool_bytes =
       static_cast<int64_t>(absl::GetFlag(FLAGS_max_pool_gib) * (int64_t{1} << 30));
   const int64_t pool_tokens = PoolTokensFor(batches, contexts, max_pool_bytes);
@@ -272,9 +296,9 @@ int Main() {
   std::iota(shuffled.begin(), shuffled.end(), 0);
   std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(2));
 
-  std::printf("%6s %7s %8s %10s %10s %10s %7s %7s\n", "batch", "context", "threads", "ms",
-              "GB/s", "read GB/s", "ratio", "spread");
-  CaseResult headline{};
+  std::printf("%6s %7s %8s %10s %10s %10s %7s %7s\n", "batch", "context", "threads", "ms", "GB/s",
+              "read GB/s", "ratio", "spread");
+  std::optional<CaseResult> headline;
   for (int threads : {1, all}) {
     std::unique_ptr<KvPool> pool_all;
     const KvPool* pool = pool_one.get();
@@ -284,8 +308,8 @@ int Main() {
       pool = pool_all.get();
     }
     MemoryReader& reader = threads == 1 ? read_one : read_all;
-    std::printf("%6s %7s %8d   compute ceiling, K/V in L2 (batch 64 over %d KiB): %.2f GB/s\n",
-                "", "", threads,
+    std::printf("%6s %7s %8d   compute ceiling, K/V in L2 (batch 64 over %d KiB): %.2f GB/s\n", "",
+                "", threads,
                 static_cast<int>(absl::GetFlag(FLAGS_resident_context) * kTokenKvBytes >> 10),
                 CacheResidentGbps(*pool, shuffled));
     for (int batch : batches) {
@@ -303,11 +327,15 @@ int Main() {
       }
     }
   }
+  if (!headline.has_value()) {
+    std::printf("no JSON line: --batches and --contexts leave out the headline, batch 8 x 16384\n");
+    return 0;
+  }
   std::printf(
       "{\"bench\":\"attention_cpu\",\"isa\":\"%s\",\"threads\":%d,\"batch\":8,\"ctx\":16384,"
       "\"memory_read_gbps\":%.2f,\"attention_gbps\":%.2f,\"ratio\":%.3f}\n",
-      std::string(CpuIsaName(isa)).c_str(), all, headline.read_gbps, headline.gbps,
-      headline.ratio);
+      std::string(CpuIsaName(isa)).c_str(), all, headline->read_gbps, headline->gbps,
+      headline->ratio);
   return 0;
 }
 
