@@ -106,7 +106,8 @@ class Avx2Ops {
     const __m256i visible8 = _mm256_set_m128i(visible4, visible4);
     const __m256i lane_token = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     __m256 running_max = neg_inf;
-    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 1) / 2 * (d / 16));
+    // A step of the j loop reads 2 tokens x 16 dims.
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), 2 * 16 * sizeof(Elem));
     for (int t = 0; t < n; t += 2) {
       const Elem* k0 = k + int64_t{t} * d;
       // An odd last token pairs with itself; its second scores are masked.
@@ -156,7 +157,8 @@ class Avx2Ops {
   void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
                         float* acc) const {
     const int d = d_;
-    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 16 * n);
+    // A step reads 16 dims of one token.
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), 16 * sizeof(Elem));
     for (int j = 0; j < d; j += 16) {
       __m256 a[8];
       for (int r = 0; r < kTileRows; ++r) {

@@ -133,7 +133,8 @@ class Avx512Ops {
         _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(visible)));
     const __m512i lane_token = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m512 running_max = neg_inf;
-    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), (n + 3) / 4 * (d / 32));
+    // A step of the j loop reads 4 tokens x 32 dims.
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d * sizeof(Elem), 4 * 32 * sizeof(Elem));
     for (int t = 0; t < n; t += 4) {
       // Past the last token, repeat it; its scores are masked.
       const Elem* keys[4];
@@ -188,7 +189,8 @@ class Avx512Ops {
   void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
                         float* acc) const {
     const int d = d_;
-    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), d / 32 * n);
+    // A step reads 32 dims of one token.
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d * sizeof(Elem), 32 * sizeof(Elem));
     for (int j = 0; j < d; j += 32) {
       __m512 a[8];
       for (int r = 0; r < kTileRows; ++r) {

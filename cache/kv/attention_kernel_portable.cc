@@ -24,7 +24,8 @@ class PortableOps {
 
   void Scores(const float* q, const Elem* k, int n, const int* visible, const Elem* k_ahead,
               float* scores, float* block_max) const {
-    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d_ * sizeof(Elem), n);
+    // A step reads one token's key.
+    PrefetchSpreader prefetch(k_ahead, int64_t{n} * d_ * sizeof(Elem), d_ * sizeof(Elem));
     for (int r = 0; r < kTileRows; ++r) block_max[r] = -std::numeric_limits<float>::infinity();
     for (int t = 0; t < n; ++t) {
       prefetch.Step();
@@ -54,7 +55,8 @@ class PortableOps {
 
   void AccumulateValues(const float* p, const Elem* v, int n, const Elem* v_ahead,
                         float* acc) const {
-    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d_ * sizeof(Elem), n);
+    // A step reads one token's value.
+    PrefetchSpreader prefetch(v_ahead, int64_t{n} * d_ * sizeof(Elem), d_ * sizeof(Elem));
     for (int t = 0; t < n; ++t) {
       prefetch.Step();
       for (int j = 0; j < d_; ++j) {

@@ -77,19 +77,18 @@ TileKernel PortableTileKernel(DType dtype);
 TileKernel Avx2TileKernel(DType dtype, int head_dim);
 TileKernel Avx512TileKernel(DType dtype, int head_dim);
 
-// Spreads prefetches (into L2) of the cache lines of [ahead, ahead + bytes) evenly over `steps`
-// calls of Step: a few lines every step, or one line every few steps; none when `ahead` is
-// null. The Ops step it once per step of their loops, so that a line is asked for about as
-// often as one is read.
+// Spreads prefetches (into L2) of the cache lines of [ahead, ahead + bytes) over the steps of a
+// loop that reads `bytes_per_step` bytes a step, at the rate it reads them: a few lines every
+// step, or one line every few steps; none when `ahead` is null. The Ops step it once per step
+// of their loops and pass bytes_per_step as a constant, so that no division is left per call.
 class PrefetchSpreader {
  public:
-  PrefetchSpreader(const void* ahead, int64_t bytes, int steps)
-      : next_(static_cast<const char*>(ahead)), end_(ahead == nullptr ? next_ : next_ + bytes) {
-    const int64_t lines = (bytes + 63) / 64;
-    lines_per_step_ = lines >= steps ? static_cast<int>((lines + steps - 1) / steps) : 1;
-    every_ = lines >= steps ? 1 : static_cast<int>(steps / lines);
-    countdown_ = every_;
-  }
+  PrefetchSpreader(const void* ahead, int64_t bytes, int bytes_per_step)
+      : next_(static_cast<const char*>(ahead)),
+        end_(ahead == nullptr ? next_ : next_ + bytes),
+        lines_per_step_(bytes_per_step >= 64 ? (bytes_per_step + 63) / 64 : 1),
+        every_(bytes_per_step >= 64 ? 1 : 64 / bytes_per_step),
+        countdown_(every_) {}
 
   void Step() {
     if (--countdown_ > 0) return;
@@ -102,8 +101,8 @@ class PrefetchSpreader {
  private:
   const char* next_;
   const char* const end_;
-  int lines_per_step_;
-  int every_;
+  const int lines_per_step_;
+  const int every_;
   int countdown_;
 };
 
@@ -158,19 +157,19 @@ void RunTile(const TileTask& task) {
   const int64_t piece_bytes = piece_elems * int64_t{sizeof(Elem)};
   const int ahead = static_cast<int>(std::max<int64_t>(1, kPrefetchBytes / (2 * piece_bytes)));
   const int first_block = task.begin / block_size;
-  // The piece `ahead` places after (block_index, h), or null past the sweep's end.
-  auto piece_ahead = [&](const void* layer, int block_index, int h) -> const Elem* {
-    const int later = h + ahead;
-    const int block = block_index + later / task.kv_heads;
-    return block <= last_block ? piece(layer, block, later % task.kv_heads) : nullptr;
-  };
+  // At most kMaxBlockSize x kMaxHeadDim fp32 values: 1 MiB.
+  const int piece_bytes_int = static_cast<int>(piece_bytes);
   // The pieces before the first that a sweep prefetches: all at once.
   for (int a = 1; a < ahead; ++a) {
     const int block = first_block + a / task.kv_heads;
     if (block > last_block) break;
-    PrefetchSpreader(piece(task.k_layer, block, a % task.kv_heads), piece_bytes, 1).Step();
-    PrefetchSpreader(piece(task.v_layer, block, a % task.kv_heads), piece_bytes, 1).Step();
+    const int head = a % task.kv_heads;
+    PrefetchSpreader(piece(task.k_layer, block, head), piece_bytes, piece_bytes_int).Step();
+    PrefetchSpreader(piece(task.v_layer, block, head), piece_bytes, piece_bytes_int).Step();
   }
+  // The piece `ahead` places after the one being read, advanced with it.
+  int ahead_block = first_block + ahead / task.kv_heads;
+  int ahead_head = ahead % task.kv_heads;
 
   for (int pos = task.begin; pos < task.end;) {
     const int block_index = pos / block_size;
@@ -181,8 +180,13 @@ void RunTile(const TileTask& task) {
     for (int h = 0; h < task.kv_heads; ++h) {
       const Elem* k = piece(task.k_layer, block_index, h) + int64_t{offset} * d;
       const Elem* v = piece(task.v_layer, block_index, h) + int64_t{offset} * d;
-      const Elem* k_ahead = piece_ahead(task.k_layer, block_index, h);
-      const Elem* v_ahead = piece_ahead(task.v_layer, block_index, h);
+      const bool prefetch = ahead_block <= last_block;
+      const Elem* k_ahead = prefetch ? piece(task.k_layer, ahead_block, ahead_head) : nullptr;
+      const Elem* v_ahead = prefetch ? piece(task.v_layer, ahead_block, ahead_head) : nullptr;
+      if (++ahead_head == task.kv_heads) {
+        ahead_head = 0;
+        ++ahead_block;
+      }
       float* acc = task.acc + h * tile_elems;
       float* max = task.max + h * kTileRows;
       float* sum = task.sum + h * kTileRows;
