@@ -154,18 +154,17 @@ void RunTile(const TileTask& task) {
   const int last_block = (task.end - 1) / block_size;
   // Pieces (one head of one block, K and V) are read in sweep order: block by block, head by
   // head. Each piece's Ops prefetch the piece `ahead` places later.
-  const int64_t piece_bytes = piece_elems * int64_t{sizeof(Elem)};
+  // At most kMaxBlockSize x kMaxHeadDim fp32 values: 1 MiB.
+  const int piece_bytes = static_cast<int>(piece_elems * int64_t{sizeof(Elem)});
   const int ahead = static_cast<int>(std::max<int64_t>(1, kPrefetchBytes / (2 * piece_bytes)));
   const int first_block = task.begin / block_size;
-  // At most kMaxBlockSize x kMaxHeadDim fp32 values: 1 MiB.
-  const int piece_bytes_int = static_cast<int>(piece_bytes);
   // The pieces before the first that a sweep prefetches: all at once.
   for (int a = 1; a < ahead; ++a) {
     const int block = first_block + a / task.kv_heads;
     if (block > last_block) break;
     const int head = a % task.kv_heads;
-    PrefetchSpreader(piece(task.k_layer, block, head), piece_bytes, piece_bytes_int).Step();
-    PrefetchSpreader(piece(task.v_layer, block, head), piece_bytes, piece_bytes_int).Step();
+    PrefetchSpreader(piece(task.k_layer, block, head), piece_bytes, piece_bytes).Step();
+    PrefetchSpreader(piece(task.v_layer, block, head), piece_bytes, piece_bytes).Step();
   }
   // The piece `ahead` places after the one being read, advanced with it.
   int ahead_block = first_block + ahead / task.kv_heads;
