@@ -37,13 +37,13 @@ void ThreadPool::ParallelFor(int64_t n, absl::FunctionRef<void(int64_t)> fn) {
     absl::MutexLock lock(&mu_);
     loop_ = &loop;
     ++generation_;
-    busy_workers_ = static_cast<int>(workers_.size());
   }
   RunIndices(loop);
+  // Every index is handed out: a worker that wakes from now on has nothing to join.
   absl::MutexLock lock(&mu_);
-  auto all_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return busy_workers_ == 0; };
-  mu_.Await(absl::Condition(&all_done));
   loop_ = nullptr;
+  auto joined_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return joined_workers_ == 0; };
+  mu_.Await(absl::Condition(&joined_done));
 }
 
 void ThreadPool::WorkerMain() {
@@ -59,10 +59,12 @@ void ThreadPool::WorkerMain() {
       if (stopping_) return;
       seen = generation_;
       loop = loop_;
+      if (loop == nullptr) continue;  // woke after its loop was done
+      ++joined_workers_;
     }
     RunIndices(*loop);
     absl::MutexLock lock(&mu_);
-    --busy_workers_;
+    --joined_workers_;
   }
 }
 

@@ -1,11 +1,15 @@
 // ThreadPool: a fixed set of worker threads that run data-parallel loops.
 //
-// ParallelFor(n, fn) runs fn(0) .. fn(n-1) on the workers and the calling thread, handing out
-// indices one at a time (so uneven tasks balance), and returns when all have finished. A pool
-// of one thread has no workers: the caller runs everything.
+// ParallelFor(n, fn) runs fn(0) .. fn(n-1) on the calling thread and whichever workers join
+// in time, handing out indices one at a time (so uneven tasks balance), and returns when all
+// have finished. A worker joins a loop when it wakes while the loop still has indices to hand
+// out; once the caller has run out of indices it waits only for the workers that joined, never
+// for one still waking up, so a loop smaller than a thread's wake-up latency (on a VM, tens of
+// microseconds) costs no more than running it on the caller. A pool of one thread has no
+// workers: the caller runs everything.
 //
-// Thread-safe: any number of threads may call ParallelFor; loops run one at a time (run_mu_),
-// each using every thread of the pool. mu_ guards the published loop and the worker states.
+// Thread-safe: any number of threads may call ParallelFor; loops run one at a time (run_mu_).
+// mu_ guards the published loop and the count of workers inside it.
 #ifndef KVTIER_CACHE_KV_THREAD_POOL_H_
 #define KVTIER_CACHE_KV_THREAD_POOL_H_
 
@@ -47,7 +51,7 @@ class ThreadPool {
   absl::Mutex mu_;
   Loop* loop_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped for each published loop
-  int busy_workers_ ABSL_GUARDED_BY(mu_) = 0;     // workers still inside the current loop
+  int joined_workers_ ABSL_GUARDED_BY(mu_) = 0;   // workers inside the published loop
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };

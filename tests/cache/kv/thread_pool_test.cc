@@ -1,6 +1,7 @@
 // ThreadPool: ParallelFor runs every index exactly once for pools of 1, 2 and 4 threads and
-// loop sizes from 0 to large, a one-thread pool runs on the caller, concurrent callers all get
-// correct results, thread counts are reported, and pools are destroyed cleanly while idle.
+// loop sizes from 0 to large, a one-thread pool runs on the caller, workers join a loop that
+// outlasts their wake-up, concurrent callers all get correct results, thread counts are
+// reported, and pools are destroyed cleanly while idle.
 #include "cache/kv/thread_pool.h"
 
 #include <algorithm>
@@ -57,6 +58,24 @@ TEST_F(ThreadPoolTest, OneThreadPoolRunsOnTheCaller) {
   std::vector<std::thread::id> ran_on(100);
   pool.ParallelFor(ran_on.size(), [&](int64_t i) { ran_on[i] = std::this_thread::get_id(); });
   EXPECT_EQ(std::count(ran_on.begin(), ran_on.end(), caller), 100);
+}
+
+// Each index of a long loop holds its thread until every thread of the pool has taken one, so
+// the loop can only finish if every worker joins it.
+TEST_F(ThreadPoolTest, WorkersJoinALoopThatOutlastsTheirWakeUp) {
+  for (int threads : kThreadCounts) {
+    SCOPED_TRACE(absl::StrCat(threads, " threads"));
+    ThreadPool pool(threads);
+    std::atomic<int> started{0};
+    std::vector<std::thread::id> ran_on(threads);
+    pool.ParallelFor(threads, [&](int64_t i) {
+      ran_on[i] = std::this_thread::get_id();
+      started.fetch_add(1);
+      while (started.load() < threads) std::this_thread::yield();
+    });
+    std::sort(ran_on.begin(), ran_on.end());
+    EXPECT_EQ(std::unique(ran_on.begin(), ran_on.end()) - ran_on.begin(), threads);
+  }
 }
 
 // Several threads share one pool, each running many loops of its own size; every loop must
