@@ -27,7 +27,7 @@ grpc::ServerBidiReactor<v1::StepRequest, v1::StepResponse>* AttentionServiceImpl
                      " concurrent streams (max_streams); try again later")));
   }
   metrics_->StreamOpened();
-  return new StepStream(state_, executor_, metrics_, [this] {
+  return new StepStream(state_, executor_, metrics_, inline_kv_bytes_, [this] {
     metrics_->StreamClosed();
     streams_.fetch_sub(1);
   });

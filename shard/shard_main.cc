@@ -35,7 +35,10 @@ ABSL_FLAG(std::string, device, "cpu",
           "where K/V pools live and attention runs: cpu, or cuda:N for CUDA device N");
 ABSL_FLAG(int, threads, 0, "CPU attention threads (0: one per hardware thread)");
 ABSL_FLAG(int, step_threads, 2,
-          "threads that handle data-plane messages (checks, K/V writes, attention calls)");
+          "threads that run the data plane's larger layers (K/V writes, attention calls)");
+ABSL_FLAG(int, inline_kv_kib, 512,
+          "a layer whose attention reads at most this much K/V, in KiB, runs on the gRPC thread "
+          "that received it instead of a step thread (0: none does)");
 ABSL_FLAG(int, max_streams, 256,
           "Step streams served at once; more are refused with RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_message_mib, 256, "largest gRPC message received or sent, in MiB (1..2047)");
@@ -75,6 +78,12 @@ absl::StatusOr<ShardServerOptions> OptionsFromFlags() {
     }
     *target = value;
   }
+  const int inline_kv_kib = absl::GetFlag(FLAGS_inline_kv_kib);
+  if (inline_kv_kib < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--inline_kv_kib: expected 0 or more, got ", inline_kv_kib));
+  }
+  options.inline_kv_bytes = int64_t{inline_kv_kib} << 10;
   const int max_message_mib = absl::GetFlag(FLAGS_max_message_mib);
   if (max_message_mib < 1 || max_message_mib > 2047) {
     return absl::InvalidArgumentError(

@@ -17,6 +17,13 @@ ShardMetrics::ShardMetrics(prometheus::Registry& registry)
                   .Help("Layer messages attended")
                   .Register(registry)
                   .Add({})),
+      layers_handed_off_(prometheus::BuildCounter()
+                             .Name("kvtier_shard_layers_handed_off_total")
+                             .Help("Layer messages whose attention ran on the step executor "
+                                   "(reading more K/V than --inline_kv_kib), not on the gRPC "
+                                   "thread that received them")
+                             .Register(registry)
+                             .Add({})),
       kv_bytes_(prometheus::BuildCounter()
                     .Name("kvtier_shard_kv_bytes_written_total")
                     .Help("New K and V bytes written to the shard's pools")
@@ -37,6 +44,7 @@ void ShardMetrics::RecordStep(const StepTally& step) {
   if (step.layers == 0) return;
   step_seconds_.Observe(absl::ToDoubleSeconds(step.busy));
   layers_.Increment(static_cast<double>(step.layers));
+  layers_handed_off_.Increment(static_cast<double>(step.handed_off));
   kv_bytes_.Increment(static_cast<double>(step.kv_bytes));
 }
 

@@ -2,6 +2,8 @@
 //   kvtier_shard_step_seconds             histogram: per step, the shard's busy time on it (its
 //                                         layers' checks, K/V writes and attention, summed)
 //   kvtier_shard_layers_total             counter: layer messages attended
+//   kvtier_shard_layers_handed_off_total  counter: those whose attention ran on the step
+//                                         executor, not in the reaction (step_stream.h)
 //   kvtier_shard_kv_bytes_written_total   counter: new K and V bytes written to the pools
 //   kvtier_shard_streams                  gauge: Step streams open
 //   kvtier_shard_stream_errors_total      counter, by code: Step streams ended by an error
@@ -30,6 +32,7 @@ namespace kvtier {
 struct StepTally {
   absl::Duration busy;
   int64_t layers = 0;
+  int64_t handed_off = 0;  // layers run on the step executor
   int64_t kv_bytes = 0;
 };
 
@@ -49,6 +52,7 @@ class ShardMetrics {
  private:
   prometheus::Histogram& step_seconds_;
   prometheus::Counter& layers_;
+  prometheus::Counter& layers_handed_off_;
   prometheus::Counter& kv_bytes_;
   prometheus::Gauge& streams_;
   prometheus::Family<prometheus::Counter>& stream_errors_;

@@ -36,6 +36,10 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(const ShardServe
     return absl::InvalidArgumentError(
         absl::StrCat("step_threads: expected >= 1, got ", options.step_threads));
   }
+  if (options.inline_kv_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("inline_kv_bytes: expected >= 0, got ", options.inline_kv_bytes));
+  }
   if (options.max_streams < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_streams: expected >= 1, got ", options.max_streams));
@@ -91,7 +95,7 @@ ShardServer::ShardServer(const ShardServerOptions& options)
       threads_(options.device.kind == PoolDevice::Kind::kCpu ? options.attention_threads : 1),
       state_(options.capacity_bytes, PoolFactoryFor(options.device, &threads_)),
       executor_(options.step_threads),
-      service_(&state_, &executor_, &shard_metrics_, options.max_streams),
+      service_(&state_, &executor_, &shard_metrics_, options.max_streams, options.inline_kv_bytes),
       transfer_service_(&state_,
                         BlockTransferOptions{.max_message_bytes = options.max_message_bytes,
                                              .default_deadline = absl::Minutes(5),

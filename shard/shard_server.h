@@ -55,8 +55,11 @@ struct ShardServerOptions {
   PoolDevice device;
   // CPU attention threads, the calling one included; 0: one per hardware thread.
   int attention_threads = 0;
-  // Threads that handle the data plane's messages (checks, K/V writes, attention calls).
+  // Threads that run the data plane's larger layers (K/V writes, attention calls).
   int step_threads = 2;
+  // A layer whose attention reads at most this many bytes of K/V runs on the gRPC thread that
+  // received it, not on a step thread (step_stream.h); 0: every layer goes to a step thread.
+  int64_t inline_kv_bytes = 512 << 10;
   // Step streams served at once; more are refused with RESOURCE_EXHAUSTED.
   int max_streams = 256;
   // Largest message received or sent.

@@ -116,6 +116,7 @@ absl::StatusOr<StepBatch> StepBatch::Build(const v1::StepPlan& plan, const Hoste
         .context_len = sequence.context_len(),
         .num_queries = sequence.num_new_tokens(),
     });
+    batch.attended_kv_bytes_ += 2 * sequence.context_len() * shape.token_bytes();
     for (int64_t p = sequence.context_len() - sequence.num_new_tokens(); p < sequence.context_len();
          ++p) {
       batch.slots_.push_back(blocks[p / block_size] * block_size + p % block_size);

@@ -45,6 +45,8 @@ class StepBatch {
   int num_q_heads() const { return num_q_heads_; }
   // Bytes of one layer's attention output: [tokens][num_q_heads][head_dim].
   int64_t out_bytes() const { return out_bytes_; }
+  // Bytes of K and V one layer's attention reads: every sequence's context, this range's heads.
+  int64_t attended_kv_bytes() const { return attended_kv_bytes_; }
 
  private:
   StepBatch() = default;
@@ -54,6 +56,7 @@ class StepBatch {
   std::vector<int64_t> slots_;
   int num_q_heads_ = 0;
   int64_t out_bytes_ = 0;
+  int64_t attended_kv_bytes_ = 0;
 };
 
 }  // namespace kvtier

@@ -17,15 +17,29 @@ std::string SequenceField(int index) { return absl::StrCat("plan.sequences[", in
 }  // namespace
 
 StepStream::StepStream(const ShardState* state, StepExecutor* executor, ShardMetrics* metrics,
-                       absl::AnyInvocable<void()> on_done)
-    : state_(state), executor_(executor), metrics_(metrics), on_done_(std::move(on_done)) {
+                       int64_t inline_kv_bytes, absl::AnyInvocable<void()> on_done)
+    : state_(state),
+      executor_(executor),
+      metrics_(metrics),
+      inline_kv_bytes_(inline_kv_bytes),
+      on_done_(std::move(on_done)) {
   StartRead(&request_);
 }
 
 void StepStream::OnReadDone(bool ok) {
   // Not ok: the client half-closed (or the call ended); the stream is done.
   if (!ok) return Finish(grpc::Status::OK);
-  executor_->Post([this] { Handle(); });
+  if (request_.has_plan()) {
+    if (absl::Status status = Begin(std::move(*request_.mutable_plan())); !status.ok()) {
+      return Fail(status);
+    }
+  } else if (!step_.has_value()) {
+    return Fail(absl::InvalidArgumentError("plan: the first message of a step must carry a plan"));
+  }
+  if (!request_.has_layer()) return StartRead(&request_);
+  if (step_->batch.attended_kv_bytes() <= inline_kv_bytes_) return AnswerLayer();
+  step_->tally.handed_off += 1;
+  executor_->Post([this] { AnswerLayer(); });
 }
 
 void StepStream::OnWriteDone(bool ok) {
@@ -39,27 +53,18 @@ void StepStream::OnDone() {
   delete this;
 }
 
-void StepStream::Handle() {
-  bool answer = false;
-  if (absl::Status status = HandleRequest(answer); !status.ok()) {
-    EndStep();
-    metrics_->StreamFailed(status.code());
-    return Finish(ToGrpcStatus(status));
-  }
-  if (answer) return StartWrite(&response_);
-  StartRead(&request_);
+void StepStream::Fail(const absl::Status& status) {
+  EndStep();
+  metrics_->StreamFailed(status.code());
+  Finish(ToGrpcStatus(status));
 }
 
-absl::Status StepStream::HandleRequest(bool& answer) {
-  if (request_.has_plan()) {
-    if (absl::Status status = Begin(std::move(*request_.mutable_plan())); !status.ok()) {
-      return status;
-    }
-  } else if (!step_.has_value()) {
-    return absl::InvalidArgumentError("plan: the first message of a step must carry a plan");
-  }
-  answer = request_.has_layer();
-  if (!answer) return absl::OkStatus();
+void StepStream::AnswerLayer() {
+  if (absl::Status status = TimedLayer(); !status.ok()) return Fail(status);
+  StartWrite(&response_);
+}
+
+absl::Status StepStream::TimedLayer() {
   const absl::Time start = absl::Now();
   if (absl::Status status = RunLayer(request_.layer()); !status.ok()) return status;
   StepTally& tally = step_->tally;

@@ -5,8 +5,12 @@
 // output sent back. The first error ends the stream with its status; other streams are
 // unaffected.
 //
-// Reactions never block: OnReadDone posts the message to the StepExecutor, whose thread does
-// the work and starts the write; OnWriteDone starts the next read. The stream deletes itself
+// Reactions never block. OnReadDone takes a plan itself (lookups and one lease check per
+// sequence, an HMAC only for a lease the shard has not verified yet). A layer whose attention
+// reads at most `inline_kv_bytes` of K/V runs there too: handing it over would cost a thread
+// wake-up, tens of microseconds on a VM, for about as much work. A larger one is posted to the
+// StepExecutor, whose thread does it. Either way the layer's answer is written at the end and
+// OnWriteDone starts the next read. The stream deletes itself
 // when gRPC is done with it (OnDone), calling `on_done` first. Each step's busy time, layers
 // and K/V bytes are summed as it runs and recorded in the shard's metrics when its last layer
 // is done (or, for a step cut short, when the next plan, an error or the stream's end drops
@@ -18,6 +22,7 @@
 #ifndef KVTIER_SHARD_STEP_STREAM_H_
 #define KVTIER_SHARD_STEP_STREAM_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -38,7 +43,7 @@ class StepStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::Ste
  public:
   // `state`, `executor` and `metrics` must outlive the stream.
   StepStream(const ShardState* state, StepExecutor* executor, ShardMetrics* metrics,
-             absl::AnyInvocable<void()> on_done);
+             int64_t inline_kv_bytes, absl::AnyInvocable<void()> on_done);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -53,18 +58,21 @@ class StepStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::Ste
     StepTally tally = {};
   };
 
-  // On the executor: the message in request_.
-  void Handle();
-  absl::Status HandleRequest(bool& answer);
+  // The layer of the message in request_, then its answer.
+  void AnswerLayer();
+  absl::Status TimedLayer();
   absl::Status Begin(v1::StepPlan plan);
   // One layer of the current step: checks, writes the new K/V, attends into response_.
   absl::Status RunLayer(const v1::LayerTensors& layer);
   // Records the current step, if any, in the metrics and drops it.
   void EndStep();
+  // Ends the stream with `status`.
+  void Fail(const absl::Status& status);
 
   const ShardState* const state_;
   StepExecutor* const executor_;
   ShardMetrics* const metrics_;
+  const int64_t inline_kv_bytes_;
   absl::AnyInvocable<void()> on_done_;
   v1::StepRequest request_;
   v1::StepResponse response_;

@@ -27,11 +27,18 @@ void ThreadPool::RunIndices(Loop& loop) {
 
 void ThreadPool::ParallelFor(int64_t n, absl::FunctionRef<void(int64_t)> fn) {
   if (n <= 0) return;
-  if (workers_.empty() || n == 1) {
+  // NOTE: a loop that finds the workers busy with another runs on its caller rather than wait:
+  // a small loop from a thread that must not block (a gRPC reaction) may come while a large
+  // one runs.
+  if (workers_.empty() || n == 1 || !run_mu_.TryLock()) {
     for (int64_t i = 0; i < n; ++i) fn(i);
     return;
   }
-  absl::MutexLock run_lock(&run_mu_);
+  RunOnWorkers(n, fn);
+  run_mu_.Unlock();
+}
+
+void ThreadPool::RunOnWorkers(int64_t n, absl::FunctionRef<void(int64_t)> fn) {
   Loop loop{fn, n};
   {
     absl::MutexLock lock(&mu_);

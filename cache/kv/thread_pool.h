@@ -8,7 +8,8 @@
 // microseconds) costs no more than running it on the caller. A pool of one thread has no
 // workers: the caller runs everything.
 //
-// Thread-safe: any number of threads may call ParallelFor; loops run one at a time (run_mu_).
+// Thread-safe: any number of threads may call ParallelFor. One loop at a time has the workers
+// (run_mu_); a loop that comes while another has them runs on its caller alone, never waiting.
 // mu_ guards the published loop and the count of workers inside it.
 #ifndef KVTIER_CACHE_KV_THREAD_POOL_H_
 #define KVTIER_CACHE_KV_THREAD_POOL_H_
@@ -44,10 +45,12 @@ class ThreadPool {
     std::atomic<int64_t> next{0};
   };
 
+  void RunOnWorkers(int64_t n, absl::FunctionRef<void(int64_t)> fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(run_mu_) ABSL_LOCKS_EXCLUDED(mu_);
   void WorkerMain();
   static void RunIndices(Loop& loop);
 
-  absl::Mutex run_mu_;  // serializes ParallelFor calls
+  absl::Mutex run_mu_;  // held by the loop that has the workers
   absl::Mutex mu_;
   Loop* loop_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped for each published loop

@@ -30,30 +30,38 @@ class TimingInterceptor final : public grpc::experimental::Interceptor {
   TimingInterceptor(prometheus::Family<prometheus::Histogram>* durations, std::string method)
       : durations_(durations), method_(std::move(method)), start_(absl::Now()) {}
 
+  // A call that ended without sending a status.
   ~TimingInterceptor() override {
+    if (!recorded_) Record(grpc::StatusCode::CANCELLED);
+  }
+
+  // NOTE: recorded before the status is sent, so a caller that has seen it finds the call
+  // counted.
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Record(methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Record(grpc::StatusCode code) {
     static const prometheus::Histogram::BucketBoundaries* const buckets =
         new prometheus::Histogram::BucketBoundaries{25e-6,  50e-6,  100e-6, 250e-6, 500e-6, 1e-3,
                                                     2.5e-3, 5e-3,   10e-3,  25e-3,  50e-3,  100e-3,
                                                     250e-3, 500e-3, 1,      2.5,    5,      10};
     durations_
         ->Add({{"method", method_},
-               {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code_))}},
+               {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}},
               *buckets)
         .Observe(absl::ToDoubleSeconds(absl::Now() - start_));
+    recorded_ = true;
   }
 
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      code_ = methods->GetSendStatus().error_code();
-    }
-    methods->Proceed();
-  }
-
- private:
   prometheus::Family<prometheus::Histogram>* const durations_;
   const std::string method_;
   const absl::Time start_;
-  grpc::StatusCode code_ = grpc::StatusCode::CANCELLED;
+  bool recorded_ = false;
 };
 
 class TimingInterceptorFactory final

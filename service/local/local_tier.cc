@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<ShardServer>> LocalTier::StartShard(
   shard.capacity_bytes = options_.shard_capacity_bytes;
   shard.device = options_.device;
   shard.attention_threads = options_.attention_threads_per_shard;
+  shard.inline_kv_bytes = options_.shard_inline_kv_bytes;
   shard.max_message_bytes = options_.max_message_bytes;
   shard.security = security_;
   shard.metrics = options_.metrics;

@@ -40,6 +40,8 @@ struct LocalTierOptions {
   // Where every shard keeps its pools (all on the same device, for CUDA).
   PoolDevice device;
   int attention_threads_per_shard = 1;
+  // Every shard's ShardServerOptions::inline_kv_bytes.
+  int64_t shard_inline_kv_bytes = ShardServerOptions{}.inline_kv_bytes;
   int max_message_bytes = 256 << 20;
   absl::Duration start_timeout = absl::Seconds(30);
   ServerSecurity security;

@@ -1,8 +1,9 @@
 // Metrics through a real tier (LocalTier: a coordinator and 2 shards over gRPC, counting into
 // one served Metrics, scraped over HTTP as Prometheus does): the coordinator's families agree
 // with its own stats after a random workload, with tenant labels only for the configured
-// tenants; the shards count exactly the layers and K/V bytes the steps sent, and the streams
-// an error ended; every unary call is timed by method and status code, with names the server
+// tenants; the shards count exactly the layers and K/V bytes the steps sent, which of those
+// layers went to the step executor (none of these small ones by default, all of them with an
+// inline limit of 0, their attention still exact), and the streams an error ended; every unary call is timed by method and status code, with names the server
 // does not have folded into "unknown"; a metrics address that is malformed or taken is refused,
 // naming the field.
 #include <cstdint>
@@ -37,6 +38,13 @@ class TierMetricsTest : public testing::Test {
     const uint64_t seed = FreshSeed();
     std::cout << "seed " << seed << "\n";
     rng_.seed(seed);
+    StartServedTier(LocalTierOptions{}.shard_inline_kv_bytes);
+  }
+
+  // A tier whose shards run layers of at most `shard_inline_kv_bytes` of K/V in the reaction.
+  void StartServedTier(int64_t shard_inline_kv_bytes) {
+    tier_ = {};
+    metrics_.reset();
     absl::StatusOr<std::unique_ptr<Metrics>> metrics = Metrics::Serve("metrics", "127.0.0.1:0");
     ASSERT_TRUE(metrics.ok()) << metrics.status();
     metrics_ = *std::move(metrics);
@@ -45,6 +53,7 @@ class TierMetricsTest : public testing::Test {
     options.coordinator.tenant_quotas = {{"acme", 10'000}};
     options.coordinator.default_retention = absl::Minutes(5);
     options.metrics = metrics_.get();
+    options.shard_inline_kv_bytes = shard_inline_kv_bytes;
     absl::StatusOr<Tier> tier = StartTier(options);
     ASSERT_TRUE(tier.ok()) << tier.status();
     tier_ = *std::move(tier);
@@ -63,6 +72,20 @@ class TierMetricsTest : public testing::Test {
   }
 
   int Uniform(int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng_); }
+
+  // Random checked steps of two sessions; returns how many, adding their new tokens to `tokens`.
+  int RunCheckedSteps(int64_t& tokens) {
+    CheckedSession a = Checked(*tier_.client->OpenSession(TestModelId("m"), "acme"));
+    CheckedSession b = Checked(*tier_.client->OpenSession(TestModelId("m"), "acme"));
+    const int steps = Uniform(2, 6);
+    for (int i = 0; i < steps; ++i) {
+      const std::vector<int> new_tokens = {Uniform(1, 12), Uniform(1, 12)};
+      absl::Status status = CheckedStep(*tier_.client, {&a, &b}, new_tokens, rng_);
+      EXPECT_TRUE(status.ok()) << status;
+      tokens += new_tokens[0] + new_tokens[1];
+    }
+    return steps;
+  }
 
   std::unique_ptr<Metrics> metrics_;  // outlives the tier
   Tier tier_;
@@ -120,15 +143,8 @@ TEST_F(TierMetricsTest, CoordinatorFamiliesAgreeWithItsStatsAndBoundTheTenants) 
 }
 
 TEST_F(TierMetricsTest, ShardsCountTheLayersAndKvBytesTheStepsSent) {
-  CheckedSession a = Checked(*tier_.client->OpenSession(TestModelId("m"), "acme"));
-  CheckedSession b = Checked(*tier_.client->OpenSession(TestModelId("m"), "acme"));
   int64_t tokens = 0;
-  const int steps = Uniform(2, 6);
-  for (int i = 0; i < steps; ++i) {
-    const std::vector<int> new_tokens = {Uniform(1, 12), Uniform(1, 12)};
-    ASSERT_TRUE(CheckedStep(*tier_.client, {&a, &b}, new_tokens, rng_).ok());
-    tokens += new_tokens[0] + new_tokens[1];
-  }
+  const int steps = RunCheckedSteps(tokens);
 
   const std::vector<MetricSample> samples = Scrape();
   // Every shard gets every layer of every step, with the K and V of its own heads.
@@ -138,6 +154,18 @@ TEST_F(TierMetricsTest, ShardsCountTheLayersAndKvBytesTheStepsSent) {
   EXPECT_EQ(Sum(samples, "kvtier_shard_kv_bytes_written_total"),
             tokens * kLayers * kKvHeads * kHeadDim * kBf16Bytes * 2);
   EXPECT_EQ(Sum(samples, "kvtier_shard_streams"), kShards);  // the client's, one per shard
+  // Contexts of at most 144 tokens read a few KiB a layer: all run in the reaction.
+  EXPECT_EQ(Sum(samples, "kvtier_shard_layers_handed_off_total"), 0);
+}
+
+TEST_F(TierMetricsTest, LayersPastTheInlineLimitRunOnTheStepExecutor) {
+  StartServedTier(/*shard_inline_kv_bytes=*/0);
+  int64_t tokens = 0;
+  const int steps = RunCheckedSteps(tokens);
+
+  const std::vector<MetricSample> samples = Scrape();
+  EXPECT_EQ(Sum(samples, "kvtier_shard_layers_total"), steps * kLayers * kShards);
+  EXPECT_EQ(Sum(samples, "kvtier_shard_layers_handed_off_total"), steps * kLayers * kShards);
 }
 
 TEST_F(TierMetricsTest, CallsAreTimedByMethodAndCodeWithUnknownNamesFolded) {

@@ -1,7 +1,8 @@
 // ThreadPool: ParallelFor runs every index exactly once for pools of 1, 2 and 4 threads and
 // loop sizes from 0 to large, a one-thread pool runs on the caller, workers join a loop that
-// outlasts their wake-up, concurrent callers all get correct results, thread counts are
-// reported, and pools are destroyed cleanly while idle.
+// outlasts their wake-up, a loop that comes while another has the workers runs on its caller
+// without waiting, concurrent callers all get correct results, thread counts are reported,
+// and pools are destroyed cleanly while idle.
 #include "cache/kv/thread_pool.h"
 
 #include <algorithm>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace kvtier {
@@ -76,6 +79,33 @@ TEST_F(ThreadPoolTest, WorkersJoinALoopThatOutlastsTheirWakeUp) {
     std::sort(ran_on.begin(), ran_on.end());
     EXPECT_EQ(std::unique(ran_on.begin(), ran_on.end()) - ran_on.begin(), threads);
   }
+}
+
+// While one loop holds the pool's threads, another caller's loop runs at once on that caller.
+TEST_F(ThreadPoolTest, ALoopWhileAnotherHasTheWorkersRunsOnItsCaller) {
+  ThreadPool pool(2);
+  absl::Notification release_first;
+  std::atomic<int> first_started{0};
+  std::thread first([&] {
+    pool.ParallelFor(2, [&](int64_t) {
+      first_started.fetch_add(1);
+      release_first.WaitForNotification();
+    });
+  });
+  while (first_started.load() == 0) std::this_thread::yield();
+  absl::Notification second_done;
+  std::vector<std::thread::id> ran_on(64);
+  std::thread second([&] {
+    pool.ParallelFor(ran_on.size(), [&](int64_t i) { ran_on[i] = std::this_thread::get_id(); });
+    second_done.Notify();
+  });
+  const bool finished = second_done.WaitForNotificationWithTimeout(absl::Seconds(30));
+  release_first.Notify();
+  first.join();
+  const std::thread::id second_id = second.get_id();
+  second.join();
+  ASSERT_TRUE(finished) << "the second loop waited for the first";
+  EXPECT_EQ(std::count(ran_on.begin(), ran_on.end(), second_id), 64);
 }
 
 // Several threads share one pool, each running many loops of its own size; every loop must
