@@ -3,9 +3,10 @@
 // with its own stats after a random workload, with tenant labels only for the configured
 // tenants; the shards count exactly the layers and K/V bytes the steps sent, which of those
 // layers went to the step executor (none of these small ones by default, all of them with an
-// inline limit of 0, their attention still exact), and the streams an error ended; every unary call is timed by method and status code, with names the server
-// does not have folded into "unknown"; a metrics address that is malformed or taken is refused,
-// naming the field.
+// inline limit of 0, their attention still exact), and the streams an error ended; every
+// unary call is timed by method and status code, counted before its status reaches the caller,
+// with names the server does not have folded into "unknown"; a metrics address that is
+// malformed or taken is refused, naming the field.
 #include <cstdint>
 #include <iostream>
 #include <map>
