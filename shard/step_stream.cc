@@ -60,13 +60,8 @@ void StepStream::Fail(const absl::Status& status) {
 }
 
 void StepStream::AnswerLayer() {
-  if (absl::Status status = TimedLayer(); !status.ok()) return Fail(status);
-  StartWrite(&response_);
-}
-
-absl::Status StepStream::TimedLayer() {
   const absl::Time start = absl::Now();
-  if (absl::Status status = RunLayer(request_.layer()); !status.ok()) return status;
+  if (absl::Status status = RunLayer(request_.layer()); !status.ok()) return Fail(status);
   StepTally& tally = step_->tally;
   tally.busy += absl::Now() - start;
   tally.layers += 1;
@@ -77,7 +72,7 @@ absl::Status StepStream::TimedLayer() {
     tally = {};
   }
   response_.set_layer(request_.layer().layer());
-  return absl::OkStatus();
+  StartWrite(&response_);
 }
 
 void StepStream::EndStep() {

@@ -58,9 +58,8 @@ class StepStream final : public grpc::ServerBidiReactor<v1::StepRequest, v1::Ste
     StepTally tally = {};
   };
 
-  // The layer of the message in request_, then its answer.
+  // The layer of the message in request_, timed and counted, then its answer (or the error).
   void AnswerLayer();
-  absl::Status TimedLayer();
   absl::Status Begin(v1::StepPlan plan);
   // One layer of the current step: checks, writes the new K/V, attends into response_.
   absl::Status RunLayer(const v1::LayerTensors& layer);

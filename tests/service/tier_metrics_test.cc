@@ -155,7 +155,8 @@ TEST_F(TierMetricsTest, ShardsCountTheLayersAndKvBytesTheStepsSent) {
   EXPECT_EQ(Sum(samples, "kvtier_shard_kv_bytes_written_total"),
             tokens * kLayers * kKvHeads * kHeadDim * kBf16Bytes * 2);
   EXPECT_EQ(Sum(samples, "kvtier_shard_streams"), kShards);  // the client's, one per shard
-  // Contexts of at most 144 tokens read a few KiB a layer: all run in the reaction.
+  // Contexts of at most 144 tokens read at most 18 KiB a layer per shard: all run in the
+  // reaction.
   EXPECT_EQ(Sum(samples, "kvtier_shard_layers_handed_off_total"), 0);
 }
 
